@@ -1,0 +1,194 @@
+"""The `advocado` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from advocado.store.db import default_engine, make_engine, unit_of_work, upgrade
+
+app = typer.Typer(
+    help="Advocado: turn the customers who love your brand into its advocates.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import customers, orders or NPS responses from CSV.", no_args_is_help=True
+)
+apikey_app = typer.Typer(
+    help="API keys for integrators (create, list, revoke).", no_args_is_help=True
+)
+user_app = typer.Typer(help="Console users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(user_app, name="user")
+
+err = Console(stderr=True)
+out = Console()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema (creates it if new)."""
+    before, after = upgrade(make_engine())
+    out.print(f"database at revision {after}" + (f" (was {before})" if before != after else ""))
+
+
+def _import(kind: str, file: Path, maps: list[str], date_format: str | None, timezone: str,
+            strict: bool, rejects: Path | None, amount_unit: str, as_json: bool) -> None:  # fmt: skip
+    from advocado.services.importing import ImportError_, ImportOptions, Kind, import_file
+
+    mapping: dict[str, str] = {}
+    for item in maps:
+        name, sep, column = item.partition("=")
+        if not sep or not name.strip() or not column.strip():
+            err.print(f"[red]--map {item!r}: expected field=COLUMN[/red]")
+            raise typer.Exit(2)
+        mapping[name.strip()] = column.strip()
+    if not file.is_file():
+        err.print(f"[red]{file}: no such file[/red]")
+        raise typer.Exit(2)
+    options = ImportOptions(mapping=mapping, date_format=date_format, timezone=timezone,
+                            strict=strict, amount_unit=amount_unit)  # fmt: skip
+    engine = default_engine()
+    progress = Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task(f"importing {kind}", total=file.stat().st_size)
+        try:
+            summary = import_file(
+                engine, Kind(kind), file, options, rejects_path=rejects,
+                on_bytes=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+        except ImportError_ as error:
+            err.print(f"[red]{file}: {error}[/red]")
+            raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+    else:
+        print(
+            f"{kind} from {file} ({summary.encoding}): {summary.rows} rows, "
+            f"{summary.created} created, {summary.updated} updated, "
+            f"{summary.unchanged} unchanged, {summary.rejected} rejected"
+        )
+        for reject in summary.first_rejects:
+            err.print(f"  line {reject.line}: {reject.field}: {reject.reason}")
+        if summary.rejected > len(summary.first_rejects):
+            err.print(f"  … and {summary.rejected - len(summary.first_rejects)} more")
+        if summary.rejects_path:
+            err.print(f"rejected rows written to {summary.rejects_path}")
+        if summary.aborted:
+            err.print("[red]--strict: nothing was imported because of the rows above[/red]")
+    if summary.aborted:
+        raise typer.Exit(1)
+
+
+MapOption = Annotated[
+    list[str],
+    typer.Option(
+        "--map", help="field=COLUMN, repeatable: read a field from a differently named column."
+    ),
+]  # noqa: E501
+DateFormatOption = Annotated[
+    str | None,
+    typer.Option(help="strftime format of the dates, e.g. '%d/%m/%Y %H:%M' (default ISO 8601)."),
+]  # noqa: E501
+TimezoneOption = Annotated[
+    str, typer.Option("--timezone", help="Time zone of dates written without an offset.")
+]  # noqa: E501
+StrictOption = Annotated[
+    bool, typer.Option(help="Any bad row aborts the whole import; nothing is written.")
+]  # noqa: E501
+RejectsOption = Annotated[
+    Path | None, typer.Option(help="Where to write rejected rows (default: ./<file>.rejects.csv).")
+]  # noqa: E501
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+@import_app.command("customers")
+def import_customers(
+    file: Path, map: MapOption = [], date_format: DateFormatOption = None,  # noqa: B006
+    timezone: TimezoneOption = "UTC", strict: StrictOption = False,
+    rejects: RejectsOption = None, json_: JsonOption = False,
+) -> None:  # fmt: skip
+    """Customers: external_id, name, email, phone, locale, timezone, marketing_consent, tags.
+    Other columns are kept as free attributes."""
+    _import("customers", file, map, date_format, timezone, strict, rejects, "major", json_)
+
+
+@import_app.command("orders")
+def import_orders(
+    file: Path, map: MapOption = [], date_format: DateFormatOption = None,  # noqa: B006
+    timezone: TimezoneOption = "UTC", strict: StrictOption = False,
+    rejects: RejectsOption = None, json_: JsonOption = False,
+    amount_unit: Annotated[str, typer.Option(help="'major' (199.00) or 'minor' (19900).")] = "major",
+) -> None:  # fmt: skip
+    """Orders: external_id, customer_external_id, amount, currency, status, placed_at."""
+    if amount_unit not in ("major", "minor"):
+        err.print("[red]--amount-unit must be 'major' or 'minor'[/red]")
+        raise typer.Exit(2)
+    _import("orders", file, map, date_format, timezone, strict, rejects, amount_unit, json_)
+
+
+@import_app.command("responses")
+def import_responses(
+    file: Path, map: MapOption = [], date_format: DateFormatOption = None,  # noqa: B006
+    timezone: TimezoneOption = "UTC", strict: StrictOption = False,
+    rejects: RejectsOption = None, json_: JsonOption = False,
+) -> None:  # fmt: skip
+    """NPS responses: external_id, customer_external_id, score, comment, survey, channel,
+    submitted_at."""
+    _import("responses", file, map, date_format, timezone, strict, rejects, "major", json_)
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[red]{option} {value!r}: expected a date such as 2026-01-31[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def nps(
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day, included.")] = None,
+    survey: Annotated[str | None, typer.Option(help="Only this survey.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Net Promoter Score: promoters, passives, detractors and the NPS."""
+    from advocado.services.nps import nps_figures
+
+    first, last = _day(from_, "--from"), _day(to, "--to")
+    start = datetime.combine(first, time(), UTC) if first else None
+    end = datetime.combine(last + timedelta(days=1), time(), UTC) if last else None
+    with unit_of_work(default_engine()) as session:
+        figures = nps_figures(session, start=start, end=end, survey=survey)
+    if as_json:
+        print(json.dumps(figures.as_dict()))
+        return
+    score = "n/a (no responses)" if figures.nps is None else f"{figures.nps:.1f}"
+    out.print(f"NPS {score}")
+    out.print(f"promoters  {figures.promoters:>9}")
+    out.print(f"passives   {figures.passives:>9}")
+    out.print(f"detractors {figures.detractors:>9}")
+    out.print(f"responses  {figures.responses:>9}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
