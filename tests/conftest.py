@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from advocado import clock
-from advocado.store.db import ensure_schema, make_engine
+from advocado.store.db import default_engine, ensure_schema, make_engine
 from advocado.store.models import Base
 
 BACKEND = os.environ.get("ADVOCADO_TEST_DATABASE", "sqlite")
@@ -69,6 +69,7 @@ def database_url(_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
     monkeypatch.setenv("ADVOCADO_DATABASE_URL", url)
+    default_engine.cache_clear()
     return url
 
 

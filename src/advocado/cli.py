@@ -190,5 +190,102 @@ def nps(
     out.print(f"responses  {figures.responses:>9}")
 
 
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. 'shop webhook'.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read, write.")] = "read",
+) -> None:
+    """Create a key; the secret is printed once, alone on the last line."""
+    from advocado.services.apikeys import create_api_key
+
+    try:
+        with unit_of_work(default_engine()) as session:
+            key, secret = create_api_key(session, name=name, scopes=scopes.split(","))
+    except ValueError as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    err.print(f"API key {key.prefix} ({name}, scopes: {', '.join(key.scopes)}). "
+              "Store it now: only its hash is kept.")  # fmt: skip
+    print(secret)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List keys (prefix, name, scopes, created, last used, revoked)."""
+    from advocado.services.apikeys import list_api_keys
+
+    with unit_of_work(default_engine()) as session:
+        keys = list_api_keys(session)
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+        print(f"{key.prefix}\t{key.name}\t{','.join(key.scopes)}\t"
+              f"created {key.created_at:%Y-%m-%d}\tlast used {used}\t{state}")  # fmt: skip
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (see list).")],
+) -> None:
+    """Revoke a key at once; requests with it get 401 from then on."""
+    from advocado.services.apikeys import revoke_api_key
+
+    try:
+        with unit_of_work(default_engine()) as session:
+            revoke_api_key(session, prefix=prefix)
+    except LookupError as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    out.print(f"revoked {prefix}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.")],
+    role: Annotated[str, typer.Option(help="admin (more roles come with the console).")] = "admin",
+) -> None:
+    """Create a console user (password stored as an argon2 hash)."""
+    from advocado.services.users import create_user
+
+    try:
+        with unit_of_work(default_engine()) as session:
+            create_user(session, email=email, password=password, role=role)
+    except ValueError as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    out.print(f"user {email} created ({role})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the API (/api/v1, docs at /docs) and the console (/) with granian."""
+    from advocado.web.server import run_server
+
+    default_engine()  # migrate before the workers start
+    out.print(f"Advocado on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    run_server(host=host, port=port, workers=workers)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="How many customers to make.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 7,
+) -> None:
+    """Fill an empty database with a believable demo brand, and print how to log in."""
+    from advocado.services.demo import DatabaseNotEmpty, load_demo
+
+    try:
+        summary = load_demo(default_engine(), customers=customers, seed=seed)
+    except DatabaseNotEmpty as error:
+        err.print(f"[yellow]{error}[/yellow]")
+        raise typer.Exit(0) from None
+    out.print(summary.describe())
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
