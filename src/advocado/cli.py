@@ -43,8 +43,17 @@ def db_upgrade() -> None:
     out.print(f"database at revision {after}" + (f" (was {before})" if before != after else ""))
 
 
-def _import(kind: str, file: Path, maps: list[str], date_format: str | None, timezone: str,
-            strict: bool, rejects: Path | None, amount_unit: str, as_json: bool) -> None:  # fmt: skip
+def _import(
+    kind: str,
+    file: Path,
+    maps: list[str],
+    date_format: str | None,
+    timezone: str,
+    strict: bool,
+    rejects: Path | None,
+    amount_unit: str,
+    as_json: bool,
+) -> None:
     from advocado.services.importing import ImportError_, ImportOptions, Kind, import_file
 
     mapping: dict[str, str] = {}
@@ -132,7 +141,7 @@ def import_orders(
     file: Path, map: MapOption = [], date_format: DateFormatOption = None,  # noqa: B006
     timezone: TimezoneOption = "UTC", strict: StrictOption = False,
     rejects: RejectsOption = None, json_: JsonOption = False,
-    amount_unit: Annotated[str, typer.Option(help="'major' (199.00) or 'minor' (19900).")] = "major",
+    amount_unit: Annotated[str, typer.Option(help="'major' (199.00) or 'minor' (19900)")] = "major",
 ) -> None:  # fmt: skip
     """Orders: external_id, customer_external_id, amount, currency, status, placed_at."""
     if amount_unit not in ("major", "minor"):

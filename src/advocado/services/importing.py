@@ -18,7 +18,6 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
-from advocado import clock
 from advocado.domain import records as rules
 from advocado.services.records import (
     Outcome,
@@ -192,7 +191,7 @@ def _parse(
         consent_at = None
         if consent:
             raw_at = get("consent_at")
-            consent_at = rules.moment("consent_at", raw_at, fmt, zone) if raw_at else clock.now()
+            consent_at = rules.moment("consent_at", raw_at, fmt, zone) if raw_at else None
         return rules.CustomerRecord(
             external_id=rules.required_text("external_id", get("external_id")),
             name=rules.optional_text("name", get("name")),

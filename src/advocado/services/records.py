@@ -3,7 +3,7 @@ alone. CSV import and the API both write through here, in batches."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -73,7 +73,19 @@ def save_customers(session: Session, records: Sequence[CustomerRecord]) -> list[
         }
         for r in records
     ]
-    return _save(session, Customer.__table__, rows, now)
+    return _save(session, Customer.__table__, rows, now, merge=_keep_consent_evidence)
+
+
+def _keep_consent_evidence(old: dict[str, Any] | None, new: dict[str, Any], now: datetime) -> None:
+    """Consent given without a time is dated now, once: a re-import of the same "yes" must not
+    move the date of consent (it is the evidence of when and how it was given)."""
+    if not new["marketing_consent"]:
+        new["consent_at"] = new["consent_source"] = None
+    elif new["consent_at"] is None:
+        if old is not None and old["marketing_consent"] and old["consent_at"] is not None:
+            new["consent_at"], new["consent_source"] = old["consent_at"], old["consent_source"]
+        else:
+            new["consent_at"] = now
 
 
 def save_orders(session: Session, records: Sequence[OrderRecord]) -> list[Saved]:
@@ -118,8 +130,15 @@ def save_responses(session: Session, records: Sequence[ResponseRecord]) -> list[
     return _save(session, Response.__table__, rows, clock.now())
 
 
-def _save(session: Session, table: Table, rows: list[dict[str, Any]], now: datetime) -> list[Saved]:
-    """Upsert by external_id. Within one call a later row for the same id wins (it is newer)."""
+def _save(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    merge: Callable[[dict[str, Any] | None, dict[str, Any], datetime], None] | None = None,
+) -> list[Saved]:
+    """Upsert by external_id. Within one call a later row for the same id wins (it is newer).
+    `merge(old, new, now)` may adjust a new row from the stored one before they are compared."""
     latest: dict[str, dict[str, Any]] = {row["external_id"]: row for row in rows}
     fields = [name for name in rows[0] if name != "external_id"] if rows else []
     existing: dict[str, dict[str, Any]] = {}
@@ -133,6 +152,8 @@ def _save(session: Session, table: Table, rows: list[dict[str, Any]], now: datet
     inserts, updates, outcomes = [], [], {}
     for key, row in latest.items():
         old = existing.get(key)
+        if merge:
+            merge(old, row, now)
         if old is None:
             inserts.append({**row, "created_at": now, "updated_at": now})
         elif any(old[name] != row[name] for name in fields):
