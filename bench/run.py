@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -196,8 +195,11 @@ def main() -> None:
         started = time.perf_counter()
         generate(csv_path, args.rows, comments)
         generate(small_path, args.rows // 10, comments)
-        print(f"generated {args.rows:,} responses ({csv_path.stat().st_size / 2**20:.0f} MiB, "
-              f"{len(comments):,} real comments) in {time.perf_counter() - started:.1f} s")  # fmt: skip
+        size = csv_path.stat().st_size / 2**20
+        print(
+            f"generated {args.rows:,} responses ({size:.0f} MiB, "
+            f"{len(comments):,} real comments) in {time.perf_counter() - started:.1f} s"
+        )
         for database in ["sqlite", "postgresql"] if args.database == "both" else [args.database]:
             run(database, args.rows, csv_path, small_path, workdir)
 

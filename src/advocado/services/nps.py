@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,3 +28,10 @@ def nps_figures(
         query = query.where(Response.survey == survey)
     counts = {score: count for score, count in session.execute(query)}
     return NpsFigures.from_score_counts(counts)
+
+
+def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """Whole UTC days: [first 00:00, the day after last 00:00), so `last` is included."""
+    start = datetime.combine(first, time(), UTC) if first else None
+    end = datetime.combine(last + timedelta(days=1), time(), UTC) if last else None
+    return start, end

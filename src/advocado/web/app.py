@@ -1,20 +1,46 @@
-"""The ASGI application: API under /api/v1, the console at /, /healthz."""
+"""The ASGI application: API under /api/v1, the console at /, /healthz.
+
+Only /healthz, /login, /static/ and /r/ are public; the API checks its own keys; everything
+else (the console, /docs, /openapi.json) needs a signed-in console user (see web/access.py)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
 
 from advocado import __version__
+from advocado.domain.throttle import LoginThrottle
+from advocado.services.installation import session_secret_key
 from advocado.store.db import ensure_schema, make_engine
+from advocado.web.access import RequireLogin
+from advocado.web.console import routes as console
+
+SESSION_MAX_AGE = 7 * 24 * 3600
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
     engine = make_engine(database_url)
     ensure_schema(engine)
-    app = FastAPI(title="Advocado", version=__version__, docs_url="/docs", redoc_url=None)
+    # The default /docs and /openapi.json would be public: console.routes serves them gated.
+    app = FastAPI(
+        title="Advocado", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.engine = engine
+    app.state.login_throttle = LoginThrottle()
+    # Added last = runs first: the session is decoded before the gate reads it.
+    app.add_middleware(RequireLogin)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret_key(engine),
+        session_cookie="advocado_session",
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
+    )
+    app.mount("/static", StaticFiles(directory=console.STATIC), name="static")
+    app.include_router(console.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
