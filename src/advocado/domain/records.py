@@ -265,26 +265,3 @@ def derived_response_key(
                  comment or "", str(line)]  # fmt: skip
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
     return f"derived:{digest}"
-
-
-def consent(
-    *,
-    given: bool,
-    at: datetime | None,
-    source: str | None,
-    before: tuple[bool, datetime | None, str | None] | None,
-    now: datetime,
-    default_source: str,
-) -> tuple[bool, datetime | None, str | None]:
-    """(marketing_consent, consent_at, consent_source) after an update.
-
-    Consent keeps the moment and source it was first given unless new ones are sent: saying
-    "yes" again is not new consent, and re-sending a record must not move its consent time.
-    Without consent both are cleared, as on import.
-    """
-    if not given:
-        return False, None, None
-    had = before is not None and before[0]
-    kept_at = before[1] if had and before is not None else None
-    kept_source = before[2] if had and before is not None else None
-    return True, at or kept_at or now, source or kept_source or default_source

@@ -4,9 +4,10 @@ alone. CSV import and the API both write through here, in batches."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from advocado import clock
 from advocado.domain.records import CustomerRecord, FieldError, OrderRecord, ResponseRecord
-from advocado.store.models import Customer, Order, Response
+from advocado.store.models import Customer, Order, Response, ResponseDayCount
 
 # SQLite allows 32,766 bound parameters per statement; stay well under for IN (...) lists.
 LOOKUP_CHUNK = 900
@@ -129,7 +130,10 @@ def save_responses(session: Session, records: Sequence[ResponseRecord]) -> list[
         }
         for r in records
     ]
-    return _save(session, Response.__table__, rows, clock.now())
+    return _save(session, Response.__table__, rows, clock.now(), on_change=count_responses_by_day)
+
+
+Change = tuple[dict[str, Any] | None, dict[str, Any]]  # (stored row or None if new, new row)
 
 
 def _save(
@@ -138,60 +142,85 @@ def _save(
     rows: list[dict[str, Any]],
     now: datetime,
     merge: Callable[[dict[str, Any] | None, dict[str, Any], datetime], None] | None = None,
+    on_change: Callable[[Session, list[Change]], None] | None = None,
 ) -> list[Saved]:
     """Upsert by external_id. Within one call a later row for the same id wins (it is newer).
-    `merge(old, new, now)` may adjust a new row from the stored one before they are compared."""
+    `merge(old, new, now)` may adjust a new row from the stored one before they are compared;
+    `on_change(session, changes)` sees every created or updated row, in the same transaction."""
     latest: dict[str, dict[str, Any]] = {row["external_id"]: row for row in rows}
     fields = [name for name in rows[0] if name != "external_id"] if rows else []
-    existing: dict[str, dict[str, Any]] = {}
-    keys = list(latest)
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start : start + LOOKUP_CHUNK]
-        columns = [table.c.id, table.c.external_id, *(table.c[name] for name in fields)]
-        for found in session.execute(select(*columns).where(table.c.external_id.in_(chunk))):
-            existing[found.external_id] = found._asdict()
-
-    inserts, updates, outcomes = [], [], {}
-    for key, row in latest.items():
-        old = existing.get(key)
-        if merge:
-            merge(old, row, now)
-        if old is None:
-            inserts.append({**row, "created_at": now, "updated_at": now})
-        elif any(old[name] != row[name] for name in fields):
-            updates.append({**row, "b_id": old["id"], "updated_at": now})
-            outcomes[key] = Saved(key, old["id"], Outcome.UPDATED)
-        else:
-            outcomes[key] = Saved(key, old["id"], Outcome.UNCHANGED)
-
-    if updates:
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values({name: bindparam(name) for name in [*fields, "updated_at"]})
-        )
-        session.connection().execute(statement, updates)
-    if inserts:
-        insert_rows = _insert_unnest if session.get_bind().dialect.name == "postgresql" else _insert
-        for external_id, row_id in insert_rows(session, table, inserts, [*fields, "updated_at"]):
-            outcomes[external_id] = Saved(external_id, row_id, Outcome.CREATED)
+    outcomes: dict[str, Saved] = {}
+    # Sorted: concurrent writers lock and insert rows in one order, so they queue, not deadlock.
+    pending = sorted(latest)
+    while pending:  # a second round only for ids a concurrent writer created meanwhile
+        existing = _stored(session, table, fields, pending)
+        inserts, updates, changes = [], [], []
+        for key in pending:
+            row, old = latest[key], existing.get(key)
+            if merge:
+                merge(old, row, now)
+            if old is None:
+                inserts.append({**row, "created_at": now, "updated_at": now})
+            elif any(old[name] != row[name] for name in fields):
+                updates.append({**row, "b_id": old["id"], "updated_at": now})
+                outcomes[key] = Saved(key, old["id"], Outcome.UPDATED)
+                changes.append((old, row))
+            else:
+                outcomes[key] = Saved(key, old["id"], Outcome.UNCHANGED)
+        if updates:
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values({name: bindparam(name) for name in [*fields, "updated_at"]})
+            )
+            session.connection().execute(statement, updates)
+        pending = []
+        if inserts:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            inserted = (_insert_unnest if postgres else _insert)(session, table, inserts)
+            created = {external_id: row_id for external_id, row_id in inserted}
+            for row in inserts:
+                key = row["external_id"]
+                if key in created:
+                    outcomes[key] = Saved(key, created[key], Outcome.CREATED)
+                    changes.append((None, latest[key]))
+                else:
+                    pending.append(key)
+        if on_change and changes:
+            on_change(session, changes)
     return [outcomes[row["external_id"]] for row in rows]
 
 
+def _stored(
+    session: Session, table: Table, fields: list[str], keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    columns = [table.c.id, table.c.external_id, *(table.c[name] for name in fields)]
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        chunk = keys[start : start + LOOKUP_CHUNK]
+        # FOR UPDATE (PostgreSQL): a concurrent update of these rows waits for us, or we for it,
+        # so the "before" we compare with (and count from) is the row as it really is.
+        query = select(*columns).where(table.c.external_id.in_(chunk)).order_by(table.c.external_id)
+        for row in session.execute(query.with_for_update()):
+            found[row.external_id] = row._asdict()
+    return found
+
+
 def _insert(
-    session: Session, table: Table, rows: list[dict[str, Any]], refresh: list[str]
+    session: Session, table: Table, rows: list[dict[str, Any]]
 ) -> Iterable[tuple[str, int]]:
-    statement = sqlite.insert(table).returning(table.c.external_id, table.c.id)
-    # A concurrent writer may have created the same id since we looked: take its row.
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.external_id],
-        set_={name: statement.excluded[name] for name in refresh},
+    """Inserts; an id that a concurrent writer created since we looked is skipped, not
+    overwritten, and goes round again as an update (so it is counted as what it is)."""
+    statement = (
+        sqlite.insert(table)
+        .on_conflict_do_nothing(index_elements=[table.c.external_id])
+        .returning(table.c.external_id, table.c.id)
     )
     return session.connection().execute(statement, rows)
 
 
 def _insert_unnest(
-    session: Session, table: Table, rows: list[dict[str, Any]], refresh: list[str]
+    session: Session, table: Table, rows: list[dict[str, Any]]
 ) -> Iterable[tuple[str, int]]:
     """PostgreSQL: one INSERT … SELECT unnest(arrays) per batch. A multi-row VALUES statement
     with thousands of parameters spends most of its time in the driver, not the server."""
@@ -200,14 +229,44 @@ def _insert_unnest(
     for name in names:
         column = table.c[name]
         as_json = isinstance(column.type, JSON)
-        values = [
-            json.dumps(row[name], ensure_ascii=False) if as_json else row[name] for row in rows
-        ]
+        values = [row[name] for row in rows]
+        if as_json:
+            values = [json.dumps(value, ensure_ascii=False) for value in values]
         array = bindparam(f"a_{name}", values, type_=ARRAY(Text if as_json else column.type))
         columns.append(cast(func.unnest(array), column.type) if as_json else func.unnest(array))
-    statement = postgresql.insert(table).from_select(names, select(*columns))
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.external_id],
-        set_={name: statement.excluded[name] for name in refresh},
-    ).returning(table.c.external_id, table.c.id)
+    statement = (
+        postgresql.insert(table)
+        .from_select(names, select(*columns))
+        .on_conflict_do_nothing(index_elements=[table.c.external_id])
+        .returning(table.c.external_id, table.c.id)
+    )
     return session.connection().execute(statement)
+
+
+def count_responses_by_day(session: Session, changes: list[Change]) -> None:
+    """Keeps response_day_counts equal to the responses table, in the same transaction as the
+    write: +1 where a response now counts, -1 where it counted before an update moved it."""
+    delta: Counter[tuple[date, str, int]] = Counter()
+    for old, new in changes:
+        if old is not None:
+            delta[_day_key(old)] -= 1
+        delta[_day_key(new)] += 1
+    rows = [
+        {"day": day, "survey": survey, "score": score, "responses": n}
+        for (day, survey, score), n in sorted(delta.items())  # one lock order: no deadlocks
+        if n
+    ]
+    if not rows:
+        return
+    table = ResponseDayCount.__table__
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.day, table.c.survey, table.c.score],
+        set_={"responses": table.c.responses + statement.excluded.responses},
+    )
+    session.connection().execute(statement, rows)
+
+
+def _day_key(row: dict[str, Any]) -> tuple[date, str, int]:
+    return row["submitted_at"].astimezone(UTC).date(), row["survey"] or "", row["score"]

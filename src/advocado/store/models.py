@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -110,6 +111,19 @@ class Response(Base):
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ResponseDayCount(Base):
+    """Responses per UTC day, survey ('' for none) and score: what NPS over any period reads,
+    so it costs days, not rows. Kept equal to `responses` by services.records, which makes
+    every write to responses and adjusts these counts in the same transaction."""
+
+    __tablename__ = "response_day_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    survey: Mapped[str] = mapped_column(String(200), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer, primary_key=True)
+    responses: Mapped[int] = mapped_column(Integer)
 
 
 class ApiKey(Base):

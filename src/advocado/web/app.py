@@ -16,6 +16,7 @@ from advocado.domain.throttle import LoginThrottle
 from advocado.services.installation import session_secret_key
 from advocado.store.db import ensure_schema, make_engine
 from advocado.web.access import RequireLogin
+from advocado.web.api.routes import router as api_router
 from advocado.web.console import routes as console
 
 SESSION_MAX_AGE = 7 * 24 * 3600
@@ -40,6 +41,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         same_site="lax",
     )
     app.mount("/static", StaticFiles(directory=console.STATIC), name="static")
+    app.include_router(api_router)
     app.include_router(console.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -16,6 +16,14 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "response_day_counts",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("survey", sa.String(length=200), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("responses", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "survey", "score", name=op.f("pk_response_day_counts")),
+    )
+    op.create_table(
         "api_keys",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -131,6 +139,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("response_day_counts")
     with op.batch_alter_table("responses", schema=None) as batch_op:
         batch_op.drop_index("ix_responses_submitted_score")
         batch_op.drop_index(batch_op.f("ix_responses_customer_id"))
