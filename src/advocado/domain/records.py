@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +30,14 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CURRENCY_EXPONENT = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3}
 ORDER_STATUSES = ("pending", "paid", "fulfilled", "cancelled", "refunded")
 _TAG_SPLIT = re.compile(r"[;|,，、；]")
+
+
+class Kind(StrEnum):
+    """The three kinds of record that come in from outside."""
+
+    CUSTOMERS = "customers"
+    ORDERS = "orders"
+    RESPONSES = "responses"
 
 
 class FieldError(ValueError):

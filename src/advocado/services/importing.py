@@ -12,13 +12,13 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine
 
 from advocado.domain import records as rules
+from advocado.domain.records import Kind
 from advocado.services.records import (
     Outcome,
     Saved,
@@ -32,12 +32,6 @@ from advocado.store.db import unit_of_work
 
 BATCH_ROWS = 2000
 SAMPLE_BYTES = 1 << 20
-
-
-class Kind(StrEnum):
-    CUSTOMERS = "customers"
-    ORDERS = "orders"
-    RESPONSES = "responses"
 
 
 # The canonical column names; scripts rely on them. The first ones listed per kind are required.

@@ -52,26 +52,24 @@ def _next_midnight(moment: datetime) -> date:
 def _day_counts(
     session: Session, first: date | None, end: date | None, survey: str | None
 ) -> dict[int, int]:
-    query = select(ResponseDayCount.score, func.sum(ResponseDayCount.responses)).group_by(
-        ResponseDayCount.score
-    )
-    if first is not None:
-        query = query.where(ResponseDayCount.day >= first)
-    if end is not None:
-        query = query.where(ResponseDayCount.day < end)
-    if survey is not None:
-        query = query.where(ResponseDayCount.survey == survey)
-    return {score: int(n) for score, n in session.execute(query)}
+    table = ResponseDayCount
+    query = select(table.score, func.sum(table.responses)).group_by(table.score)
+    return _scores(session, query, table.day, first, end, table.survey, survey)
 
 
 def _raw_counts(
     session: Session, start: datetime | None, end: datetime | None, survey: str | None
 ) -> dict[int, int]:
     query = select(Response.score, func.count()).group_by(Response.score)
+    return _scores(session, query, Response.submitted_at, start, end, Response.survey, survey)
+
+
+def _scores(session, query, when, start, end, survey_column, survey) -> dict[int, int]:  # type: ignore[no-untyped-def]
+    """Counts by score from `query`, within [start, end) on `when`, for one survey or all."""
     if start is not None:
-        query = query.where(Response.submitted_at >= start)
+        query = query.where(when >= start)
     if end is not None:
-        query = query.where(Response.submitted_at < end)
+        query = query.where(when < end)
     if survey is not None:
-        query = query.where(Response.survey == survey)
-    return {score: n for score, n in session.execute(query)}
+        query = query.where(survey_column == survey)
+    return {score: int(n) for score, n in session.execute(query)}

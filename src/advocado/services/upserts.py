@@ -18,6 +18,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from advocado.domain import records as rules
+from advocado.domain.records import Kind
 from advocado.services.records import (
     LOOKUP_CHUNK,
     Outcome,
@@ -28,12 +29,6 @@ from advocado.services.records import (
     save_responses,
 )
 from advocado.store.models import Customer, Order, Response
-
-
-class Kind(StrEnum):
-    CUSTOMERS = "customers"
-    ORDERS = "orders"
-    RESPONSES = "responses"
 
 
 class Mode(StrEnum):
