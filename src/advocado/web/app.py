@@ -5,7 +5,7 @@ else (the console, /docs, /openapi.json) needs a signed-in console user (see web
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -56,6 +56,3 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     return app
 
-
-def engine_of(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.engine
