@@ -55,4 +55,3 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
 
     return app
-
