@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -181,11 +181,9 @@ def nps(
     as_json: JsonOption = False,
 ) -> None:
     """Net Promoter Score: promoters, passives, detractors and the NPS."""
-    from advocado.services.nps import nps_figures
+    from advocado.services.nps import day_bounds, nps_figures
 
-    first, last = _day(from_, "--from"), _day(to, "--to")
-    start = datetime.combine(first, time(), UTC) if first else None
-    end = datetime.combine(last + timedelta(days=1), time(), UTC) if last else None
+    start, end = day_bounds(_day(from_, "--from"), _day(to, "--to"))
     with unit_of_work(default_engine()) as session:
         figures = nps_figures(session, start=start, end=end, survey=survey)
     if as_json:

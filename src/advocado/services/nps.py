@@ -43,6 +43,14 @@ def nps_figures(
     return NpsFigures.from_score_counts(counts)
 
 
+def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """Whole UTC days from `first` to `last`, both included: [first 00:00, day after last 00:00).
+    How `advocado nps --from/--to` and the API's ?from=&to= read a period."""
+    start = datetime.combine(first, time(), UTC) if first else None
+    end = datetime.combine(last + timedelta(days=1), time(), UTC) if last else None
+    return start, end
+
+
 def _next_midnight(moment: datetime) -> date:
     moment = moment.astimezone(UTC)
     day = moment.date()

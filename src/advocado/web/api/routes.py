@@ -10,7 +10,7 @@ Handlers parse, call one service, render. Every 422 has one shape:
 
 import json
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,7 +25,7 @@ from advocado.domain import records as rules
 from advocado.domain.nps import category
 from advocado.domain.records import FieldError
 from advocado.services import apikeys, idempotency, upserts
-from advocado.services.nps import nps_figures
+from advocado.services.nps import day_bounds, nps_figures
 from advocado.services.records import Outcome
 from advocado.services.upserts import Kind, Mode
 from advocado.store.db import unit_of_work
@@ -130,13 +130,6 @@ router = APIRouter(
         422: {"model": schemas.ValidationProblem, "description": "Invalid input; nothing saved."},
     },
 )
-
-
-def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
-    """Whole UTC days, as `advocado nps` reads them: [first 00:00, the day after last 00:00)."""
-    start = datetime.combine(first, time(), UTC) if first else None
-    end = datetime.combine(last + timedelta(days=1), time(), UTC) if last else None
-    return start, end
 
 
 def _json_default(value: Any) -> Any:
