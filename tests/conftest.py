@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
 from advocado import clock
 from advocado.store.db import default_engine, ensure_schema, make_engine
 from advocado.store.models import Base
+from advocado.web.app import create_app
 
 BACKEND = os.environ.get("ADVOCADO_TEST_DATABASE", "sqlite")
 POSTGRES_URL = os.environ.get(
@@ -78,6 +80,15 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def client(database_url: str) -> Iterator[TestClient]:
+    """The whole app (API and console) in-process, on the test database."""
+    app = create_app(database_url)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
 
 
 @pytest.fixture(autouse=True)

@@ -22,17 +22,8 @@ from advocado.services import idempotency
 from advocado.services.apikeys import create_api_key
 from advocado.store.db import unit_of_work
 from advocado.store.models import ApiKey, Customer, IdempotentRequest, Response
-from advocado.web.app import create_app
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def client(database_url: str) -> Iterator[TestClient]:
-    app = create_app(database_url)
-    with TestClient(app) as test_client:
-        yield test_client
-    app.state.engine.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,17 +13,8 @@ from advocado import clock
 from advocado.services.apikeys import create_api_key, revoke_api_key
 from advocado.store.db import unit_of_work
 from advocado.store.models import Customer, Order, Response
-from advocado.web.app import create_app
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def client(database_url: str) -> Iterator[TestClient]:
-    app = create_app(database_url)
-    with TestClient(app) as test_client:
-        yield test_client
-    app.state.engine.dispose()
 
 
 def new_key(engine: Engine, scopes: list[str]) -> tuple[str, str]:
