@@ -131,11 +131,11 @@ def test_a_crash_mid_import_leaves_the_database_as_it_was(
     real = importing._SAVERS[Kind.RESPONSES]
     calls = {"n": 0}
 
-    def crash_on_third_batch(session, records):  # type: ignore[no-untyped-def]
+    def crash_on_third_batch(session, records, **options):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("disk on fire")
-        return real(session, records)
+        return real(session, records, **options)
 
     monkeypatch.setitem(importing._SAVERS, Kind.RESPONSES, crash_on_third_batch)
     with pytest.raises(RuntimeError):

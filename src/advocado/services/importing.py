@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from advocado.domain import records as rules
 from advocado.domain.records import Kind
@@ -250,6 +251,9 @@ def _parse(
     )
 
 
+# (line, canonical values, other columns, the row as read)
+_Row = tuple[int, dict[str, str], dict[str, str], list[str]]
+
 _SAVERS: dict[Kind, Callable[..., list[Saved]]] = {
     Kind.CUSTOMERS: save_customers,
     Kind.ORDERS: save_orders,
@@ -292,9 +296,8 @@ def import_file(
         summary = ImportSummary(kind=kind, path=path, encoding=encoding)
         with _RejectsWriter(rejects_path, header) as rejects:
             try:
-                _import_rows(
-                    engine, kind, reader, header, columns, options, rejects, summary, keep_rejects
-                )
+                run = _Run(kind, options, rejects, summary, keep_rejects)
+                run.import_rows(engine, _batches(reader, header, columns))
             except _StrictAbort:
                 summary.aborted = True
                 summary.created = summary.updated = summary.unchanged = 0
@@ -302,45 +305,69 @@ def import_file(
     return summary
 
 
-def _import_rows(engine, kind, reader, header, columns, options, rejects, summary, keep_rejects):  # type: ignore[no-untyped-def]
-    with unit_of_work(engine) as session:
-        for batch in _batches(reader, header, columns):
-            parsed: list[tuple[int, Any]] = []
-            for line, values, extra, row in batch:
-                summary.rows += 1
-                try:
-                    parsed.append((line, _parse(kind, values, extra, line, options)))
-                except rules.FieldError as error:
-                    summary.rejected += 1
-                    rejects.add(Reject(line, error.field, error.reason, row), summary, keep_rejects)
-            if kind is not Kind.CUSTOMERS:
-                parsed = _drop_unknown_customers(
-                    session, parsed, batch, rejects, summary, keep_rejects
-                )
-            if summary.rejected and options.strict:
-                continue  # keep validating to report every bad row, but write nothing
-            if parsed:
-                for saved in _SAVERS[kind](session, [record for _, record in parsed]):
-                    _count(summary, saved.outcome)
-        if summary.rejected and options.strict:
-            raise _StrictAbort
+@dataclass
+class _Run:
+    """One import: validates rows batch by batch, reports rejects, writes the good rows."""
 
+    kind: Kind
+    options: ImportOptions
+    rejects: _RejectsWriter
+    summary: ImportSummary
+    keep_rejects: int
 
-def _drop_unknown_customers(session, parsed, batch, rejects, summary, keep_rejects):  # type: ignore[no-untyped-def]
-    wanted = [r.customer_external_id for _, r in parsed if r.customer_external_id]
-    known = customer_ids(session, wanted) if wanted else {}
-    rows_by_line = {line: row for line, _values, _extra, row in batch}
-    kept = []
-    for line, record in parsed:
-        if record.customer_external_id and record.customer_external_id not in known:
-            error = UnknownCustomer(record.customer_external_id)
-            summary.rejected += 1
-            rejects.add(
-                Reject(line, error.field, error.reason, rows_by_line[line]), summary, keep_rejects
-            )
-        else:
-            kept.append((line, record))
-    return kept
+    def import_rows(self, engine: Engine, batches: Iterator[list[_Row]]) -> None:
+        with unit_of_work(engine) as session:
+            for batch in batches:
+                parsed = self._parse(batch)
+                known = self._drop_unknown_customers(session, parsed, batch)
+                if self.summary.rejected and self.options.strict:
+                    continue  # keep validating to report every bad row, but write nothing
+                if parsed:
+                    records = [record for _, record in parsed]
+                    saved = (
+                        save_customers(session, records)
+                        if self.kind is Kind.CUSTOMERS
+                        else _SAVERS[self.kind](session, records, known_customers=known)
+                    )
+                    for outcome in saved:
+                        _count(self.summary, outcome.outcome)
+            if self.summary.rejected and self.options.strict:
+                raise _StrictAbort
+
+    def _parse(self, batch: list[_Row]) -> list[tuple[int, Any]]:
+        parsed = []
+        for line, values, extra, row in batch:
+            self.summary.rows += 1
+            try:
+                parsed.append((line, _parse(self.kind, values, extra, line, self.options)))
+            except rules.FieldError as error:
+                self._reject(line, error, row)
+        return parsed
+
+    def _drop_unknown_customers(
+        self, session: Session, parsed: list[tuple[int, Any]], batch: list[_Row]
+    ) -> dict[str, int]:
+        """Rejects (in place) rows naming a customer that does not exist; returns the lookup."""
+        if self.kind is Kind.CUSTOMERS:
+            return {}
+        wanted = [r.customer_external_id for _, r in parsed if r.customer_external_id]
+        known = customer_ids(session, wanted) if wanted else {}
+        rows_by_line = {line: row for line, _values, _extra, row in batch}
+        kept = []
+        for line, record in parsed:
+            if record.customer_external_id and record.customer_external_id not in known:
+                self._reject(line, UnknownCustomer(record.customer_external_id), rows_by_line[line])
+            else:
+                kept.append((line, record))
+        parsed[:] = kept
+        return known
+
+    def _reject(self, line: int, error: rules.FieldError, row: list[str]) -> None:
+        reject = Reject(line, error.field, error.reason, row)
+        self.rejects.add(reject)
+        self.summary.rejected += 1
+        if len(self.summary.first_rejects) < self.keep_rejects:
+            self.summary.first_rejects.append(reject)
 
 
 def _count(summary: ImportSummary, outcome: Outcome) -> None:
@@ -352,9 +379,7 @@ def _count(summary: ImportSummary, outcome: Outcome) -> None:
         summary.unchanged += 1
 
 
-def _batches(
-    reader: Any, header: list[str], columns: dict[str, int]
-) -> Iterator[list[tuple[int, dict[str, str], dict[str, str], list[str]]]]:
+def _batches(reader: Any, header: list[str], columns: dict[str, int]) -> Iterator[list[_Row]]:
     mapped = set(columns.values())
     extra_columns = [(i, name.strip()) for i, name in enumerate(header) if i not in mapped]
     width = len(header)
@@ -388,14 +413,12 @@ class _RejectsWriter:
     def __enter__(self) -> _RejectsWriter:
         return self
 
-    def add(self, reject: Reject, summary: ImportSummary, keep: int) -> None:
+    def add(self, reject: Reject) -> None:
         if self._writer is None:
             self._file = open(self._path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
             self._writer = csv.writer(self._file)
             self._writer.writerow(["line", "field", "reason", *self._header])
         self._writer.writerow([reject.line, reject.field, reject.reason, *reject.row])
-        if len(summary.first_rejects) < keep:
-            summary.first_rejects.append(reject)
 
     def __exit__(self, *_exc: object) -> None:
         if self._file:

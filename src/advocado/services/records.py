@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -91,12 +91,30 @@ def _keep_consent_evidence(old: dict[str, Any] | None, new: dict[str, Any], now:
             new["consent_at"] = now
 
 
-def save_orders(session: Session, records: Sequence[OrderRecord]) -> list[Saved]:
+def _known_customers(
+    session: Session, external_ids: list[str], known: Mapping[str, int] | None
+) -> Mapping[str, int]:
+    """external id -> row id for every one named; raises UnknownCustomer before any write.
+    `known` is a lookup the caller already made (the importer), so it is not made twice."""
+    ids = (
+        known
+        if known is not None
+        else (customer_ids(session, external_ids) if external_ids else {})
+    )
+    for external_id in external_ids:
+        if external_id not in ids:
+            raise UnknownCustomer(external_id)
+    return ids
+
+
+def save_orders(
+    session: Session,
+    records: Sequence[OrderRecord],
+    *,
+    known_customers: Mapping[str, int] | None = None,
+) -> list[Saved]:
     """Raises UnknownCustomer (before writing anything) if a customer does not exist."""
-    ids = customer_ids(session, [r.customer_external_id for r in records])
-    for record in records:
-        if record.customer_external_id not in ids:
-            raise UnknownCustomer(record.customer_external_id)
+    ids = _known_customers(session, [r.customer_external_id for r in records], known_customers)
     rows = [
         {
             "external_id": r.external_id,
@@ -111,13 +129,15 @@ def save_orders(session: Session, records: Sequence[OrderRecord]) -> list[Saved]
     return _save(session, Order.__table__, rows, clock.now())
 
 
-def save_responses(session: Session, records: Sequence[ResponseRecord]) -> list[Saved]:
+def save_responses(
+    session: Session,
+    records: Sequence[ResponseRecord],
+    *,
+    known_customers: Mapping[str, int] | None = None,
+) -> list[Saved]:
     """Raises UnknownCustomer (before writing anything) if a named customer does not exist."""
     named = [r.customer_external_id for r in records if r.customer_external_id]
-    ids = customer_ids(session, named) if named else {}
-    for external_id in named:
-        if external_id not in ids:
-            raise UnknownCustomer(external_id)
+    ids = _known_customers(session, named, known_customers)
     rows = [
         {
             "external_id": r.external_id,
