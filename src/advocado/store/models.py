@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -109,6 +110,75 @@ class Response(Base):
     survey: Mapped[str | None] = mapped_column(String(200))
     channel: Mapped[str | None] = mapped_column(String(100))
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # What the comment says (text/): set on import and again whenever the comment changes.
+    language: Mapped[str | None] = mapped_column(String(8))
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    persona: Mapped[str | None] = mapped_column(String(12), index=True)
+    persona_confidence: Mapped[float | None] = mapped_column(Float)
+    evidence: Mapped[list[str] | None] = mapped_column(JSON)
+    analyzed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SocialProfile(Base):
+    """A customer's account on a social platform, as imported (`advocado import social`)."""
+
+    __tablename__ = "social_profiles"
+    __table_args__ = (UniqueConstraint("customer_id", "platform"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(40))
+    handle: Mapped[str] = mapped_column(String(200))
+    followers: Mapped[int] = mapped_column(BigInteger, default=0)
+    engagement_rate: Mapped[float] = mapped_column(Float, default=0.0)  # 0.035 = 3.5 %
+    brand_mentions: Mapped[int] = mapped_column(Integer, default=0)
+    vertical: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CustomerInsight(Base):
+    """Derived labels of one customer, recomputed in bulk: value tier and lifecycle from orders
+    (RFM), influence from social profiles. Each carries the numbers that decided it."""
+
+    __tablename__ = "customer_insights"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    recency_days: Mapped[int | None] = mapped_column(Integer)
+    frequency: Mapped[int] = mapped_column(Integer, default=0)
+    monetary: Mapped[int] = mapped_column(BigInteger, default=0)  # minor units
+    value_tier: Mapped[str | None] = mapped_column(String(8), index=True)  # high / mid / low
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(12), index=True)
+    value_explanation: Mapped[str | None] = mapped_column(Text)
+    influence_score: Mapped[float | None] = mapped_column(Float)
+    high_influence: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    influence_explanation: Mapped[str | None] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LexiconTerm(Base):
+    """A brand's own word for one side of the persona classifier (added without code)."""
+
+    __tablename__ = "lexicon_terms"
+    __table_args__ = (UniqueConstraint("term", "persona"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    term: Mapped[str] = mapped_column(String(100))
+    persona: Mapped[str] = mapped_column(String(12))  # emotional / rational
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Segment(Base):
+    """A saved, named, dynamic set of customers: its filters are evaluated when asked."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
