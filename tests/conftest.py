@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,20 @@ def client(database_url: str) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
     app.state.engine.dispose()
+
+
+def _run_advocado(*args: str, cwd: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ADVOCADO_DATABASE_URL": database_url, "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "advocado.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def advocado() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs the `advocado` command as a user would: a real process, on the given database."""
+    return _run_advocado
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,15 +22,9 @@ from advocado.store.models import ApiKey
 from advocado.web.app import create_app
 
 
-def advocado(*args: str, cwd: Path, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ADVOCADO_DATABASE_URL": database_url, "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "advocado.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-def test_cli_key_works_against_the_api_until_revoked(tmp_path: Path, database_url: str) -> None:
+def test_cli_key_works_against_the_api_until_revoked(
+    advocado, tmp_path: Path, database_url: str
+) -> None:
     made = advocado("apikey", "create", "--name", "x", "--scopes", "read,write",
                     cwd=tmp_path, database_url=database_url)  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -57,7 +48,7 @@ def test_cli_key_works_against_the_api_until_revoked(tmp_path: Path, database_ur
         app.state.engine.dispose()
 
 
-def test_cli_refuses_an_unknown_scope(tmp_path: Path, database_url: str) -> None:
+def test_cli_refuses_an_unknown_scope(advocado, tmp_path: Path, database_url: str) -> None:
     made = advocado("apikey", "create", "--name", "x", "--scopes", "read,admin",
                     cwd=tmp_path, database_url=database_url)  # fmt: skip
     assert made.returncode == 2 and "admin" in made.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 RESPONSES = """external_id,customer_external_id,score,comment,survey,channel,submitted_at
@@ -17,22 +14,16 @@ r5,,eleven,?,renewal,web,2026-04-02T10:00:00Z
 """
 
 
-def advocado(*args: str, cwd: Path, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ADVOCADO_DATABASE_URL": database_url, "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "advocado.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-def test_help_lists_every_command_with_its_purpose(tmp_path: Path, database_url: str) -> None:
+def test_help_lists_every_command_with_its_purpose(
+    advocado, tmp_path: Path, database_url: str
+) -> None:
     result = advocado("--help", cwd=tmp_path, database_url=database_url)
     assert result.returncode == 0
     for command in ("import", "nps", "apikey", "user", "serve", "demo", "db"):
         assert f"│ {command} " in result.stdout
 
 
-def test_import_then_nps_in_text_and_json(tmp_path: Path, database_url: str) -> None:
+def test_import_then_nps_in_text_and_json(advocado, tmp_path: Path, database_url: str) -> None:
     (tmp_path / "responses.csv").write_text(RESPONSES, encoding="utf-8")
     result = advocado(
         "import", "responses", "responses.csv", cwd=tmp_path, database_url=database_url
@@ -56,7 +47,9 @@ def test_import_then_nps_in_text_and_json(tmp_path: Path, database_url: str) -> 
     assert json.loads(renewal.stdout)["nps"] == -50.0
 
 
-def test_strict_import_fails_and_writes_nothing(tmp_path: Path, database_url: str) -> None:
+def test_strict_import_fails_and_writes_nothing(
+    advocado, tmp_path: Path, database_url: str
+) -> None:
     (tmp_path / "responses.csv").write_text(RESPONSES, encoding="utf-8")
     result = advocado("import", "responses", "responses.csv", "--strict",
                       cwd=tmp_path, database_url=database_url)  # fmt: skip
@@ -66,7 +59,7 @@ def test_strict_import_fails_and_writes_nothing(tmp_path: Path, database_url: st
     assert json.loads(nps.stdout)["responses"] == 0
 
 
-def test_bad_arguments_say_what_is_wrong(tmp_path: Path, database_url: str) -> None:
+def test_bad_arguments_say_what_is_wrong(advocado, tmp_path: Path, database_url: str) -> None:
     missing = advocado("import", "orders", "nope.csv", cwd=tmp_path, database_url=database_url)
     assert missing.returncode == 2 and "nope.csv: no such file" in missing.stderr
     (tmp_path / "r.csv").write_text("a,b\n1,2\n", encoding="utf-8")
@@ -77,7 +70,7 @@ def test_bad_arguments_say_what_is_wrong(tmp_path: Path, database_url: str) -> N
     assert bad_date.returncode == 2 and "expected a date" in bad_date.stderr
 
 
-def test_a_new_database_is_migrated_by_the_first_command(tmp_path: Path) -> None:
+def test_a_new_database_is_migrated_by_the_first_command(advocado, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     result = advocado("nps", "--json", cwd=tmp_path, database_url=url)
     assert result.returncode == 0 and json.loads(result.stdout)["nps"] is None

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
+from swagger_ui_bundle import swagger_ui_path
 
 from advocado import __version__
 from advocado.domain.throttle import LoginThrottle
@@ -40,6 +41,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         max_age=SESSION_MAX_AGE,
         same_site="lax",
     )
+    # Swagger UI from its PyPI bundle, so /docs works on a machine with no internet.
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=console.STATIC), name="static")
     app.include_router(api_router)
     app.include_router(console.router)

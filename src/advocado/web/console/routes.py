@@ -186,4 +186,10 @@ def openapi(request: Request) -> Response:
 def docs(request: Request) -> Response:
     if signed_in_user(request) is None:
         return _to_login(request)
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="Advocado API")
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Advocado API",
+        swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger/swagger-ui.css",
+        swagger_favicon_url="/static/swagger/favicon-32x32.png",
+    )
