@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from advocado.store.db import default_engine, make_engine, unit_of_work, upgrade
+from advocado.store.db import default_engine, make_engine, read_only, unit_of_work, upgrade
 
 app = typer.Typer(
     help="Advocado: turn the customers who love your brand into its advocates.",
@@ -184,7 +184,7 @@ def nps(
     from advocado.services.nps import day_bounds, nps_figures
 
     start, end = day_bounds(_day(from_, "--from"), _day(to, "--to"))
-    with unit_of_work(default_engine()) as session:
+    with read_only(default_engine()) as session:
         figures = nps_figures(session, start=start, end=end, survey=survey)
     if as_json:
         print(json.dumps(figures.as_dict()))
@@ -221,7 +221,7 @@ def apikey_list() -> None:
     """List keys (prefix, name, scopes, created, last used, revoked)."""
     from advocado.services.apikeys import list_api_keys
 
-    with unit_of_work(default_engine()) as session:
+    with read_only(default_engine()) as session:
         keys = list_api_keys(session)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"

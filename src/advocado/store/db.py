@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from advocado.config import settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "advocado_read_only"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -35,11 +36,17 @@ def make_engine(url: str | None = None) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # SQLite takes its write lock lazily; BEGIN IMMEDIATE up front avoids deadlocked upgrades.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # SQLite takes its write lock lazily; BEGIN IMMEDIATE up front avoids deadlocked upgrades
+        # of a read into a write. Reads (see read_only) begin deferred and never wait for writers.
+        event.listen(engine, "begin", _sqlite_begin)
         _disable_pysqlite_begin(engine)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    read = conn.get_execution_options().get(READ_ONLY)
+    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def _disable_pysqlite_begin(engine: Engine) -> None:
@@ -92,4 +99,16 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def unit_of_work(engine: Engine) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises."""
     with session_factory(engine).begin() as session:
+        yield session
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Session]:
+    """A transaction that only reads: on SQLite it does not take the write lock, so pages and
+    GETs are not queued behind an import; on PostgreSQL a write in it is an error."""
+    options: dict[str, object] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    bound = engine.execution_options(**options)
+    with Session(bound, expire_on_commit=False) as session, session.begin():
         yield session

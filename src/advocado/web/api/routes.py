@@ -28,7 +28,7 @@ from advocado.services import apikeys, idempotency, upserts
 from advocado.services.nps import day_bounds, nps_figures
 from advocado.services.records import Outcome
 from advocado.services.upserts import Kind, Mode
-from advocado.store.db import unit_of_work
+from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import ApiKey
 from advocado.web.api import schemas
 
@@ -216,7 +216,7 @@ def _register(
         limit: int = Query(100, ge=1, le=1000),
         after: str | None = Query(None, description="The `next` of the previous page."),
     ) -> Response:
-        with unit_of_work(request.app.state.engine) as session:
+        with read_only(request.app.state.engine) as session:
             rows, following = upserts.list_page(session, kind, limit=limit, after=_cursor(after))
         items = [_render(kind, row) for row in rows]
         return _json(200, {"items": items, "next": None if following is None else str(following)})
@@ -225,7 +225,7 @@ def _register(
                 summary=f"One {noun} by its external id",
                 responses={404: {"description": "No such external_id."}})  # fmt: skip
     def get_row(request: Request, external_id: str) -> Response:
-        with unit_of_work(request.app.state.engine) as session:
+        with read_only(request.app.state.engine) as session:
             row = upserts.get_one(session, kind, external_id)
         return _json(200, _render(kind, row))
 
@@ -315,6 +315,6 @@ def nps(
     if from_ and to and from_ > to:
         raise FieldError("from", f"{from_} is after to ({to})")
     start, end = day_bounds(from_, to)
-    with unit_of_work(request.app.state.engine) as session:
+    with read_only(request.app.state.engine) as session:
         figures = nps_figures(session, start=start, end=end, survey=survey)
     return _json(200, figures.as_dict())

@@ -22,7 +22,7 @@ from advocado import clock
 from advocado.domain.throttle import LoginThrottle
 from advocado.services.overview import console_overview
 from advocado.services.users import active_user, verify_login
-from advocado.store.db import unit_of_work
+from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import User
 from advocado.web.access import SESSION_USER, login_url, safe_next
 from advocado.web.i18n import LOCALE_NAMES, LOCALES, known, negotiate, translate
@@ -104,7 +104,7 @@ def signed_in_user(request: Request) -> User | None:
     user_id = request.session.get(SESSION_USER)
     if not isinstance(user_id, int):
         return None
-    with unit_of_work(request.app.state.engine) as session:
+    with read_only(request.app.state.engine) as session:
         user = active_user(session, user_id=user_id)
     if user is None:
         request.session.clear()
@@ -170,7 +170,7 @@ def overview(request: Request) -> Response:
     user = signed_in_user(request)
     if user is None:
         return _to_login(request)
-    with unit_of_work(request.app.state.engine) as session:
+    with read_only(request.app.state.engine) as session:
         figures = console_overview(session)
     return render(request, "overview.html", {"user": user, "o": figures, "page": "overview"})
 
