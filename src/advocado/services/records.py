@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Table, Text, bindparam, cast, func, select, update
+from sqlalchemy import JSON, Select, Table, Text, bindparam, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -244,9 +244,19 @@ def _insert_unnest(
 ) -> Iterable[tuple[str, int]]:
     """PostgreSQL: one INSERT … SELECT unnest(arrays) per batch. A multi-row VALUES statement
     with thousands of parameters spends most of its time in the driver, not the server."""
-    names = list(rows[0])
+    statement = (
+        postgresql.insert(table)
+        .from_select(list(rows[0]), _unnest(table, rows))
+        .on_conflict_do_nothing(index_elements=[table.c.external_id])
+        .returning(table.c.external_id, table.c.id)
+    )
+    return session.connection().execute(statement)
+
+
+def _unnest(table: Table, rows: list[dict[str, Any]]) -> Select[Any]:
+    """SELECT unnest(:column_values), … : the rows as one array parameter per column."""
     columns = []
-    for name in names:
+    for name in rows[0]:
         column = table.c[name]
         as_json = isinstance(column.type, JSON)
         values = [row[name] for row in rows]
@@ -254,13 +264,7 @@ def _insert_unnest(
             values = [json.dumps(value, ensure_ascii=False) for value in values]
         array = bindparam(f"a_{name}", values, type_=ARRAY(Text if as_json else column.type))
         columns.append(cast(func.unnest(array), column.type) if as_json else func.unnest(array))
-    statement = (
-        postgresql.insert(table)
-        .from_select(names, select(*columns))
-        .on_conflict_do_nothing(index_elements=[table.c.external_id])
-        .returning(table.c.external_id, table.c.id)
-    )
-    return session.connection().execute(statement)
+    return select(*columns)
 
 
 def count_responses_by_day(session: Session, changes: list[Change]) -> None:
@@ -279,13 +283,16 @@ def count_responses_by_day(session: Session, changes: list[Change]) -> None:
     if not rows:
         return
     table = ResponseDayCount.__table__
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql.insert(table).from_select(list(rows[0]), _unnest(table, rows))
+        parameters = None
+    else:
+        statement, parameters = sqlite.insert(table), rows
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.day, table.c.survey, table.c.score],
         set_={"responses": table.c.responses + statement.excluded.responses},
     )
-    session.connection().execute(statement, rows)
+    session.connection().execute(statement, parameters)
 
 
 def _day_key(row: dict[str, Any]) -> tuple[date, str, int]:
