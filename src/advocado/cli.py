@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from advocado.cli_insights import insights_app
+from advocado.cli_voc import voc_app
 from advocado.store.db import default_engine, make_engine, read_only, unit_of_work, upgrade
 
 app = typer.Typer(
@@ -21,7 +23,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 import_app = typer.Typer(
-    help="Import customers, orders or NPS responses from CSV.", no_args_is_help=True
+    help="Import customers, orders, NPS responses or social profiles from CSV.",
+    no_args_is_help=True,
 )
 apikey_app = typer.Typer(
     help="API keys for integrators (create, list, revoke).", no_args_is_help=True
@@ -31,6 +34,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(user_app, name="user")
+app.add_typer(insights_app, name="insights")
+app.add_typer(voc_app, name="voc")
 
 err = Console(stderr=True)
 out = Console()
@@ -159,6 +164,17 @@ def import_responses(
     """NPS responses: external_id, customer_external_id, score, comment, survey, channel,
     submitted_at."""
     _import("responses", file, map, date_format, timezone, strict, rejects, "major", json_)
+
+
+@import_app.command("social")
+def import_social(
+    file: Path, map: MapOption = [], strict: StrictOption = False,  # noqa: B006
+    rejects: RejectsOption = None, json_: JsonOption = False,
+) -> None:  # fmt: skip
+    """Social profiles: customer_external_id, platform, handle, followers, engagement_rate
+    (0.035 or 3.5%), brand_mentions, vertical. One profile per customer and platform; the
+    customers' influence is re-scored at once."""
+    _import("social", file, map, None, "UTC", strict, rejects, "major", json_)
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -292,6 +308,12 @@ def demo(
         err.print(f"[yellow]{error}[/yellow]")
         raise typer.Exit(0) from None
     out.print(summary.describe())
+
+
+from advocado.cli_referral import ledger_app, referral_app  # noqa: E402
+
+app.add_typer(referral_app, name="referral")
+app.add_typer(ledger_app, name="ledger")
 
 
 if __name__ == "__main__":  # pragma: no cover

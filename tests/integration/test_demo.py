@@ -10,7 +10,15 @@ from advocado.services.demo import ADMIN_EMAIL, ADMIN_PASSWORD, DatabaseNotEmpty
 from advocado.services.records import save_customers
 from advocado.services.users import verify_login
 from advocado.store.db import unit_of_work
-from advocado.store.models import Customer, Order, Response, User
+from advocado.store.models import (
+    Customer,
+    CustomerInsight,
+    Order,
+    Response,
+    ResponseDayCount,
+    SocialProfile,
+    User,
+)
 
 
 def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -37,7 +45,15 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 def _empty(engine: Engine) -> None:
     with unit_of_work(engine) as session:
-        for model in (Response, Order, Customer, User):
+        for model in (
+            ResponseDayCount,
+            Response,
+            Order,
+            SocialProfile,
+            CustomerInsight,
+            Customer,
+            User,
+        ):
             session.execute(delete(model))
 
 

@@ -33,11 +33,12 @@ _TAG_SPLIT = re.compile(r"[;|,，、；]")
 
 
 class Kind(StrEnum):
-    """The three kinds of record that come in from outside."""
+    """The kinds of record that come in from outside."""
 
     CUSTOMERS = "customers"
     ORDERS = "orders"
     RESPONSES = "responses"
+    SOCIAL = "social"  # social profiles (domain/influence): CSV import only
 
 
 class FieldError(ValueError):

@@ -18,8 +18,10 @@ from typing import TypeVar
 from sqlalchemy import Engine, func, select
 
 from advocado import clock
+from advocado.domain.influence import SocialRecord
 from advocado.domain.nps import NpsCategory, NpsFigures, category
 from advocado.domain.records import CustomerRecord, OrderRecord, ResponseRecord
+from advocado.services.insights import recompute_insights, save_social_profiles
 from advocado.services.records import save_customers, save_orders, save_responses
 from advocado.services.users import create_user
 from advocado.store.db import unit_of_work
@@ -51,6 +53,9 @@ class DemoSummary:
     nps: NpsFigures
     admin_email: str
     admin_password: str | None  # None: the user existed already and was left alone
+    social_profiles: int = 0
+    high_influence: int = 0
+    value_tiers: dict[str, int] | None = None
 
     def describe(self) -> str:
         score = "n/a" if self.nps.nps is None else f"{self.nps.nps:+.1f}"
@@ -58,6 +63,8 @@ class DemoSummary:
             f"Demo brand {self.brand} loaded (seed {self.seed}):",
             f"  {self.customers} customers, {self.orders} orders, "
             f"{self.responses} NPS responses ({self.anonymous_responses} anonymous), NPS {score}",
+            f"  {self.social_profiles} social profiles, {self.high_influence} high-influence "
+            f"customers; value tiers {self.value_tiers or {}}",
             "",
             "To see it in the console:",
             "  advocado serve",
@@ -151,6 +158,9 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
             save_orders(session, batch)
         for batch in _batches(data.responses):
             save_responses(session, batch)
+        for batch in _batches(data.social):
+            save_social_profiles(session, batch)
+        insights = recompute_insights(session)
         password: str | None = None
         if session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)) is None:
             create_user(session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role="admin")
@@ -166,6 +176,9 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
         nps=NpsFigures.from_score_counts(dict(scores)),
         admin_email=ADMIN_EMAIL,
         admin_password=password,
+        social_profiles=len(data.social),
+        high_influence=insights.high_influence,
+        value_tiers=insights.value_tiers,
     )
 
 
@@ -174,6 +187,7 @@ class DemoData:
     customers: list[CustomerRecord]
     orders: list[OrderRecord]
     responses: list[ResponseRecord]
+    social: list[SocialRecord]
 
 
 def generate(*, customers: int, seed: int, today: datetime) -> DemoData:
@@ -286,7 +300,42 @@ def generate(*, customers: int, seed: int, today: datetime) -> DemoData:
             )
         )
     responses.sort(key=lambda r: (r.submitted_at, r.external_id))
-    return DemoData(people, orders, responses)
+    return DemoData(people, orders, responses, _social_profiles(people, seed))
+
+
+# Where each market's customers post, and what a few of them post about.
+SOCIAL_PLATFORMS = {
+    "zh-CN": ("weibo", "xiaohongshu", "douyin"),
+    "zh-TW": ("instagram", "facebook", "threads"),
+    "en": ("instagram", "youtube", "x"),
+}
+VERTICALS = ("coffee", "home", "food", "lifestyle", "tech")
+SOCIAL_SHARE = 0.06
+
+
+def _social_profiles(people: Sequence[CustomerRecord], seed: int) -> list[SocialRecord]:
+    """A few customers with public accounts, a handful of them loud (KOCs). Its own random
+    stream, so adding it left the customers, orders and responses of a seed as they were."""
+    rng = random.Random(seed * 7919 + 1)
+    profiles = []
+    for person in people:
+        if rng.random() >= SOCIAL_SHARE:
+            continue
+        platforms = SOCIAL_PLATFORMS.get(person.locale, SOCIAL_PLATFORMS["en"])
+        for platform in rng.sample(platforms, k=rng.choice((1, 1, 2))):
+            followers = int(rng.lognormvariate(6.5, 1.8))  # median ~700, a long tail of KOCs
+            profiles.append(
+                SocialRecord(
+                    customer_external_id=person.external_id,
+                    platform=platform,
+                    handle=f"{person.external_id.replace('demo-c-', 'kc')}_{platform[:2]}",
+                    followers=followers,
+                    engagement_rate=round(rng.uniform(0.005, 0.09), 4),
+                    brand_mentions=rng.choice((0, 0, 0, 1, 2, 3, 5, 8)),
+                    vertical=rng.choice(VERTICALS),
+                )
+            )
+    return profiles
 
 
 def _today() -> datetime:

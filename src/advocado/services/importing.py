@@ -1,4 +1,4 @@
-"""CSV import of customers, orders and NPS responses.
+"""CSV import of customers, orders, NPS responses and social profiles.
 
 One file is one transaction: a crash or a --strict abort leaves the database as it was, and
 re-running the same file creates nothing twice (rows are matched on their external ids).
@@ -18,8 +18,10 @@ from typing import IO, Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from advocado.domain import influence
 from advocado.domain import records as rules
 from advocado.domain.records import Kind
+from advocado.services.insights import save_social_profiles
 from advocado.services.records import (
     Outcome,
     Saved,
@@ -43,11 +45,14 @@ FIELDS: dict[Kind, tuple[str, ...]] = {
                   "placed_at"),
     Kind.RESPONSES: ("external_id", "customer_external_id", "score", "comment", "survey",
                      "channel", "submitted_at"),
+    Kind.SOCIAL: ("customer_external_id", "platform", "handle", "followers", "engagement_rate",
+                  "brand_mentions", "vertical"),
 }  # fmt: skip
 REQUIRED: dict[Kind, tuple[str, ...]] = {
     Kind.CUSTOMERS: ("external_id",),
     Kind.ORDERS: ("external_id", "customer_external_id", "amount", "currency", "placed_at"),
     Kind.RESPONSES: ("score", "submitted_at"),
+    Kind.SOCIAL: ("customer_external_id", "platform", "handle"),
 }
 
 
@@ -181,6 +186,12 @@ def _parse(
     zone = options.timezone
     fmt = options.date_format
     get = values.get
+    if kind is Kind.SOCIAL:
+        return influence.social_record(
+            customer_external_id=get("customer_external_id"), platform_name=get("platform"),
+            handle=get("handle"), followers=get("followers"), rate=get("engagement_rate"),
+            brand_mentions=get("brand_mentions"), vertical=get("vertical"),
+        )  # fmt: skip
     if kind is Kind.CUSTOMERS:
         consent = rules.boolean("marketing_consent", get("marketing_consent"))
         consent_at = None
@@ -258,6 +269,7 @@ _SAVERS: dict[Kind, Callable[..., list[Saved]]] = {
     Kind.CUSTOMERS: save_customers,
     Kind.ORDERS: save_orders,
     Kind.RESPONSES: save_responses,
+    Kind.SOCIAL: save_social_profiles,  # upserts on (customer, platform), re-scores influence
 }
 
 
@@ -387,7 +399,7 @@ def _batches(reader: Any, header: list[str], columns: dict[str, int]) -> Iterato
     line = reader.line_num
     for row in reader:
         start, line = line + 1, reader.line_num
-        if not any(cell.strip() for cell in row):
+        if not "".join(row).strip():
             continue  # blank line
         if len(row) < width:
             row = row + [""] * (width - len(row))

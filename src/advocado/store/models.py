@@ -246,3 +246,181 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# --- Referral and rewards engine (issue 4) -------------------------------------------------
+# Every effect (referral, reward, coupon, ledger entry, notice) carries a unique key on its
+# cause, so a retried or racing delivery can never create it twice.
+
+
+class Program(Base):
+    """A referral program. `config` is the program as applied (YAML/JSON): rules, offers,
+    fraud settings; the columns are the parts queries filter on."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReferralCode(Base):
+    """An advocate's code in one program; the short link is /r/{code}."""
+
+    __tablename__ = "referral_codes"
+    __table_args__ = (UniqueConstraint("program_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    vanity: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Click(Base):
+    """One request of /r/{code}. The IP is kept only as a keyed hash; `fingerprint` (hash of
+    IP and user agent) is what unique clicks count."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index("ix_clicks_code_clicked", "code_id", "clicked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_id: Mapped[int] = mapped_column(ForeignKey("referral_codes.id"))
+    clicked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    visitor_id: Mapped[str] = mapped_column(String(64), index=True)
+    ip_hash: Mapped[str | None] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    referrer: Mapped[str | None] = mapped_column(String(400))
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReferralEvent(Base):
+    """A signup, order or refund as sent by the shop. `event_id` is the sender's id: the same
+    id twice is one event. `outcome` is what processing it did, replayed to a retry."""
+
+    __tablename__ = "referral_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Referral(Base):
+    """A friend attributed to an advocate in a program: at most one per (program, friend)."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (UniqueConstraint("program_id", "referee_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    advocate_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    referee_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    code_id: Mapped[int | None] = mapped_column(ForeignKey("referral_codes.id"))
+    source: Mapped[str] = mapped_column(String(10))  # code / click
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    signed_up_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    qualified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    qualifying_order: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Reward(Base):
+    """One reward from one rule to one beneficiary for one cause. `available_at` ends the hold
+    (the refund window); a reward reversed inside it has `reversed_at` and a reason."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (UniqueConstraint("program_id", "rule", "beneficiary_id", "trigger"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    rule: Mapped[str] = mapped_column(String(100))
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    trigger: Mapped[str] = mapped_column(String(220))  # e.g. order:<external id>
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    role: Mapped[str] = mapped_column(String(10))  # referrer / referee / level2
+    kind: Mapped[str] = mapped_column(String(10))  # points / credit / coupon / gift
+    amount: Mapped[int] = mapped_column(BigInteger)  # points, or minor units of face value
+    currency: Mapped[str] = mapped_column(String(3))
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    available_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reversed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reversal_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Coupon(Base):
+    """A single-use coupon bound to one customer. Redemption is one conditional UPDATE."""
+
+    __tablename__ = "coupons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_off: Mapped[int] = mapped_column(BigInteger, default=0)  # minor units
+    percent_off: Mapped[int] = mapped_column(Integer, default=0)
+    min_spend: Mapped[int] = mapped_column(BigInteger, default=0)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(10), default="active")  # active/redeemed/void
+    redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    redeemed_order: Mapped[str | None] = mapped_column(String(200))
+    discount: Mapped[int | None] = mapped_column(BigInteger)
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LedgerEntry(Base):
+    """Append-only double-entry ledger of points and store credit: each row moves `amount`
+    (> 0) of `asset` from `debit_account` to `credit_account`. Never updated or deleted; a
+    correction is a new row that `reverses` another. `key` names the cause, once."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), unique=True)
+    asset: Mapped[str] = mapped_column(String(10))  # POINTS or a currency code
+    debit_account: Mapped[str] = mapped_column(String(120), index=True)
+    credit_account: Mapped[str] = mapped_column(String(120), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), index=True)
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), unique=True)
+    available_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    memo: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReferralNotice(Base):
+    """A progress notice for an advocate ("张三 signed up; …"), once per step of a referral.
+    Kept as rows so a message channel can deliver them later (outbox)."""
+
+    __tablename__ = "referral_notices"
+    __table_args__ = (UniqueConstraint("referral_id", "customer_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    step: Mapped[str] = mapped_column(String(30))
+    text_en: Mapped[str] = mapped_column(Text)
+    text_zh: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

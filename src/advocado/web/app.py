@@ -16,9 +16,15 @@ from advocado import __version__
 from advocado.domain.throttle import LoginThrottle
 from advocado.services.installation import session_secret_key
 from advocado.store.db import ensure_schema, make_engine
+from advocado.web import links
 from advocado.web.access import RequireLogin
+from advocado.web.api.lexicon import router as lexicon_api_router
+from advocado.web.api.referrals import router as referrals_api_router
+from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
+from advocado.web.api.segments import router as segments_api_router
 from advocado.web.console import routes as console
+from advocado.web.console import segments as console_segments
 
 SESSION_MAX_AGE = 7 * 24 * 3600
 
@@ -45,7 +51,13 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=console.STATIC), name="static")
     app.include_router(api_router)
+    app.include_router(lexicon_api_router)
+    app.include_router(referrals_api_router)
+    app.include_router(referral_webhooks)
+    links.install(app, engine)  # /r/{code}, and the click writer's final flush on shutdown
     app.include_router(console.router)
+    app.include_router(segments_api_router)
+    app.include_router(console_segments.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -1,0 +1,62 @@
+"""Persona classification throughput (issue 3): the 62,774 reviews of
+../shared/data/online_shopping_10_cats.zip classified, and in the same run the rate of bare
+jieba segmentation (jieba.lcut) over the same texts. Goal: classify/segment >= 0.5.
+
+    .venv/bin/python bench/voc_bench.py
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOPPING = ROOT.parent / "shared" / "data" / "online_shopping_10_cats.zip"
+
+
+def reviews() -> list[str]:
+    with zipfile.ZipFile(SHOPPING) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".csv"))
+        text = archive.read(name).decode("utf-8-sig")  # the first header cell has a BOM
+    rows = csv.DictReader(io.StringIO(text))
+    return [row["review"] or "" for row in rows]
+
+
+def main() -> None:
+    if not SHOPPING.exists():
+        print(f"skipped: {SHOPPING} not found (../shared/data beside the checkout)")
+        return
+    import jieba
+
+    from advocado.text import analyze, lexicon_for
+
+    texts = reviews()
+    lexicon = lexicon_for()
+    analyze("warm up", lexicon)  # compile the lexicon outside the timing
+    jieba.setLogLevel(60)
+    jieba.initialize()  # load the dictionary outside the timing
+
+    started = time.perf_counter()
+    personas = Counter(analyze(text, lexicon).persona for text in texts)
+    classify = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for text in texts:
+        jieba.lcut(text)
+    segment = time.perf_counter() - started
+
+    n = len(texts)
+    print(f"{n:,} reviews ({sum(map(len, texts)) / n:.0f} characters on average)")
+    print(f"classify  {n / classify:>9,.0f} comments/s  ({classify:.2f} s)")
+    print(f"jieba     {n / segment:>9,.0f} comments/s  ({segment:.2f} s)  jieba.lcut, default mode")
+    print(f"ratio classify/segment {segment / classify:.2f} (goal >= 0.5)")
+    print("personas: " + ", ".join(f"{k} {v:,}" for k, v in personas.most_common()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1186 @@
+"""Referral events in (signup, order, refund): attribution, fraud checks, qualification,
+rewards, clawback. One event is one transaction, exactly once:
+
+- the event row is claimed first by its sender's id (unique): a second delivery of the same
+  id, even racing the first, finds it and answers with the first one's outcome;
+- every effect has its own unique key on its cause (referral per (program, friend), reward
+  per (program, rule, beneficiary, trigger), coupon per reward, ledger entry per key), so
+  even a different event id for the same order cannot pay twice;
+- issuing takes the program row's lock (PostgreSQL) so tiers, caps and budgets are counted
+  on what is really there; SQLite's single writer (BEGIN IMMEDIATE) gives the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from advocado import clock
+from advocado.domain import fraud, progress
+from advocado.domain.attribution import (
+    Attribution,
+    ClickSeen,
+    CodeSeen,
+    NotAttributed,
+    attribute,
+)
+from advocado.domain.codes import normalise
+from advocado.domain.programs import ProgramConfig
+from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
+from advocado.services import coupons, ledger
+from advocado.services.clicks import hash_ip, ip_salt
+from advocado.services.programs import config_of
+from advocado.store.db import unit_of_work
+from advocado.store.models import (
+    Click,
+    Customer,
+    Order,
+    Program,
+    Referral,
+    ReferralCode,
+    ReferralEvent,
+    ReferralNotice,
+    Reward,
+)
+
+EVENT_TYPES = ("signup", "order", "refund")
+KNOWN_FIELDS = (
+    "event_id",
+    "type",
+    "occurred_at",
+    "customer_external_id",
+    "email",
+    "phone",
+    "name",
+    "referral_code",
+    "visitor_id",
+    "ip",
+    "user_agent",
+    "order_external_id",
+    "amount",
+    "currency",
+    "payment_fingerprint",
+)
+# Statuses a referral is stored in; "reward_pending" and "rewarded" are told apart on reading
+# (whether the hold has ended), so no job has to flip them.
+SIGNED_UP, REVIEW, QUALIFIED, REWARDED, REJECTED = (
+    "signed_up",
+    "review",
+    "qualified",
+    "rewarded",
+    "rejected",
+)
+
+
+@dataclass(frozen=True)
+class EventIn:
+    event_id: str
+    type: str
+    occurred_at: datetime
+    customer_external_id: str
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    referral_code: str | None = None
+    visitor_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    order_external_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    payment_fingerprint: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    ip_hash: str | None = None  # set by ingest_event: the raw IP is never stored
+
+    def payload(self) -> dict[str, Any]:
+        """What is kept of the event: everything sent, the raw IP only as a hash."""
+        found = {name: getattr(self, name) for name in KNOWN_FIELDS}
+        found["occurred_at"] = self.occurred_at.isoformat()
+        found["ip_hash"] = self.ip_hash
+        found.pop("ip")
+        return {**dict(self.extra), **{k: v for k, v in found.items() if v is not None}}
+
+
+class EventError(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def ingest_event(engine: Engine, event: EventIn) -> dict[str, Any]:
+    """Process one event, exactly once; the outcome (with `duplicate: true` on a repeat)."""
+    if event.type not in EVENT_TYPES:
+        raise EventError("type", f"one of {', '.join(EVENT_TYPES)}")
+    if event.type in ("order", "refund") and not event.order_external_id:
+        raise EventError("order_external_id", f"needed for {event.type}")
+    if event.type == "order" and (event.amount is None or not event.currency):
+        raise EventError("amount", "an order needs amount (minor units) and currency")
+    if event.ip:
+        event = dataclasses.replace(event, ip_hash=hash_ip(event.ip, ip_salt(engine)))
+    for attempt in range(6):
+        try:
+            with unit_of_work(engine) as session:
+                return _ingest(session, event)
+        except OperationalError as error:
+            # PostgreSQL may pick us as a deadlock victim when events of related customers
+            # cross; the transaction rolled back whole, so running it again is safe.
+            if attempt == 5 or "deadlock" not in str(error).lower():
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _dialect(session: Session) -> Any:
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
+def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
+    now = clock.now()
+    claimed = session.scalar(
+        _dialect(session)
+        .insert(ReferralEvent)
+        .values(
+            event_id=event.event_id,
+            type=event.type,
+            occurred_at=event.occurred_at,
+            payload=event.payload(),
+            received_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(ReferralEvent.id)
+    )
+    if claimed is None:
+        stored = session.scalar(
+            select(ReferralEvent).where(ReferralEvent.event_id == event.event_id)
+        )
+        assert stored is not None
+        return {**(stored.outcome or {}), "duplicate": True}
+    customer = _customer(session, event)
+    if event.type == "signup":
+        outcome = _signup(session, event, customer)
+    elif event.type == "order":
+        outcome = _order(session, event, customer)
+    else:
+        outcome = _refund(session, event, customer)
+    outcome = {"event_id": event.event_id, "type": event.type, **outcome, "duplicate": False}
+    row = session.get(ReferralEvent, claimed)
+    assert row is not None
+    row.customer_id = customer.id
+    row.outcome = outcome
+    return outcome
+
+
+def _customer(session: Session, event: EventIn) -> Customer:
+    """The event's customer, created or updated with the fields it carries (one statement:
+    this runs on every event)."""
+    now = clock.now()
+    given = {
+        name: getattr(event, name) for name in ("email", "phone", "name") if getattr(event, name)
+    }
+    statement = (
+        _dialect(session)
+        .insert(Customer)
+        .values(
+            external_id=event.customer_external_id,
+            locale="en",
+            timezone="UTC",
+            marketing_consent=False,
+            tags=[],
+            attributes={},
+            created_at=now,
+            updated_at=now,
+            **given,
+        )
+    )
+    if given:
+        statement = statement.on_conflict_do_update(
+            index_elements=[Customer.external_id], set_={**given, "updated_at": now}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=[Customer.external_id])
+    customer_id = session.scalar(statement.returning(Customer.id))
+    if customer_id is None:
+        customer_id = session.scalar(
+            select(Customer.id).where(Customer.external_id == event.customer_external_id)
+        )
+    customer = session.get(Customer, customer_id)
+    assert customer is not None
+    if given:
+        session.refresh(customer)
+    return customer
+
+
+# --- attribution ------------------------------------------------------------------------
+
+
+def _code_seen(program: Program, code: ReferralCode, at: datetime) -> CodeSeen:
+    config = config_of(program)
+    return CodeSeen(
+        code.id, program.id, code.customer_id, config.attribution_days, config.active_at(at)
+    )
+
+
+def _clicks_of(session: Session, visitor_id: str | None, before: datetime) -> list[ClickSeen]:
+    if not visitor_id:
+        return []
+    rows = session.execute(
+        select(Click.clicked_at, ReferralCode, Program)
+        .join(ReferralCode, ReferralCode.id == Click.code_id)
+        .join(Program, Program.id == ReferralCode.program_id)
+        .where(Click.visitor_id == visitor_id, Click.clicked_at <= before)
+        .order_by(Click.clicked_at)
+        .limit(50)
+    )
+    return [ClickSeen(_code_seen(p, c, before), at) for at, c, p in rows]
+
+
+def _ordered_before(session: Session, customer_id: int, at: datetime, but: str | None) -> bool:
+    query = select(Order.id).where(Order.customer_id == customer_id, Order.placed_at < at)
+    if but:
+        query = query.where(Order.external_id != but)
+    return session.scalar(query.limit(1)) is not None
+
+
+def _attribute(
+    session: Session, event: EventIn, friend: Customer
+) -> tuple[Attribution | NotAttributed, Program | None]:
+    entered = None
+    program = None
+    if event.referral_code:
+        found = session.execute(
+            select(ReferralCode, Program)
+            .join(Program, Program.id == ReferralCode.program_id)
+            .where(ReferralCode.code == normalise(event.referral_code))
+        ).first()
+        if found is not None:
+            entered = _code_seen(found[1], found[0], event.occurred_at)
+            program = found[1]
+    clicks = _clicks_of(session, event.visitor_id, event.occurred_at)
+    existing = _ordered_before(session, friend.id, event.occurred_at, event.order_external_id)
+    decision = attribute(
+        at=event.occurred_at, entered=entered, clicks=clicks, existing_customer=existing
+    )
+    if isinstance(decision, Attribution):
+        program = session.get(Program, decision.code.program_id)
+    if event.referral_code and entered is None and isinstance(decision, NotAttributed):
+        decision = NotAttributed(
+            f"unknown referral code {event.referral_code!r}", f"推荐码 {event.referral_code} 不存在"
+        )
+    return decision, program
+
+
+def _identity(session: Session, customer: Customer, event: EventIn | None) -> fraud.Identity:
+    """What is known of a person from their own events (devices, networks, payments)."""
+    payloads = list(
+        session.scalars(
+            select(ReferralEvent.payload)
+            .where(ReferralEvent.customer_id == customer.id)
+            .order_by(ReferralEvent.id.desc())
+            .limit(50)
+        )
+    )
+    if event is not None:
+        payloads.append(event.payload())
+    visitors = {p["visitor_id"] for p in payloads if p.get("visitor_id")}
+    networks = {
+        (p["ip_hash"], p["user_agent"])
+        for p in payloads
+        if p.get("ip_hash") and p.get("user_agent")
+    }
+    payments = {p["payment_fingerprint"] for p in payloads if p.get("payment_fingerprint")}
+    return fraud.Identity(
+        customer_id=customer.id,
+        email=customer.email,
+        phone=customer.phone,
+        name=customer.name,
+        visitor_ids=frozenset(visitors),
+        ip_user_agents=frozenset(networks),
+        payments=frozenset(payments),
+        ip=event.ip if event is not None else None,
+    )
+
+
+def _fraud_check(
+    session: Session, program: Program, advocate_id: int, friend: Customer, event: EventIn
+) -> fraud.Verdict:
+    config = config_of(program)
+    advocate = session.get(Customer, advocate_id)
+    assert advocate is not None
+    hour_ago = event.occurred_at - timedelta(hours=1)
+    recent = session.scalar(
+        select(func.count(Referral.id)).where(
+            Referral.program_id == program.id,
+            Referral.advocate_id == advocate_id,
+            Referral.signed_up_at >= hour_ago,
+            Referral.referee_id != friend.id,
+        )
+    )
+    code = session.scalar(
+        select(ReferralCode).where(
+            ReferralCode.program_id == program.id, ReferralCode.customer_id == advocate_id
+        )
+    )
+    unique_clicks, hosts = 0, []
+    if code is not None:
+        day_ago = event.occurred_at - timedelta(days=1)
+        unique_clicks = (
+            session.scalar(
+                select(func.count(func.distinct(Click.fingerprint))).where(
+                    Click.code_id == code.id, Click.clicked_at >= day_ago, Click.is_bot.is_(False)
+                )
+            )
+            or 0
+        )
+        referrers = session.scalars(
+            select(Click.referrer)
+            .where(Click.code_id == code.id, Click.referrer.is_not(None))
+            .distinct()
+            .limit(100)
+        )
+        hosts = [urlsplit(r).hostname or "" for r in referrers]
+    return fraud.check(
+        config,
+        advocate=_identity(session, advocate, None),
+        friend=_identity(session, friend, event),
+        referrals_last_hour=recent or 0,
+        unique_clicks_last_day=unique_clicks,
+        referrer_hosts=hosts,
+    )
+
+
+def _notice(
+    session: Session, referral: Referral, customer_id: int, step: str, text: progress.Text
+) -> None:
+    session.execute(
+        _dialect(session)
+        .insert(ReferralNotice)
+        .values(
+            referral_id=referral.id,
+            customer_id=customer_id,
+            step=step,
+            text_en=text.en,
+            text_zh=text.zh,
+            created_at=clock.now(),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+def _create_referral(
+    session: Session, event: EventIn, friend: Customer
+) -> tuple[Referral | None, dict[str, Any]]:
+    """The friend's referral, attributed now (signup, or a code entered at checkout)."""
+    decision, program = _attribute(session, event, friend)
+    if isinstance(decision, NotAttributed) or program is None:
+        return None, {
+            "attributed": False,
+            "reason": {"en": decision.because_en, "zh": decision.because_zh},
+        }
+    advocate_id = decision.code.advocate_id
+    verdict = _fraud_check(session, program, advocate_id, friend, event)
+    status = {fraud.ALLOW: SIGNED_UP, fraud.REVIEW: REVIEW, fraud.REJECT: REJECTED}[
+        verdict.decision
+    ]
+    now = clock.now()
+    referral_id = session.scalar(
+        _dialect(session)
+        .insert(Referral)
+        .values(
+            program_id=program.id,
+            advocate_id=advocate_id,
+            referee_id=friend.id,
+            code_id=decision.code.code_id,
+            source=decision.source,
+            status=status,
+            reason=verdict.reason or None,
+            findings=[f.as_dict() for f in verdict.findings],
+            signed_up_at=event.occurred_at,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(Referral.id)
+    )
+    if referral_id is None:  # already referred in this program: the first attribution stands
+        existing = session.scalar(
+            select(Referral).where(
+                Referral.program_id == program.id, Referral.referee_id == friend.id
+            )
+        )
+        return existing, {"attributed": True, "already": True}
+    referral = session.get(Referral, referral_id)
+    assert referral is not None
+    config = config_of(program)
+    friend_name = progress.mask(friend.name)
+    if status == REJECTED:
+        first = verdict.findings[0]
+        _notice(
+            session,
+            referral,
+            advocate_id,
+            "rejected",
+            progress.rejected(friend_name, first.en, first.zh),
+        )
+    elif status == SIGNED_UP:
+        _notice(
+            session, referral, advocate_id, "signed_up", progress.signed_up(friend_name, config)
+        )
+        _issue(
+            session,
+            program,
+            referral,
+            stage="attributed",
+            cause=f"signup:{friend.external_id}",
+            at=event.occurred_at,
+            order_amount=None,
+            first_order=False,
+        )
+    return referral, {
+        "attributed": True,
+        "program": program.slug,
+        "source": decision.source,
+        "because": {"en": decision.because_en, "zh": decision.because_zh},
+        "status": status,
+        "findings": [f.as_dict() for f in verdict.findings],
+    }
+
+
+# --- the three events -------------------------------------------------------------------
+
+
+def _signup(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]:
+    referral, outcome = _create_referral(session, event, friend)
+    if referral is not None and referral.status == SIGNED_UP:
+        program = session.get(Program, referral.program_id)
+        assert program is not None
+        if config_of(program).qualifying_event == "signup":
+            outcome["qualification"] = _qualify(session, program, referral, event, None, False)
+    return outcome
+
+
+def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]:
+    order_id = event.order_external_id
+    assert order_id is not None and event.amount is not None and event.currency
+    first = not _ordered_before(session, friend.id, event.occurred_at, order_id)
+    now = clock.now()
+    fields = {
+        "customer_id": friend.id,
+        "amount": event.amount,
+        "currency": event.currency.upper(),
+        "placed_at": event.occurred_at,
+    }
+    session.execute(
+        _dialect(session)
+        .insert(Order)
+        .values(external_id=order_id, status="paid", created_at=now, updated_at=now, **fields)
+        .on_conflict_do_update(
+            index_elements=[Order.external_id], set_={**fields, "updated_at": now}
+        )
+    )
+    outcome: dict[str, Any] = {"order": order_id, "first_order": first}
+    referrals = list(
+        session.scalars(
+            select(Referral).where(Referral.referee_id == friend.id).order_by(Referral.id)
+        )
+    )
+    if not referrals and (event.referral_code or event.visitor_id) and first:
+        referral, attributed = _create_referral(session, event, friend)
+        outcome.update(attributed)
+        referrals = [referral] if referral is not None else []
+    results = []
+    for referral in referrals:
+        program = session.get(Program, referral.program_id)
+        assert program is not None
+        results.append(_qualify(session, program, referral, event, event.amount, first))
+    if results:
+        outcome["referrals"] = results
+    return outcome
+
+
+def _qualify(
+    session: Session,
+    program: Program,
+    referral: Referral,
+    event: EventIn,
+    amount: int | None,
+    first: bool,
+) -> dict[str, Any]:
+    config = config_of(program)
+    result: dict[str, Any] = {"program": program.slug, "referral_id": referral.id}
+    # Lock the referral so two orders of one friend cannot both qualify it.
+    session.execute(
+        select(Referral.id).where(Referral.id == referral.id).with_for_update(key_share=True)
+    )
+    session.refresh(referral)
+    if referral.status not in (SIGNED_UP, REVIEW) or referral.qualified_at is not None:
+        return {
+            **result,
+            "status": referral.status,
+            "qualified": False,
+            "reason": {"en": "already settled", "zh": "已处理"},
+        }
+    ok, en, zh = _qualifies(config, event.type, amount, first, event.occurred_at, referral)
+    if not ok:
+        return {
+            **result,
+            "status": referral.status,
+            "qualified": False,
+            "reason": {"en": en, "zh": zh},
+        }
+    referral.qualified_at = event.occurred_at
+    referral.qualifying_order = event.order_external_id
+    referral.updated_at = clock.now()
+    if event.payment_fingerprint and referral.status == SIGNED_UP:
+        friend = session.get(Customer, referral.referee_id)
+        assert friend is not None
+        verdict = _fraud_check(session, program, referral.advocate_id, friend, event)
+        if verdict.decision != fraud.ALLOW:
+            referral.status = REVIEW if verdict.decision == fraud.REVIEW else REJECTED
+            referral.reason = verdict.reason
+            referral.findings = [*referral.findings, *(f.as_dict() for f in verdict.findings)]
+    if referral.status != SIGNED_UP:
+        return {
+            **result,
+            "status": referral.status,
+            "qualified": True,
+            "reason": {
+                "en": "held for review" if referral.status == REVIEW else "rejected",
+                "zh": "待人工审核" if referral.status == REVIEW else "已拒绝",
+            },
+            "findings": referral.findings,
+        }
+    referral.status = QUALIFIED
+    cause = f"{event.type}:{event.order_external_id or referral.id}"
+    issued = _issue(
+        session,
+        program,
+        referral,
+        stage="qualified",
+        cause=cause,
+        at=event.occurred_at,
+        order_amount=amount,
+        first_order=first,
+    )
+    return {**result, "status": referral.status, "qualified": True, **issued}
+
+
+def _qualifies(
+    config: ProgramConfig,
+    event_type: str,
+    amount: int | None,
+    first: bool,
+    at: datetime,
+    referral: Referral,
+) -> tuple[bool, str, str]:
+    if not config.active_at(at):
+        return False, "the program is not running", "推荐活动未在进行中"
+    if at > referral.signed_up_at + timedelta(days=config.attribution_days):
+        return (
+            False,
+            f"later than {config.attribution_days} days after signup",
+            f"超过注册后{config.attribution_days}天",
+        )
+    wanted = config.qualifying_event
+    if wanted == "signup":
+        return (event_type == "signup", "waits for the signup", "需完成注册")
+    if event_type != "order":
+        return False, "waits for an order", "需完成消费"
+    if wanted == "first_order" and not first:
+        return False, "not the friend's first order", "非好友首单"
+    if (amount or 0) < config.min_amount:
+        return (
+            False,
+            f"order below the minimum {config.min_amount}",
+            f"订单金额低于门槛{config.min_amount / 100:g}",
+        )
+    return True, "", ""
+
+
+def _issue(
+    session: Session,
+    program: Program,
+    referral: Referral,
+    *,
+    stage: str,
+    cause: str,
+    at: datetime,
+    order_amount: int | None,
+    first_order: bool,
+) -> dict[str, Any]:
+    """Grant what the rules say for this stage: referee offers when the friend is attributed,
+    referrer (and level-2) rewards when the referral qualifies."""
+    config = config_of(program)
+    recipients = ("referee",) if stage == "attributed" else ("referrer", "level2")
+    if not any(rule.to in recipients for rule in config.rules):
+        if stage == "qualified":
+            referral.status = QUALIFIED
+        return {"rewards": [], "skipped": []}
+    # FOR NO KEY UPDATE: serialises issuers of one program (tiers, caps, budgets count what is
+    # there) without blocking the FOR KEY SHARE locks that inserting rows referencing the
+    # program takes, which FOR UPDATE would turn into deadlocks between concurrent events.
+    session.execute(
+        select(Program.id).where(Program.id == program.id).with_for_update(key_share=True)
+    )
+    successes = (
+        session.scalar(
+            select(func.count(Referral.id)).where(
+                Referral.program_id == program.id,
+                Referral.advocate_id == referral.advocate_id,
+                Referral.status.in_((REWARDED, QUALIFIED)),
+                Referral.id != referral.id,
+            )
+        )
+        or 0
+    )
+    won = dict(
+        session.execute(
+            select(Reward.rule, func.count(Reward.id))
+            .where(
+                Reward.program_id == program.id,
+                Reward.hidden.is_(True),
+                Reward.reversed_at.is_(None),
+            )
+            .group_by(Reward.rule)
+        ).all()
+    )
+    trigger = Trigger(
+        nth=successes + 1, at=at, order_amount=order_amount, first_order=first_order, cause=cause
+    )
+    grants = [g for g in evaluate(config, trigger, surprises_won=won) if g.to in recipients]
+    skipped: list[dict[str, str]] = []
+    if stage == "qualified" and config.cap_per_advocate_per_month is not None:
+        month = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        this_month = (
+            session.scalar(
+                select(func.count(Referral.id)).where(
+                    Referral.program_id == program.id,
+                    Referral.advocate_id == referral.advocate_id,
+                    Referral.status == REWARDED,
+                    Referral.qualified_at >= month,
+                    Referral.id != referral.id,
+                )
+            )
+            or 0
+        )
+        if this_month >= config.cap_per_advocate_per_month:
+            skipped += [
+                {"rule": g.rule, "en": "monthly cap per advocate reached", "zh": "已达每月奖励上限"}
+                for g in grants
+                if g.to == "referrer"
+            ]
+            grants = [g for g in grants if g.to != "referrer"]
+    spent = 0
+    if config.budget is not None:
+        spent = sum(
+            money_value_of(kind, amount)
+            for kind, amount in session.execute(
+                select(Reward.kind, Reward.amount).where(
+                    Reward.program_id == program.id, Reward.reversed_at.is_(None)
+                )
+            )
+        )
+    hold_end = at + timedelta(days=config.hold_days) if stage == "qualified" else at
+    issued: list[dict[str, Any]] = []
+    friend = session.get(Customer, referral.referee_id)
+    assert friend is not None
+    friend_name = progress.mask(friend.name)
+    for grant in grants:
+        if config.budget is not None and spent + money_value(grant) > config.budget:
+            skipped.append(
+                {"rule": grant.rule, "en": "program budget exhausted", "zh": "活动预算已用完"}
+            )
+            continue
+        beneficiary = _beneficiary(session, program, referral, grant)
+        if beneficiary is None:
+            skipped.append(
+                {"rule": grant.rule, "en": "no second-level referrer", "zh": "无上级推荐人"}
+            )
+            continue
+        reward = _grant(session, program, config, referral, grant, beneficiary, cause, hold_end)
+        if reward is None:
+            continue
+        spent += money_value(grant)
+        issued.append(
+            {
+                "rule": grant.rule,
+                "to": grant.to,
+                "type": grant.type,
+                "amount": grant.amount,
+                "reward_id": reward.id,
+                "available_at": hold_end.isoformat(),
+                "because": {"en": grant.because_en, "zh": grant.because_zh},
+            }
+        )
+        if grant.to == "referrer":
+            rule = next(r for r in config.rules if r.id == grant.rule)
+            what = progress.describe(rule, config.currency, grant.amount)
+            text = (
+                progress.surprise(friend_name, what)
+                if grant.hidden
+                else progress.rewarded(friend_name, what, f"{hold_end:%Y-%m-%d}", config.hold_days)
+            )
+            _notice(session, referral, beneficiary, f"reward:{grant.rule}", text)
+    if stage == "qualified":
+        referral.status = REWARDED if issued else QUALIFIED
+        if not issued and skipped:
+            referral.reason = " | ".join(f"{s['en']} / {s['zh']}" for s in skipped)
+    return {"rewards": issued, "skipped": skipped}
+
+
+def money_value_of(kind: str, amount: int) -> int:
+    return amount if kind in ("credit", "coupon") else 0
+
+
+def _beneficiary(
+    session: Session, program: Program, referral: Referral, grant: Grant
+) -> int | None:
+    if grant.to == "referee":
+        return referral.referee_id
+    if grant.to == "referrer":
+        return referral.advocate_id
+    # Level 2: whoever referred the advocate in this program. Never deeper (compliance).
+    return session.scalar(
+        select(Referral.advocate_id).where(
+            Referral.program_id == program.id,
+            Referral.referee_id == referral.advocate_id,
+            Referral.status.in_((REWARDED, QUALIFIED)),
+        )
+    )
+
+
+def _grant(
+    session: Session,
+    program: Program,
+    config: ProgramConfig,
+    referral: Referral,
+    grant: Grant,
+    beneficiary: int,
+    cause: str,
+    hold_end: datetime,
+) -> Reward | None:
+    """The reward and its coupon or ledger entry, once per (program, rule, beneficiary,
+    trigger); None if it already exists."""
+    reward_id = session.scalar(
+        _dialect(session)
+        .insert(Reward)
+        .values(
+            program_id=program.id,
+            rule=grant.rule,
+            beneficiary_id=beneficiary,
+            trigger=cause,
+            referral_id=referral.id,
+            role=grant.to,
+            kind=grant.type,
+            amount=grant.amount,
+            currency=config.currency,
+            hidden=grant.hidden,
+            details={"en": grant.because_en, "zh": grant.because_zh, "gift": grant.gift},
+            available_at=hold_end,
+            created_at=clock.now(),
+        )
+        .on_conflict_do_nothing()
+        .returning(Reward.id)
+    )
+    if reward_id is None:
+        return None
+    reward = session.get(Reward, reward_id)
+    assert reward is not None
+    if grant.type in ("points", "credit"):
+        asset = ledger.POINTS if grant.type == "points" else config.currency
+        expires = hold_end + timedelta(days=grant.valid_days) if grant.valid_days else None
+        ledger.post(
+            session,
+            key=f"reward:{reward.id}",
+            asset=asset,
+            debit=f"program:{program.slug}:rewards",
+            credit=ledger.account(beneficiary, asset),
+            amount=grant.amount,
+            available_at=hold_end,
+            expires_at=expires,
+            reward_id=reward.id,
+            memo=grant.because_en,
+        )
+    elif grant.type == "coupon" and grant.coupon is not None:
+        coupons.issue(
+            session,
+            reward_id=reward.id,
+            customer_id=beneficiary,
+            spec=grant.coupon,
+            currency=config.currency,
+            valid_from=hold_end,
+        )
+    return reward
+
+
+def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, Any]:
+    order_id = event.order_external_id
+    order = session.scalar(select(Order).where(Order.external_id == order_id))
+    if order is not None:
+        order.status = "refunded"
+        order.updated_at = clock.now()
+    rewards = list(
+        session.scalars(
+            select(Reward)
+            .where(Reward.trigger == f"order:{order_id}", Reward.reversed_at.is_(None))
+            .with_for_update(key_share=True)
+        )
+    )
+    reversed_, kept = [], []
+    for reward in rewards:
+        if event.occurred_at >= reward.available_at:
+            kept.append(
+                {
+                    "reward_id": reward.id,
+                    "en": "refund after the hold: reward stands",
+                    "zh": "退款发生在保留期之后，奖励保留",
+                }
+            )
+            continue
+        claw_back(session, reward, en="order refunded within the hold", zh="订单在退款期内退款")
+        reversed_.append(reward.id)
+    referral_ids = {r.referral_id for r in rewards if r.id in reversed_}
+    for referral_id in referral_ids:
+        referral = session.get(Referral, referral_id)
+        assert referral is not None
+        referral.status = REJECTED
+        referral.reason = "order refunded within the hold / 订单在退款期内退款"
+        referral.updated_at = clock.now()
+        friend = session.get(Customer, referral.referee_id)
+        _notice(
+            session,
+            referral,
+            referral.advocate_id,
+            "clawed_back",
+            progress.clawed_back(progress.mask(friend.name if friend else None)),
+        )
+    # A refunded order that only qualified (rewards not yet out, e.g. under review) no longer
+    # qualifies: the referral goes back to waiting.
+    waiting = session.scalars(
+        select(Referral).where(
+            Referral.qualifying_order == order_id, Referral.status.in_((REVIEW, QUALIFIED))
+        )
+    )
+    for referral in waiting:
+        referral.qualified_at = None
+        referral.qualifying_order = None
+        if referral.status == QUALIFIED:
+            referral.status = SIGNED_UP
+    return {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
+
+
+def claw_back(session: Session, reward: Reward, *, en: str, zh: str) -> None:
+    """Reverse a reward: a reversing ledger entry, or its coupon voided if unused."""
+    from advocado.store.models import Coupon, LedgerEntry
+
+    reward.reversed_at = clock.now()
+    reward.reversal_reason = f"{en} / {zh}"
+    entry = session.scalar(
+        select(LedgerEntry).where(
+            LedgerEntry.reward_id == reward.id, LedgerEntry.reverses_id.is_(None)
+        )
+    )
+    if entry is not None:
+        ledger.reverse(session, entry, memo=f"clawback: {en}")
+    coupon = session.scalar(select(Coupon).where(Coupon.reward_id == reward.id))
+    if coupon is not None:
+        coupons.void(session, coupon, reason=f"{en} / {zh}")
+
+
+# --- review queue -----------------------------------------------------------------------
+
+
+class NotInReview(LookupError):
+    pass
+
+
+def review_queue(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Referral, Program.slug)
+        .join(Program, Program.id == Referral.program_id)
+        .where(Referral.status == REVIEW)
+        .order_by(Referral.id)
+    )
+    return [_referral_view(session, r, slug) for r, slug in rows]
+
+
+def decide(engine: Engine, *, referral_id: int, approve: bool, note: str = "") -> dict[str, Any]:
+    """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
+    with unit_of_work(engine) as session:
+        referral = session.scalar(
+            select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)
+        )
+        if referral is None or referral.status != REVIEW:
+            raise NotInReview(
+                f"referral {referral_id} is not waiting for review / 该推荐不在待审核队列"
+            )
+        program = session.get(Program, referral.program_id)
+        assert program is not None
+        friend = session.get(Customer, referral.referee_id)
+        assert friend is not None
+        referral.updated_at = clock.now()
+        if not approve:
+            referral.status = REJECTED
+            referral.reason = f"rejected on review: {note}" if note else (referral.reason or "")
+            _notice(
+                session,
+                referral,
+                referral.advocate_id,
+                "rejected",
+                progress.rejected(
+                    progress.mask(friend.name), "not approved on review", "审核未通过"
+                ),
+            )
+            return _referral_view(session, referral, program.slug)
+        referral.status = SIGNED_UP
+        referral.reason = f"approved on review: {note}" if note else "approved on review / 审核通过"
+        _issue(
+            session,
+            program,
+            referral,
+            stage="attributed",
+            cause=f"signup:{friend.external_id}",
+            at=referral.signed_up_at,
+            order_amount=None,
+            first_order=False,
+        )
+        if referral.qualified_at is not None:
+            referral.status = QUALIFIED
+            order = session.scalar(
+                select(Order).where(Order.external_id == referral.qualifying_order)
+            )
+            kind = "order" if referral.qualifying_order else "signup"
+            cause = f"{kind}:{referral.qualifying_order or referral.id}"
+            first = order is not None and not _ordered_before(
+                session, friend.id, order.placed_at, order.external_id
+            )
+            _issue(
+                session,
+                program,
+                referral,
+                stage="qualified",
+                cause=cause,
+                at=referral.qualified_at,
+                order_amount=order.amount if order else None,
+                first_order=first,
+            )
+        else:
+            _notice(
+                session,
+                referral,
+                referral.advocate_id,
+                "signed_up",
+                progress.signed_up(progress.mask(friend.name), config_of(program)),
+            )
+        return _referral_view(session, referral, program.slug)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def visible_status(referral: Referral, rewards: list[Reward], now: datetime) -> str:
+    """clicked → signed_up → qualified → reward_pending → rewarded, or rejected / review."""
+    if referral.status == REWARDED:
+        live = [r for r in rewards if r.reversed_at is None and r.role != "referee"]
+        if any(r.available_at > now for r in live):
+            return "reward_pending"
+        return "rewarded"
+    return referral.status
+
+
+def _referral_view(session: Session, referral: Referral, slug: str) -> dict[str, Any]:
+    friend = session.get(Customer, referral.referee_id)
+    advocate = session.get(Customer, referral.advocate_id)
+    rewards = list(session.scalars(select(Reward).where(Reward.referral_id == referral.id)))
+    return {
+        "id": referral.id,
+        "program": slug,
+        "advocate": advocate.external_id if advocate else None,
+        "friend": friend.external_id if friend else None,
+        "source": referral.source,
+        "status": visible_status(referral, rewards, clock.now()),
+        "reason": referral.reason,
+        "findings": referral.findings,
+        "signed_up_at": referral.signed_up_at.isoformat(),
+        "qualified_at": referral.qualified_at.isoformat() if referral.qualified_at else None,
+    }
+
+
+def program_stats(session: Session, slug: str | None = None) -> list[dict[str, Any]]:
+    """Per program: clicks (raw, bots included), unique clicks (people, no bots), signups,
+    qualified, rejected, in review, rewards pending (in hold) and issued."""
+    now = clock.now()
+    query = select(Program).order_by(Program.slug)
+    if slug:
+        query = query.where(Program.slug == slug)
+    found = []
+    for program in session.scalars(query):
+        clicks = (
+            select(Click)
+            .join(ReferralCode, ReferralCode.id == Click.code_id)
+            .where(ReferralCode.program_id == program.id)
+            .subquery()
+        )
+        raw = session.scalar(select(func.count()).select_from(clicks)) or 0
+        unique = (
+            session.scalar(
+                select(func.count(func.distinct(clicks.c.fingerprint))).where(
+                    clicks.c.is_bot.is_(False)
+                )
+            )
+            or 0
+        )
+        statuses = dict(
+            session.execute(
+                select(Referral.status, func.count(Referral.id))
+                .where(Referral.program_id == program.id)
+                .group_by(Referral.status)
+            ).all()
+        )
+        qualified = (
+            session.scalar(
+                select(func.count(Referral.id)).where(
+                    Referral.program_id == program.id,
+                    Referral.qualified_at.is_not(None),
+                    Referral.status.in_((QUALIFIED, REWARDED)),
+                )
+            )
+            or 0
+        )
+        live = and_(Reward.program_id == program.id, Reward.reversed_at.is_(None))
+        pending = (
+            session.scalar(select(func.count(Reward.id)).where(live, Reward.available_at > now))
+            or 0
+        )
+        issued = (
+            session.scalar(select(func.count(Reward.id)).where(live, Reward.available_at <= now))
+            or 0
+        )
+        reversed_ = (
+            session.scalar(
+                select(func.count(Reward.id)).where(
+                    Reward.program_id == program.id, Reward.reversed_at.is_not(None)
+                )
+            )
+            or 0
+        )
+        found.append(
+            {
+                "slug": program.slug,
+                "name": program.name,
+                "clicks": raw,
+                "unique_clicks": unique,
+                "signups": sum(statuses.values()),
+                "qualified": qualified,
+                "rejected": statuses.get(REJECTED, 0),
+                "in_review": statuses.get(REVIEW, 0),
+                "rewards_pending": pending,
+                "rewards_issued": issued,
+                "rewards_reversed": reversed_,
+            }
+        )
+    return found
+
+
+def advocate_progress(session: Session, customer_external_id: str) -> dict[str, Any]:
+    """What the advocate sees: per program their code, link stats, friends and statuses;
+    their notices (newest first); their balances and coupons."""
+    from advocado.store.models import Coupon
+
+    customer = session.scalar(select(Customer).where(Customer.external_id == customer_external_id))
+    if customer is None:
+        raise LookupError(f"no customer {customer_external_id!r}")
+    now = clock.now()
+    programs = []
+    for code, program in session.execute(
+        select(ReferralCode, Program)
+        .join(Program, Program.id == ReferralCode.program_id)
+        .where(ReferralCode.customer_id == customer.id)
+        .order_by(Program.slug)
+    ):
+        raw = session.scalar(select(func.count(Click.id)).where(Click.code_id == code.id)) or 0
+        unique = (
+            session.scalar(
+                select(func.count(func.distinct(Click.fingerprint))).where(
+                    Click.code_id == code.id, Click.is_bot.is_(False)
+                )
+            )
+            or 0
+        )
+        friends = []
+        for referral in session.scalars(
+            select(Referral)
+            .where(Referral.program_id == program.id, Referral.advocate_id == customer.id)
+            .order_by(Referral.id)
+        ):
+            rewards = list(session.scalars(select(Reward).where(Reward.referral_id == referral.id)))
+            friend = session.get(Customer, referral.referee_id)
+            friends.append(
+                {
+                    "friend": progress.mask(friend.name if friend else None),
+                    "status": visible_status(referral, rewards, now),
+                    "signed_up_at": referral.signed_up_at.isoformat(),
+                }
+            )
+        joined = sum(1 for f in friends if f["status"] != REJECTED)
+        programs.append(
+            {
+                "program": program.slug,
+                "code": code.code,
+                "link": f"/r/{code.code}",
+                "clicks": raw,
+                "unique_clicks": unique,
+                "friends_joined": joined,
+                "summary": {
+                    "en": f"your link was clicked {raw} times, {joined} friends joined",
+                    "zh": f"您的链接已被点击{raw}次，已有{joined}位好友加入",
+                },
+                "friends": friends,
+            }
+        )
+    notices = [
+        {"step": n.step, "en": n.text_en, "zh": n.text_zh, "at": n.created_at.isoformat()}
+        for n in session.scalars(
+            select(ReferralNotice)
+            .where(ReferralNotice.customer_id == customer.id)
+            .order_by(ReferralNotice.id.desc())
+            .limit(50)
+        )
+    ]
+    coupon_rows = session.execute(
+        select(Coupon, Reward.hidden)
+        .outerjoin(Reward, Reward.id == Coupon.reward_id)
+        .where(Coupon.customer_id == customer.id)
+        .order_by(Coupon.id)
+    )
+    coupon_list = [
+        {
+            "code": c.code,
+            "amount_off": c.amount_off,
+            "percent_off": c.percent_off,
+            "min_spend": c.min_spend,
+            "currency": c.currency,
+            "status": c.status,
+            "valid_from": c.valid_from.isoformat(),
+            "expires_at": c.expires_at.isoformat(),
+        }
+        for c, _hidden in coupon_rows
+    ]
+    balances = {asset: b.as_dict() for asset, b in ledger.balances(session, customer.id).items()}
+    return {
+        "customer": customer.external_id,
+        "programs": programs,
+        "notices": notices,
+        "balances": balances,
+        "coupons": coupon_list,
+    }

@@ -1,0 +1,135 @@
+"""Batch use of the comment classifier: read comments from CSV (`id,text`) or JSONL
+(`{"id": …, "text": …}`), classify them in input order, and score a labelled file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from advocado.text.analyze import analyze
+from advocado.text.lexicon import Lexicon
+from advocado.text.metrics import LABELS, Evaluation, evaluate
+
+
+@dataclass(frozen=True)
+class Comment:
+    line: int
+    id: Any
+    text: str
+    fields: dict[str, Any]  # the whole input row (evaluate reads `persona` from it)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    id: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class BadFile(ValueError):
+    """The file cannot be read at all (missing, or a CSV without id and text columns)."""
+
+
+def _is_jsonl(path: Path) -> bool:
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return True
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return False
+    with path.open(encoding="utf-8-sig", errors="replace") as file:
+        for line in file:
+            if line.strip():
+                return line.lstrip().startswith("{")
+    return False
+
+
+def read_comments(path: Path) -> Iterator[Comment | BadLine]:
+    """Every data line of the file, in order, as a Comment or a BadLine saying what is wrong."""
+    if not path.is_file():
+        raise BadFile(f"{path}: no such file")
+    yield from (_read_jsonl if _is_jsonl(path) else _read_csv)(path)
+
+
+def _read_jsonl(path: Path) -> Iterator[Comment | BadLine]:
+    with path.open(encoding="utf-8-sig", errors="replace") as file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield BadLine(number, None, f"not valid JSON ({error.msg})")
+                continue
+            if not isinstance(row, dict):
+                yield BadLine(number, None, "expected a JSON object with id and text")
+                continue
+            yield _checked(number, row)
+
+
+def _read_csv(path: Path) -> Iterator[Comment | BadLine]:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as file:
+        reader = csv.reader(file)
+        header = [cell.strip().lower() for cell in next(reader, [])]
+        if "id" not in header or "text" not in header:
+            raise BadFile(f"{path}: the CSV header must have id and text columns")
+        start = reader.line_num
+        for row in reader:
+            number = start + 1 if start else reader.line_num
+            start = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                yield BadLine(number, row[0] if row else None,
+                              f"{len(row)} fields where the header has {len(header)}")  # fmt: skip
+                continue
+            yield _checked(number, dict(zip(header, row, strict=True)))
+
+
+def _checked(number: int, row: dict[str, Any]) -> Comment | BadLine:
+    if "id" not in row or row["id"] in (None, ""):
+        return BadLine(number, None, "no id")
+    if "text" not in row:
+        return BadLine(number, row["id"], "no text")
+    text = row["text"]
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        return BadLine(number, row["id"], "text is not a string")
+    return Comment(number, row["id"], text, row)
+
+
+def classify_line(comment: Comment, lexicon: Lexicon | None = None) -> dict[str, Any]:
+    """The contract's object: id, language, sentiment, persona, confidence, evidence."""
+    return {"id": comment.id, **analyze(comment.text, lexicon).as_dict()}
+
+
+def evaluate_file(
+    path: Path, lexicon: Lexicon | None = None
+) -> tuple[Evaluation, list[BadLine], list[dict[str, Any]]]:
+    """Scores a file with a `persona` column. Returns the figures, the bad lines, and the
+    misclassified comments (expected, predicted, text, evidence)."""
+    expected: list[str] = []
+    predicted: list[str] = []
+    bad: list[BadLine] = []
+    wrong: list[dict[str, Any]] = []
+    for item in read_comments(path):
+        if isinstance(item, BadLine):
+            bad.append(item)
+            continue
+        gold = str(item.fields.get("persona") or "").strip()
+        if gold not in LABELS:
+            bad.append(BadLine(item.line, item.id, f"persona {gold!r}: use {', '.join(LABELS)}"))
+            continue
+        analysis = analyze(item.text, lexicon)
+        expected.append(gold)
+        predicted.append(analysis.persona)
+        if gold != analysis.persona:
+            wrong.append({"id": item.id, "expected": gold, "predicted": analysis.persona,
+                          "text": item.text, "evidence": analysis.evidence})  # fmt: skip
+    return evaluate(expected, predicted), bad, wrong
