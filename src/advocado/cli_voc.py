@@ -131,12 +131,32 @@ def evaluate(
               f"  {item['evidence']}")  # fmt: skip
 
 
+@voc_app.command("reclassify")
+def reclassify(
+    batch_size: Annotated[int, typer.Option(help="Responses per transaction.", min=1)] = 1000,
+    only_unanalysed: Annotated[
+        bool, typer.Option("--only-unanalysed", help="Only comments never analysed.")
+    ] = False,
+) -> None:
+    """Analyse the stored comments again with the current built-in and brand words (after
+    `voc lexicon import`, or a new version of the classifier). One transaction per batch;
+    only the rows whose analysis changed are written."""
+    from advocado.services.voc import reclassify_responses
+    from advocado.store.db import default_engine
+
+    done = reclassify_responses(
+        default_engine(), batch_size=batch_size, only_unanalysed=only_unanalysed
+    )
+    print(f"{done.examined} comments analysed again in {done.batches} batches, "
+          f"{done.changed} changed")  # fmt: skip
+
+
 @lexicon_app.command("import")
 def lexicon_import(
     file: Annotated[Path, typer.Argument(help="CSV or TSV: term,persona[,weight].")],
 ) -> None:
     """Add or re-weight brand words from a file (persona: emotional, rational or ignore).
-    Comments already stored keep their analysis until their comment changes."""
+    Comments already stored keep their analysis until `advocado voc reclassify`."""
     from advocado.services.lexicon import LexiconError, import_file
     from advocado.store.db import default_engine, unit_of_work
 

@@ -237,3 +237,34 @@ def test_evaluate_command(tmp_path: Path, database_url: str, advocado: Any) -> N
     assert figures["confusion"]["emotional"] == {"emotional": 1, "rational": 0, "neutral": 1}
     text = advocado("voc", "evaluate", str(path), cwd=tmp_path, database_url=database_url)
     assert "macro-F1" in text.stdout and "accuracy   0.6667" in text.stdout
+
+
+def test_reclassify_applies_brand_words_to_stored_comments(engine: Engine) -> None:
+    from advocado.services.voc import reclassify_responses
+
+    save(engine, response("a", "丝滑"), response("b", "还行"), response("c", "爱了"),
+         response("d", None))  # fmt: skip
+    assert stored(engine, "a").persona == "neutral"
+    with unit_of_work(engine) as session:
+        add_terms(session, [BrandTerm("丝滑", "emotional", 1.5)])
+    done = reclassify_responses(engine, batch_size=2)
+    assert (done.examined, done.changed, done.batches) == (3, 1, 2)
+    row = stored(engine, "a")
+    assert row.persona == "emotional" and row.evidence == ["丝滑"]
+    assert stored(engine, "d").persona is None  # no comment, nothing to say
+    again = reclassify_responses(engine)
+    assert (again.examined, again.changed) == (3, 0)
+
+
+def test_reclassify_command(tmp_path: Path, database_url: str, advocado: Any) -> None:
+    path = tmp_path / "responses.csv"
+    path.write_text("external_id,score,comment,submitted_at\n"
+                    "a,10,丝滑,2026-03-01T10:00:00Z\n", encoding="utf-8")  # fmt: skip
+    assert advocado("import", "responses", str(path), cwd=tmp_path,
+                    database_url=database_url).returncode == 0  # fmt: skip
+    assert advocado("voc", "lexicon", "add", "丝滑", "--persona", "rational", cwd=tmp_path,
+                    database_url=database_url).returncode == 0  # fmt: skip
+    result = advocado("voc", "reclassify", "--batch-size", "10", cwd=tmp_path,
+                      database_url=database_url)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 comments analysed again in 1 batches, 1 changed" in result.stdout

@@ -119,7 +119,7 @@ class ClickRecorder:
     """Collects click rows and writes them in batches (see module doc)."""
 
     def __init__(
-        self, engine: Engine, *, salt: bytes, interval: float = 0.2, batch: int = 2000
+        self, engine: Engine, *, salt: bytes, interval: float = 0.05, batch: int = 2000
     ) -> None:
         self.engine = engine
         self.salt = salt

@@ -33,9 +33,9 @@ def post(
     reward_id: int | None = None,
     reverses_id: int | None = None,
     memo: str | None = None,
-) -> LedgerEntry | None:
-    """One entry, once per key: None if an entry with this key (or reversing the same entry)
-    already exists, so a retried cause posts nothing."""
+) -> int | None:
+    """One entry (its id), once per key: None if an entry with this key (or reversing the
+    same entry) already exists, so a retried cause posts nothing."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
         dialect.insert(LedgerEntry)
@@ -55,11 +55,10 @@ def post(
         .on_conflict_do_nothing()
         .returning(LedgerEntry.id)
     )
-    entry_id = session.scalar(statement)
-    return None if entry_id is None else session.get(LedgerEntry, entry_id)
+    return session.scalar(statement)
 
 
-def reverse(session: Session, entry: LedgerEntry, *, memo: str) -> LedgerEntry | None:
+def reverse(session: Session, entry: LedgerEntry, *, memo: str) -> int | None:
     """The entry's mirror image, once (reverses_id is unique)."""
     return post(
         session,
@@ -125,7 +124,7 @@ class InsufficientBalance(ValueError):
 
 def spend(
     session: Session, *, customer_id: int, asset: str, amount: int, key: str, memo: str
-) -> LedgerEntry | None:
+) -> int | None:
     """Take `amount` out of the available balance, once per key. The customer row is locked
     first so two spends cannot both see the same balance (PostgreSQL; SQLite's write lock
     already serialises). InsufficientBalance if it is not there."""

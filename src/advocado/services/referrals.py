@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -174,10 +174,12 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
     else:
         outcome = _refund(session, event, customer)
     outcome = {"event_id": event.event_id, "type": event.type, **outcome, "duplicate": False}
-    row = session.get(ReferralEvent, claimed)
-    assert row is not None
-    row.customer_id = customer.id
-    row.outcome = outcome
+    session.execute(
+        update(ReferralEvent)
+        .where(ReferralEvent.id == claimed)
+        .values(customer_id=customer.id, outcome=outcome)
+        .execution_options(synchronize_session=False)
+    )
     return outcome
 
 
@@ -707,8 +709,8 @@ def _issue(
                 {"rule": grant.rule, "en": "no second-level referrer", "zh": "无上级推荐人"}
             )
             continue
-        reward = _grant(session, program, config, referral, grant, beneficiary, cause, hold_end)
-        if reward is None:
+        reward_id = _grant(session, program, config, referral, grant, beneficiary, cause, hold_end)
+        if reward_id is None:
             continue
         spent += money_value(grant)
         issued.append(
@@ -717,7 +719,7 @@ def _issue(
                 "to": grant.to,
                 "type": grant.type,
                 "amount": grant.amount,
-                "reward_id": reward.id,
+                "reward_id": reward_id,
                 "available_at": hold_end.isoformat(),
                 "because": {"en": grant.because_en, "zh": grant.because_zh},
             }
@@ -768,8 +770,8 @@ def _grant(
     beneficiary: int,
     cause: str,
     hold_end: datetime,
-) -> Reward | None:
-    """The reward and its coupon or ledger entry, once per (program, rule, beneficiary,
+) -> int | None:
+    """The reward (its id) and its coupon or ledger entry, once per (program, rule, beneficiary,
     trigger); None if it already exists."""
     reward_id = session.scalar(
         _dialect(session)
@@ -794,33 +796,31 @@ def _grant(
     )
     if reward_id is None:
         return None
-    reward = session.get(Reward, reward_id)
-    assert reward is not None
     if grant.type in ("points", "credit"):
         asset = ledger.POINTS if grant.type == "points" else config.currency
         expires = hold_end + timedelta(days=grant.valid_days) if grant.valid_days else None
         ledger.post(
             session,
-            key=f"reward:{reward.id}",
+            key=f"reward:{reward_id}",
             asset=asset,
             debit=f"program:{program.slug}:rewards",
             credit=ledger.account(beneficiary, asset),
             amount=grant.amount,
             available_at=hold_end,
             expires_at=expires,
-            reward_id=reward.id,
+            reward_id=reward_id,
             memo=grant.because_en,
         )
     elif grant.type == "coupon" and grant.coupon is not None:
         coupons.issue(
             session,
-            reward_id=reward.id,
+            reward_id=reward_id,
             customer_id=beneficiary,
             spec=grant.coupon,
             currency=config.currency,
             valid_from=hold_end,
         )
-    return reward
+    return reward_id
 
 
 def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, Any]:

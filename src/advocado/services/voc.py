@@ -133,3 +133,65 @@ def evaluate_file(
             wrong.append({"id": item.id, "expected": gold, "predicted": analysis.persona,
                           "text": item.text, "evidence": analysis.evidence})  # fmt: skip
     return evaluate(expected, predicted), bad, wrong
+
+
+@dataclass(frozen=True)
+class Reclassified:
+    examined: int  # stored comments analysed again
+    changed: int  # whose analysis differed and was written
+    batches: int
+
+
+RECLASSIFY_BATCH = 1000
+
+
+def reclassify_responses(
+    engine: Any, *, batch_size: int = RECLASSIFY_BATCH, only_unanalysed: bool = False
+) -> Reclassified:
+    """Analyses the stored comments again with today's lexicon (built-in words and the brand's
+    words), so words added later apply to comments already stored. Walks the responses by id
+    in batches, one transaction per batch (a failure keeps the batches already done), and
+    writes only the rows whose analysis changed. `only_unanalysed`: just the comments that were
+    never analysed."""
+    from sqlalchemy import select, update
+
+    from advocado import clock
+    from advocado.services.lexicon import brand_lexicon
+    from advocado.services.records import ANALYSIS_FIELDS, _analysis_fields
+    from advocado.store.db import unit_of_work
+    from advocado.store.models import Response
+    from advocado.text.analyze import analyze_cached
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    columns = [getattr(Response, name) for name in ANALYSIS_FIELDS]
+    last_id, examined, changed, batches = 0, 0, 0, 0
+    lexicon = None
+    while True:
+        with unit_of_work(engine) as session:
+            if lexicon is None:
+                lexicon = brand_lexicon(session)
+            query = select(Response.id, Response.comment, Response.analyzed_at, *columns).where(
+                Response.id > last_id, Response.comment.is_not(None)
+            )
+            if only_unanalysed:
+                query = query.where(Response.analyzed_at.is_(None))
+            rows = session.execute(query.order_by(Response.id).limit(batch_size)).all()
+            if not rows:
+                break
+            batches += 1
+            now = clock.now()
+            for row in rows:
+                last_id = row.id
+                if not row.comment.strip():
+                    continue
+                examined += 1
+                fields = _analysis_fields(analyze_cached(row.comment, lexicon))
+                stored = {name: getattr(row, name) for name in ANALYSIS_FIELDS}
+                if stored == fields and row.analyzed_at is not None:
+                    continue
+                changed += 1
+                session.execute(
+                    update(Response).where(Response.id == row.id).values(**fields, analyzed_at=now)
+                )
+    return Reclassified(examined, changed, batches)

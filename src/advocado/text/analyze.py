@@ -19,18 +19,40 @@ from advocado.text.lexicon import Entry, Lexicon, lexicon_for, normalise
 EMOTIONAL, RATIONAL, NEUTRAL = "emotional", "rational", "neutral"
 NEUTRAL_BELOW = 1.0  # a persona needs at least one clear word's worth of signal
 
-CLAUSE_END = re.compile(r"[，。！？；,.!?;\n…~～]")
+CLAUSE_END = re.compile(r"[，。！？；,.!?;\n…~～、]")  # 、 too: "不多、价格" is two items
 EXCLAMATION = re.compile(r"[!！]+")
 EXCLAMATION_WEIGHT, EXCLAMATION_CAP = 0.5, 1.5
-# Any pictograph the lexicon does not list still shows feeling.
-EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\U0001f000-\U0001f2ff]")
+# Any emoji or pictograph codepoint shows feeling (ranges of Unicode's emoji blocks, no list).
+EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u3297\u3299]")
 EMOJI_WEIGHT, EMOJI_CAP = 1.0, 3.0
-# Figures with a unit ("30%", "两天" is words, "2 days", "10 hours") are the stuff of reasons.
+# A letter stretched (soooo, loooove) or one Chinese character said three times (太太太, 哈哈哈).
+REPEATED = re.compile(r"([a-z])\1{2,}|([\u4e00-\u9fff])\2{2,}")
+REPEATED_WEIGHT, REPEATED_CAP = 0.5, 1.0
+# An intensifier on a feeling-neutral positive word ("真的太好", "so good") leans emotional.
+INTENSE_DEGREE, INTENSE_WEIGHT = 1.3, 0.5
+# Figures with a unit ("30%", "2天", "2 days", "10 hours", "¥99") are the stuff of reasons.
 FIGURE = re.compile(
-    r"\d+(?:\.\d+)?\s?(?:%|倍|小时|分钟|天|周|个月|年|hours?|hrs?|minutes?|mins?|days?|weeks?"
-    r"|months?|percent|x\b)"
+    r"[$¥￥€£]\s?\d|\d+(?:\.\d+)?\s?(?:%|倍|小时|分钟|秒|天|周|个月|月|年|元|块|次|个|件|斤|公斤|克|米"
+    r"|寸|g[bh]z?\b|mb\b|kg\b|ms\b|k\b|hours?|hrs?|h\b|minutes?|mins?|seconds?|secs?|days?"
+    r"|weeks?|months?|years?|percent|dollars?|bucks|users|people|times|x\b)"
 )
 FIGURE_WEIGHT, FIGURE_CAP = 0.5, 1.0
+# Reasoning: comparisons and causal connectives.
+REASONING = re.compile(
+    r"比(?:起|较下来)?[^，。！？,.!?、]{1,8}(?:更|还|要|快|慢|好|差|便宜|贵|强|稳)|相比|对比|比起"
+    r"|因为|所以|由于|因此|导致|以致|以便|否则|不仅|而且|首先|其次|另外"
+    r"|(?<![a-z])(?:than|compared (?:to|with)|versus|vs\.?|because|since|so that|therefore"
+    r"|due to|thanks to|which means|as a result)(?![a-z])"
+)
+REASONING_WEIGHT, REASONING_CAP = 0.5, 1.0
+# A list of attributes: items separated by 、 or three short clauses or more.
+LIST_SEPARATOR = re.compile("、")
+LIST_WEIGHT = 0.5
+# Comments with sentiment but no persona word: long enough to say something -> a persona by
+# the structural signals (ties: emotional, feeling without reasons); shorter -> neutral.
+FALLBACK_MIN_UNITS, FALLBACK_MIN_SENTIMENT = 8, 0.6
+LATIN_WORD = re.compile(r"[a-z0-9']+")
+HAN_CHAR = re.compile("[\u4e00-\u9fff]")
 # How far (in characters) a modifier reaches forward: CJK words are dense, English are not.
 REACH_CJK, REACH_LATIN = 2, 12
 
@@ -70,16 +92,17 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
     found: dict[str, list[tuple[int, str]]] = {EMOTIONAL: [], RATIONAL: []}
     sentiment_words: list[tuple[int, str]] = []
     total = magnitude = 0.0
+    intense: list[tuple[int, str]] = []
     spans = [(start, end) for start, end, _ in hits]
 
     pending_start: int | None = None  # where the modifiers before the current word begin
-    degree, negation = 1.0, None
+    degree, negation, strong = 1.0, None, False  # strong: an intensifier (非常, so) precedes
     previous_end = 0
     for index, (start, end, entry) in enumerate(hits):
         if pending_start is not None and (
             start - previous_end > REACH_LATIN or CLAUSE_END.search(normal, previous_end, start)
         ):
-            pending_start, degree, negation = None, 1.0, None
+            pending_start, degree, negation, strong = None, 1.0, None, False
         if entry.modifier and entry.modifier != "ignore" and _modifies_next(hits, index, normal):
             if pending_start is None:
                 pending_start = start
@@ -87,10 +110,11 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
                 negation = entry.factor if negation is None else None  # 不是不好: flips back
             else:
                 degree *= entry.factor
+                strong = strong or (entry.factor >= INTENSE_DEGREE and not entry.is_word)
             previous_end = end
             continue
         if not entry.is_word:
-            pending_start, degree, negation = None, 1.0, None
+            pending_start, degree, negation, strong = None, 1.0, None, False
             previous_end = end
             continue
         span_start = start if negation is None or pending_start is None else pending_start
@@ -98,6 +122,8 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
         value = entry.polarity * degree
         if negation is not None:
             value = -value * (negation if value > 0 else negation * 0.6)
+        if value > 0 and entry.persona is None and negation is None and strong:
+            intense.append((span_start, text[pending_start or start : end]))
         if value:
             total += value
             magnitude += abs(value)
@@ -108,7 +134,7 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
                 weight *= 0.5  # "一点都不惊喜" still speaks of feeling, less loudly
             score[entry.persona] += weight
             found[entry.persona].append((span_start, surface))
-        pending_start, degree, negation = None, 1.0, None
+        pending_start, degree, negation, strong = None, 1.0, None, False
         previous_end = end
 
     exclaim = 0.0
@@ -124,12 +150,18 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
             emoji += EMOJI_WEIGHT
             found[EMOTIONAL].append((match.start(), match.group()))
     score[EMOTIONAL] += emoji
-    figures = 0.0
-    for match in FIGURE.finditer(normal):
-        if figures < FIGURE_CAP:
-            figures += FIGURE_WEIGHT
-            found[RATIONAL].append((match.start(), text[match.start() : match.end()]))
-    score[RATIONAL] += figures
+    score[RATIONAL] += _capped(FIGURE.finditer(normal), FIGURE_WEIGHT, FIGURE_CAP,
+                               found[RATIONAL], text)  # fmt: skip
+    score[RATIONAL] += _capped(REASONING.finditer(normal), REASONING_WEIGHT, REASONING_CAP,
+                               found[RATIONAL], text)  # fmt: skip
+    separators = LIST_SEPARATOR.findall(normal)
+    if separators:
+        score[RATIONAL] += LIST_WEIGHT * min(2, len(separators))
+    score[EMOTIONAL] += _capped(REPEATED.finditer(normal), REPEATED_WEIGHT, REPEATED_CAP,
+                                found[EMOTIONAL], text)  # fmt: skip
+    if intense:
+        score[EMOTIONAL] += INTENSE_WEIGHT
+        found[EMOTIONAL].extend(intense[:1])
 
     sentiment = total / max(1.0, magnitude)
     if exclaim and sentiment:
@@ -137,6 +169,10 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
     sentiment = round(max(-1.0, min(1.0, sentiment)), 3)
     persona, confidence = _decide(score)
     evidence = [] if persona == NEUTRAL else _ordered(found[persona])
+    if persona == NEUTRAL and _says_enough(normal, magnitude, score):
+        persona = RATIONAL if score[RATIONAL] > score[EMOTIONAL] else EMOTIONAL
+        confidence = round(0.45 + 0.1 * min(1.0, magnitude), 2)
+        evidence = _ordered(found[persona] + sentiment_words)
     return Analysis(
         language=detect_language(text) if text.strip() else OTHER,
         sentiment=sentiment,
@@ -173,6 +209,31 @@ def _modifies_next(hits: list[tuple[int, int, Entry]], index: int, normal: str) 
     if start - end > _reach(entry) or CLAUSE_END.search(normal, end, start):
         return not entry.is_word
     return True
+
+
+def _capped(matches: Any, weight: float, cap: float, found: list[tuple[int, str]],
+            text: str) -> float:  # fmt: skip
+    """Adds each match as evidence (quoted from the original text) up to `cap` of weight."""
+    total = 0.0
+    for match in matches:
+        if total >= cap:
+            break
+        total += weight
+        found.append((match.start(), text[match.start() : match.end()]))
+    return min(total, cap)
+
+
+def _units(normal: str) -> int:
+    """Length in words: a Chinese character counts as one, so does a Latin word."""
+    return len(HAN_CHAR.findall(normal)) + len(LATIN_WORD.findall(normal))
+
+
+def _says_enough(normal: str, magnitude: float, score: dict[str, float]) -> bool:
+    """A comment with no persona word still has one when it carries clear sentiment or some
+    structural signal and is long enough not to be a generic verdict ("还行", "not bad")."""
+    if _units(normal) < FALLBACK_MIN_UNITS:
+        return False
+    return magnitude >= FALLBACK_MIN_SENTIMENT or max(score.values()) >= 0.5
 
 
 def _decide(score: dict[str, float]) -> tuple[str, float]:

