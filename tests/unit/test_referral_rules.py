@@ -84,6 +84,9 @@ def test_tiers_grow_ten_percent_per_referral() -> None:
     amounts = [evaluate(config, trigger(n))[0].amount for n in (1, 2, 3, 4)]
     assert amounts == [50, 55, 61, 67]  # 50 × 1.1^(n-1), rounded half up
     assert "递增10%" in evaluate(config, trigger(2))[0].because_zh
+    # Growth stops at the cap (default 10 × the first amount): the 500th referral is 500.
+    grant = evaluate(config, trigger(500))[0]
+    assert grant.amount == 500 and "上限" in grant.because_zh
 
 
 def test_milestone_multiplier_and_percent_rules_combine() -> None:

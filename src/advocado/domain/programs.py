@@ -72,6 +72,7 @@ class RewardRule:
     percent: float | None = None  # instead of amount: percent of the qualifying order
     tiers: tuple[int, ...] = ()  # amount of the 1st, 2nd, … referral (the last repeats)
     step_percent: float = 0.0  # each next referral + this % over the previous one
+    max_amount: int | None = None  # growth stops here (default with step_percent: 10 × amount)
     on_nth: tuple[int, ...] = ()  # milestones: only the advocate's n-th referral(s)
     every_nth: int | None = None  # stages: every k-th referral
     multipliers: tuple[Multiplier, ...] = ()
@@ -197,6 +198,7 @@ def _rule(data: Any, index: int, ids: set[str]) -> RewardRule:
         percent=float(percent) if percent is not None else None,
         tiers=tuple(int(t) for t in data.get("tiers") or ()),
         step_percent=float(data.get("step_percent") or 0),
+        max_amount=_int(data, "max_amount", f"{where}."),
         on_nth=tuple(int(n) for n in data.get("on_nth") or ()),
         every_nth=_int(data, "every_nth", f"{where}."),
         multipliers=tuple(multipliers),

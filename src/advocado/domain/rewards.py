@@ -64,12 +64,17 @@ def _base(rule: RewardRule, trigger: Trigger) -> tuple[Decimal, str, str]:
         )
     amount = Decimal(rule.amount)
     if rule.step_percent and trigger.nth > 1:
-        amount *= (1 + Decimal(str(rule.step_percent)) / 100) ** (trigger.nth - 1)
+        # Compounding grows without end (1.1^500 overflows any column): it stops at the cap.
+        cap = Decimal(rule.max_amount if rule.max_amount is not None else rule.amount * 10)
+        step = 1 + Decimal(str(rule.step_percent)) / 100
+        amount = min(amount * step ** min(trigger.nth - 1, 1000), cap)
+        capped = amount == cap
         return (
             amount,
             f"{rule.amount} +{rule.step_percent:g}% per referral after the first "
-            f"(referral #{trigger.nth})",
-            f"首次{rule.amount}，之后每次递增{rule.step_percent:g}%（第{trigger.nth}次）",
+            f"(referral #{trigger.nth})" + (f", capped at {cap}" if capped else ""),
+            f"首次{rule.amount}，之后每次递增{rule.step_percent:g}%（第{trigger.nth}次）"
+            + (f"，上限{cap}" if capped else ""),
         )
     return amount, "fixed", "固定奖励"
 

@@ -645,17 +645,22 @@ def _issue(
         )
         or 0
     )
-    won = dict(
-        session.execute(
-            select(Reward.rule, func.count(Reward.id))
-            .where(
-                Reward.program_id == program.id,
-                Reward.hidden.is_(True),
-                Reward.reversed_at.is_(None),
-            )
-            .group_by(Reward.rule)
-        ).all()
-    )
+    # Surprises won so far (their budget), counted on the (program, rule, …) unique index,
+    # and only for programs that have hidden rules: this runs on every rewarding event.
+    hidden = [rule.id for rule in config.rules if rule.hidden]
+    won = {}
+    if hidden:
+        won = dict(
+            session.execute(
+                select(Reward.rule, func.count(Reward.id))
+                .where(
+                    Reward.program_id == program.id,
+                    Reward.rule.in_(hidden),
+                    Reward.reversed_at.is_(None),
+                )
+                .group_by(Reward.rule)
+            ).all()
+        )
     trigger = Trigger(
         nth=successes + 1, at=at, order_amount=order_amount, first_order=first_order, cause=cause
     )
