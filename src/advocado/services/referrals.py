@@ -438,16 +438,7 @@ def _create_referral(
         _notice(
             session, referral, advocate_id, "signed_up", progress.signed_up(friend_name, config)
         )
-        _issue(
-            session,
-            program,
-            referral,
-            stage="attributed",
-            cause=f"signup:{friend.external_id}",
-            at=event.occurred_at,
-            order_amount=None,
-            first_order=False,
-        )
+        _issue_on_signup(session, program, referral, friend, event.occurred_at)
     return referral, {
         "attributed": True,
         "program": program.slug,
@@ -607,6 +598,20 @@ def _qualifies(
             f"订单金额低于门槛{config.min_amount / 100:g}",
         )
     return True, "", ""
+
+
+def _issue_on_signup(session, program, referral, friend, at) -> None:  # type: ignore[no-untyped-def]
+    """The rewards of the "attributed" stage (the friend's offer), caused by the signup."""
+    _issue(
+        session,
+        program,
+        referral,
+        stage="attributed",
+        cause=f"signup:{friend.external_id}",
+        at=at,
+        order_amount=None,
+        first_order=False,
+    )
 
 
 def _issue(
@@ -949,16 +954,7 @@ def decide(engine: Engine, *, referral_id: int, approve: bool, note: str = "") -
             return _referral_view(session, referral, program.slug)
         referral.status = SIGNED_UP
         referral.reason = f"approved on review: {note}" if note else "approved on review / 审核通过"
-        _issue(
-            session,
-            program,
-            referral,
-            stage="attributed",
-            cause=f"signup:{friend.external_id}",
-            at=referral.signed_up_at,
-            order_amount=None,
-            first_order=False,
-        )
+        _issue_on_signup(session, program, referral, friend, referral.signed_up_at)
         if referral.qualified_at is not None:
             referral.status = QUALIFIED
             order = session.scalar(
