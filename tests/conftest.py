@@ -137,6 +137,7 @@ class SmtpSink:
         self.messages: list[Any] = []
         self.refuse: dict[str, str] = {}
         self.delay = 0.0
+        self.started = 0  # DATA commands begun (counted before the delay)
         self.lock = threading.Lock()
         self.port = 0
         self.url = ""
@@ -148,6 +149,8 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        with self.lock:
+            self.started += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
