@@ -59,7 +59,15 @@ REFERRAL_NOTICE = "referral_notice"
 
 
 class MessagingError(ValueError):
-    """Bad input to a messaging use case; the text says which field and why."""
+    """Bad input to a messaging use case; the text starts with the field, then why."""
+
+    @property
+    def field(self) -> str:
+        return str(self).split(" ", 1)[0].rstrip(":")
+
+
+class MessageNotFound(MessagingError):
+    """No message with that id."""
 
 
 @dataclass(frozen=True)
@@ -749,7 +757,7 @@ def record_bounce(engine: Engine, *, message_id: int, detail: str) -> str:
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if message is None:
-            raise MessagingError(f"message {message_id}: no such message")
+            raise MessageNotFound(f"message {message_id}: no such message")
         if message.status not in (rules.SENT, rules.CLICKED, rules.UNCERTAIN, rules.BOUNCED):
             raise MessagingError(
                 f"message {message_id}: is {message.status}, only a sent message can bounce"
@@ -771,7 +779,7 @@ def retry_message(engine: Engine, *, message_id: int, actor: str = "operator") -
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if message is None:
-            raise MessagingError(f"message {message_id}: no such message")
+            raise MessageNotFound(f"message {message_id}: no such message")
         if message.status not in rules.RETRYABLE:
             raise MessagingError(
                 f"message {message_id}: is {message.status}; only "
