@@ -16,12 +16,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
+from test_messaging import ask, customer
 
 from advocado import clock
 from advocado.services import messaging
 from advocado.store.db import read_only
 from advocado.store.models import Message
-from test_messaging import ask, customer
 
 WORKER = """
 import os, sys

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import Engine
+from test_messaging import T0, ask, customer  # noqa: F401 - T0 pins the clock via autouse
 
 from advocado.domain.signing import sign
 from advocado.services import messaging
-from test_messaging import T0, ask, customer  # noqa: F401 - T0 pins the clock via autouse
 
 SECRET = "gateway-secret"
 
