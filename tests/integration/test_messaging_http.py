@@ -207,6 +207,14 @@ def test_console_pages(web: TestClient, engine: Engine, smtp_server, monkeypatch
         assert session.get(Message, dead).status == "queued"
     templates = web.get("/messages/templates?name=referral_invite&locale=zh-TW")
     assert "推薦碼" in templates.text and 'data-testid="preview"' in templates.text
+    assert "{{ code }}" in templates.text  # the edit form holds the current source
+    form = {"csrf": csrf, "name": "referral_invite", "locale": "zh-TW"}
+    broken = web.post("/messages/templates", data={**form, "subject": "x", "text": "{% if %}"})
+    assert broken.status_code == 400 and "text, line 1" in broken.text
+    saved = web.post("/messages/templates", data={**form, "subject": "邀請 {{ name }}",
+                                                 "text": "碼：{{ code }}"})  # fmt: skip
+    assert saved.status_code == 200 and 'data-testid="saved"' in saved.text
+    assert "邀請 陳小明" in saved.text  # the preview now shows the brand's version
     scripts = web.get("/messages/scripts?locale=en&code=KIM1&lang=en")
     assert "KIM1" in scripts.text and "Moments post" in scripts.text
     assert web.get(f"/messages/{message_id}").status_code == 200

@@ -104,6 +104,17 @@ def delete_template(engine: Engine, *, name: str, locale: str) -> bool:
     return bool(gone)
 
 
+def source_of(engine: Engine, *, name: str, locale: str) -> dict[str, str]:
+    """The template's current text in this locale (yours, else shipped), for editing."""
+    _check_locale(locale)
+    with read_only(engine) as session:
+        try:
+            source = template_source(session, name, locale)
+        except templates.TemplateProblem as problem:
+            raise MessagingError(str(problem)) from None
+    return {"subject": source.subject, "text": source.text, "html": source.html or ""}
+
+
 def _preview(
     source: templates.Source, *, name: str, locale: str, context: Mapping[str, Any] | None
 ) -> dict[str, Any]:

@@ -391,10 +391,15 @@ class _Prepared:
 
 
 def _prepare(
-    engine: Engine, message_id: int, worker_id: str, config: MessagingConfig, secret: str
+    engine: Engine,
+    message_id: int,
+    worker_id: str,
+    config: MessagingConfig,
+    secret: str,
+    now: datetime | None,
 ) -> _Prepared:
     """Re-check, render and record the links; commit `sending` just before the send."""
-    moment = clock.now()
+    moment = now or clock.now()
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if message is None or message.status != rules.CLAIMED or message.leased_by != worker_id:
@@ -495,11 +500,16 @@ def _finish(
 
 
 def _record(
-    engine: Engine, message_id: int, worker_id: str, outcome: Outcome, config: MessagingConfig
+    engine: Engine,
+    message_id: int,
+    worker_id: str,
+    outcome: Outcome,
+    config: MessagingConfig,
+    now: datetime | None,
 ) -> str:
     """Write what the channel said. Only the lease holder may; a send that finished after its
     lease lapsed (now `uncertain`) is still recorded, since we now know."""
-    moment = clock.now()
+    moment = now or clock.now()
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if (
@@ -557,7 +567,7 @@ def deliver_due(
     channels = channels or Channels(engine, config)
     try:
         for message_id in ids:
-            prepared = _prepare(engine, message_id, worker_id, config, secret)
+            prepared = _prepare(engine, message_id, worker_id, config, secret, now)
             if prepared.outgoing is None:
                 result = prepared.final or "lost"
             else:
@@ -567,7 +577,7 @@ def deliver_due(
                     outcome = Outcome("retry", str(error))
                 else:
                     outcome = channel.send(prepared.outgoing)
-                result = _record(engine, message_id, worker_id, outcome, config)
+                result = _record(engine, message_id, worker_id, outcome, config, now)
             report.outcomes.append((message_id, result))
             if result == rules.SENT:
                 report.sent += 1

@@ -105,6 +105,7 @@ def _templates_page(
     if name:
         try:
             preview = message_templates.preview_template(engine, name=name, locale=locale)
+            entered = entered or message_templates.source_of(engine, name=name, locale=locale)
         except messaging.MessagingError as problem:
             error = error or str(problem)
     context = _context(
