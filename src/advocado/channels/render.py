@@ -100,8 +100,9 @@ def _compiled(html: bool, body: str) -> jinja2.Template:
     return (html_env if html else text_env).from_string(body)
 
 
-def shipped_names() -> list[str]:
-    return sorted({p.name.split(".")[0] for p in TEMPLATES.glob("*.en.txt")})
+@cache
+def shipped_names() -> tuple[str, ...]:
+    return tuple(sorted({p.name.split(".")[0] for p in TEMPLATES.glob("*.en.txt")}))
 
 
 def shipped_source(name: str, locale: str) -> Source | None:

@@ -539,7 +539,12 @@ def _record(
             return rules.DEAD
         why = rules.reason("send_failed", outcome.detail)
         _finish(session, message, rules.QUEUED, why, moment, event=rules.FAILED)
-        message.due_at = moment + rules.backoff(message.attempts)
+        due = moment + rules.backoff(message.attempts)
+        if message.marketing:  # a retry waits out quiet hours too
+            customer = session.get(Customer, message.customer_id)
+            timezone = customer.timezone if customer else None
+            due = rules.next_allowed(due, timezone=timezone, quiet=config.quiet_hours)
+        message.due_at = due
         return "retried"
 
 
