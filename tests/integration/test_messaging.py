@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import free_port
+from smtp_sink import free_port
 from sqlalchemy import Engine, func, select
 
 from advocado import clock
@@ -375,7 +375,7 @@ def test_two_concurrent_deliveries_send_each_message_once(engine: Engine, smtp_s
 def test_smtp_login_from_the_url(engine: Engine, monkeypatch) -> None:
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
-    from conftest import SmtpSink
+    from smtp_sink import SmtpSink
 
     logins: list[tuple[bytes, bytes]] = []
 

@@ -183,7 +183,7 @@ def test_api_scripts(web: TestClient, engine: Engine) -> None:
 
 
 def test_console_pages(web: TestClient, engine: Engine, smtp_server, monkeypatch) -> None:
-    from conftest import free_port
+    from smtp_sink import free_port
 
     message_id, _ = delivered(engine, smtp_server, "kim")
     monkeypatch.setenv("ADVOCADO_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
