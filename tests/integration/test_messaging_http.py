@@ -95,6 +95,10 @@ def test_tracked_link_redirects_and_marks_clicked_once(
     text = mail.get_body(("plain",)).get_content()
     links = re.findall(r"http://testserver/m/[\w-]+", text)
     assert links
+    scanner = web.get(path_of(links[0]), headers={"User-Agent": "Mozilla/5.0 (compatible; "
+                                                   "SafeLinks-Scanner bot)"})  # fmt: skip
+    assert scanner.status_code == 302 and web.head(path_of(links[0])).status_code == 302
+    assert messaging.message_detail(engine, message_id=message_id)["status"] == "sent"
     first = web.get(path_of(links[0]))
     assert first.status_code == 302
     assert first.headers["location"].startswith("https://apps.apple.com/")

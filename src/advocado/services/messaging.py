@@ -730,6 +730,12 @@ def unsubscribe(engine: Engine, *, token: str, source: str = "link") -> Unsubscr
     return target
 
 
+def message_link_target(engine: Engine, *, token: str) -> str | None:
+    """Where /m/{token} leads, recording nothing (link scanners, HEAD requests)."""
+    with read_only(engine) as session:
+        return session.scalar(select(MessageLink.url).where(MessageLink.token == token))
+
+
 def record_message_click(engine: Engine, *, token: str) -> str | None:
     """The target URL of /m/{token}, or None. The first click of each link marks it and the
     message `clicked` (once); later ones only count."""
