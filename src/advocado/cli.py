@@ -315,6 +315,11 @@ from advocado.cli_referral import ledger_app, referral_app  # noqa: E402
 app.add_typer(referral_app, name="referral")
 app.add_typer(ledger_app, name="ledger")
 
+from advocado.cli_ugc import challenge_app, task_app  # noqa: E402
+
+app.add_typer(challenge_app, name="challenge")
+app.add_typer(task_app, name="task")
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
