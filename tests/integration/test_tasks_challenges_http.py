@@ -233,6 +233,11 @@ def test_task_list_detail_and_outcome_in_the_console(
     by_kind = client.get("/tasks?kind=detractor_follow_up")
     assert "回访张2号" in by_kind.text and "邀请张1号" not in by_kind.text
     detail = client.get(f"/tasks/{late.id}")
+    taken = client.post(f"/tasks/{late.id}/assign", data={"csrf": csrf_of(detail.text), "to": "me"})
+    assert f'data-testid="assignee">{email}<' in taken.text
+    mine = client.get("/tasks?status=mine")
+    assert "邀请张1号" in mine.text and "回访张2号" in mine.text  # mine, and my role's unassigned
+    detail = client.get(f"/tasks/{late.id}")
     assert "研发师（KOE）" in detail.text and "<mark>" in detail.text  # evidence highlighted
     response = client.post(f"/tasks/{late.id}/outcome",
                            data={"csrf": csrf_of(detail.text), "outcome": "accepted",

@@ -96,6 +96,25 @@ async def task_outcome(request: Request, task_id: int) -> Response:
     return RedirectResponse(f"/tasks/{task_id}", status_code=303)
 
 
+@router.post("/tasks/{task_id}/assign")
+async def task_assign(request: Request, task_id: int) -> Response:
+    """Take the task ("assign to me"), or give it back to the role (empty `to`)."""
+    user = signed_in_user(request)
+    if user is None:
+        return _to_login(request)
+    if not may(user.role, Permission.WORK_TASKS):
+        return _forbidden(request, user, "tasks")
+    form = await request.form()
+    if _csrf_ok(request, str(form.get("csrf") or "")):
+        target = user.id if form.get("to") == "me" else None
+        try:
+            with unit_of_work(request.app.state.engine) as session:
+                tasks.assign_task(session, task_id=task_id, user_id=target)
+        except tasks.TaskNotFound:
+            return _task_page(request, user, task_id)
+    return RedirectResponse(f"/tasks/{task_id}", status_code=303)
+
+
 # --- challenges ------------------------------------------------------------------------------
 
 
