@@ -356,3 +356,17 @@ def test_entry_submissions_racing_keep_one_entry(engine: Engine) -> None:
     results = race(6, attempt)
     assert all(isinstance(r, int) for r in results), results
     assert count(engine, ChallengeEntry) == 1
+
+
+def test_the_demo_has_a_running_challenge_with_entries_and_open_tasks(engine: Engine) -> None:
+    from advocado.services.demo import load_demo
+
+    summary = load_demo(engine, customers=300, seed=7)
+    assert summary.challenge_entries >= 3 and summary.open_tasks >= 3
+    with read_only(engine) as session:
+        [story] = challenges.list_challenges(session)
+        assert story["running"] and story["entries"]["featured"] == 1
+        assert story["entries"]["pending"] >= 1 and story["entries"]["rejected"] == 1
+        kinds = {row.kind for row in tasks.list_tasks(session, status="open")}
+        assert kinds == {"ambassador_invite", "detractor_follow_up"}
+        assert any(row.overdue for row in tasks.list_tasks(session, status="open"))

@@ -126,6 +126,10 @@ def test_too_large_or_fake_images_are_refused_and_nothing_is_saved(
     assert response.status_code == 413
     assert "照片太大了：最大 1 MB" in response.text
     assert "大图" in response.text  # what they typed is kept
+    huge = PNG + b"\0" * (3 * 1024 * 1024)  # refused on its Content-Length, before reading
+    response = client.post(f"/c/{token}", data={"form_key": key},
+                           files={"image": ("huge.png", huge, "image/png")})  # fmt: skip
+    assert response.status_code == 413 and "照片太大了" in response.text
     fake = b"<?php echo 'hi'; ?>" + b"\0" * 100
     response = client.post(f"/c/{token}", data={"form_key": key, "text": "x"},
                            files={"image": ("cup.png", fake, "image/png")})  # fmt: skip
@@ -284,6 +288,7 @@ def test_api_tasks_and_challenges(
     items = client.get("/api/v1/challenges", headers=read).json()["items"]
     assert items[0]["slug"] == "story" and items[0]["entries"]["pending"] == 1
     [entry] = client.get("/api/v1/challenges/story/entries", headers=read).json()["items"]
+    assert client.get(f"/api/v1/entries/{entry['id']}/image", headers=read).content == PNG
     reject = client.patch(f"/api/v1/entries/{entry['id']}", json={"action": "reject"},
                           headers=write)  # fmt: skip
     assert reject.status_code == 422 and reject.json()["detail"][0]["field"] == "reason"

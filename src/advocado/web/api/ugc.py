@@ -225,3 +225,13 @@ def review_entry(
     except ReviewError as error:
         raise _invalid(error.field, error.reason) from None
     return _json(200, view)
+
+
+@router.get("/entries/{entry_id}/image", summary="An entry's photo (as uploaded)")
+def entry_image(request: Request, entry_id: int) -> Response:
+    with read_only(request.app.state.engine) as session:
+        found = challenges.entry_image(session, entry_id=entry_id, public=False)
+    if found is None:
+        return _json(404, {"detail": f"no image for entry {entry_id}"})
+    data, kind = found
+    return Response(data, media_type=kind, headers={"X-Content-Type-Options": "nosniff"})
