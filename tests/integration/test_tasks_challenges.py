@@ -15,7 +15,7 @@ from ugc_support import T0, challenge_data, seed
 
 from advocado import clock
 from advocado.domain.challenges import ChallengeError, EntryProblem, EntryRefused, ReviewError
-from advocado.domain.tasks import TaskError
+from advocado.domain.tasks import TaskError, queue_order
 from advocado.services import challenges, tasks
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import ChallengeEntry, ChallengeInvitation, Task
@@ -143,6 +143,8 @@ def test_task_outcome_is_recorded_once_and_overdue_tasks_come_first(engine: Engi
     with read_only(engine) as session:
         rows = tasks.list_tasks(session, status="open")
         assert [r.customer_id for r in rows] == [c, b, a]
+        by_rule = sorted(rows, key=lambda r: queue_order(r.due_at, r.done, T0))
+        assert by_rule == rows  # the SQL order is the domain rule
         assert [r.overdue for r in rows] == [True, True, False]
         assert [r.customer_id for r in tasks.list_tasks(session, status="overdue")] == [c, b]
         detail = tasks.task_detail(session, task_id=rows[0].id)
