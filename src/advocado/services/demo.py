@@ -414,12 +414,16 @@ def _comments() -> dict[tuple[str, str], list[str]]:
 
 STORY_SLUG = "kettlecraft-story"
 STORY_FILE = DATA / "story.yaml"  # the same file as examples/challenges/story.yaml
-_DEMO_STORIES = (
-    ("每天早上用壶匠手冲一杯，细水流真的稳，周末带去露营也不怕。", "https://weibo.com/demo/1"),
-    ("送给爸爸的生日礼物，他现在天天研究注水手法 ☕", None),
-    ("Our Sunday ritual: the Kettlecraft kettle, a V60 and the first light.", None),
-    ("用壶匠给室友冲了第一杯手冲，她马上下单了同款！", "https://www.xiaohongshu.com/demo/2"),
-)
+# Entries in the customer's own language: (story, link or None for a photo).
+_DEMO_STORIES: dict[str, list[tuple[str, str | None]]] = {
+    "zh-CN": [
+        ("每天早上用壶匠手冲一杯，细水流真的稳，周末带去露营也不怕。", "https://weibo.com/demo/1"),
+        ("送给爸爸的生日礼物，他现在天天研究注水手法 ☕", None),
+        ("用壶匠给室友冲了第一杯手冲，她马上下单了同款！", "https://www.xiaohongshu.com/demo/2"),
+    ],
+    "zh-TW": [("颱風天在家，用壺匠慢慢沖一杯，整個下午都安靜了。", None)],
+    "en": [("Our Sunday ritual: the Kettlecraft kettle, a V60 and the first light.", None)],
+}
 _DEMO_IMAGE = bytes.fromhex(  # a 1x1 brown PNG
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
     "0000000c4944415408d763e89a6a000002c80167b3bdc7170000000049454e44ae426082"
@@ -441,35 +445,37 @@ def _challenge_and_tasks(session: Session, today: datetime) -> _Work:
                 ends_at=(today + timedelta(days=42)).isoformat())  # fmt: skip
     apply_challenge(session, data)
     latest = _latest_answers(session)
-    emotional = [
-        c for c, (score, persona) in latest.items() if score >= 9 and persona == "emotional"
-    ]
+    emotional = [c for c, (score, persona, _) in latest.items()
+                 if score >= 9 and persona == "emotional"]  # fmt: skip
+    locales = dict(session.execute(select(Customer.id, Customer.locale)).all())
+    stories = {locale: list(items) for locale, items in _DEMO_STORIES.items()}
     entries = 0
     moment = clock.now()
-    for index, customer_id in enumerate(emotional[:8]):
+    for customer_id in emotional[:12]:
         invitation = invite(session, challenge=STORY_SLUG, customer_id=customer_id,
                             cause_key=f"demo:invite:{customer_id}")  # fmt: skip
-        if index >= len(_DEMO_STORIES):
+        waiting = stories.get(locales.get(customer_id, "en")) or []
+        if not waiting:
             continue
-        text, link = _DEMO_STORIES[index]
+        text, link = waiting.pop(0)
         entry = submit_entry(session, token=invitation.token, link=link, text=text,
                              image=_DEMO_IMAGE if link is None else None)  # fmt: skip
         entries += 1
         reviewer = ADMIN_EMAIL
-        if index == 0:
-            review_entry(
-                session, entry_id=entry.id, action="approve", reason=None, reviewer=reviewer
-            )
-            review_entry(
-                session, entry_id=entry.id, action="feature", reason=None, reviewer=reviewer
-            )
-        elif index == 3:
+        if entries == 1:
+            review_entry(session, entry_id=entry.id, action="approve", reason=None,
+                         reviewer=reviewer)  # fmt: skip
+            review_entry(session, entry_id=entry.id, action="feature", reason=None,
+                         reviewer=reviewer)  # fmt: skip
+        elif entries == 3:
             review_entry(session, entry_id=entry.id, action="reject", reviewer=reviewer,
                          reason="链接打不开，请重新提交 / The link does not open")  # fmt: skip
     high = set(session.scalars(select(CustomerInsight.customer_id)
                                .where(CustomerInsight.high_influence.is_(True))))  # fmt: skip
-    ambassadors = [c for c, (score, _) in latest.items() if score >= 9 and c in high][:3]
-    detractors = [c for c, (score, _) in latest.items() if score <= 6][:2]
+    # Those whose answer has a comment first, so the task shows the highlighted evidence.
+    ranked = sorted(latest.items(), key=lambda item: (item[1][2] is None, item[0]))
+    ambassadors = [c for c, (score, _, _) in ranked if score >= 9 and c in high][:3]
+    detractors = [c for c, (score, _, _) in ranked if score <= 6][:2]
     made = 0
     for index, customer_id in enumerate(ambassadors):
         create_task(session, customer_id=customer_id, kind="ambassador_invite",
@@ -492,14 +498,14 @@ def _challenge_and_tasks(session: Session, today: datetime) -> _Work:
     return _Work(entries=entries, tasks=made)
 
 
-def _latest_answers(session: Session) -> dict[int, tuple[int, str | None]]:
-    """Each customer's latest (score, persona), in customer id order."""
-    latest: dict[int, tuple[int, str | None]] = {}
+def _latest_answers(session: Session) -> dict[int, tuple[int, str | None, str | None]]:
+    """Each customer's latest (score, persona, comment), in customer id order."""
+    latest: dict[int, tuple[int, str | None, str | None]] = {}
     rows = session.execute(
-        select(Response.customer_id, Response.score, Response.persona)
+        select(Response.customer_id, Response.score, Response.persona, Response.comment)
         .where(Response.customer_id.is_not(None))
         .order_by(Response.customer_id, Response.submitted_at, Response.id)
     )
-    for customer_id, score, persona in rows:
-        latest[customer_id] = (score, persona)
+    for customer_id, score, persona, comment in rows:
+        latest[customer_id] = (score, persona, comment)
     return latest
