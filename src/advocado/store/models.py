@@ -518,6 +518,8 @@ class MessageTemplate(Base):
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 # --- UGC challenges and the human task queue (issue 5 items 3 and 4) -----------------------
 # An invitation is unique per (challenge, customer) and on its cause; a task is unique on its
 # cause; an entry is unique per invitation: retried playbook steps never make a second one.

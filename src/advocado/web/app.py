@@ -26,8 +26,8 @@ from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
-from advocado.web.console import messages as console_messages
 from advocado.web.api.ugc import router as ugc_api_router
+from advocado.web.console import messages as console_messages
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
 from advocado.web.console import work as console_work
