@@ -18,11 +18,14 @@ from advocado.services.installation import session_secret_key
 from advocado.store.db import ensure_schema, make_engine
 from advocado.web import links
 from advocado.web.access import RequireLogin
+from advocado.web.api.dashboard import router as dashboard_api_router
 from advocado.web.api.lexicon import router as lexicon_api_router
 from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
+from advocado.web.console import dashboard as console_dashboard
+from advocado.web.console import programs as console_programs
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
 
@@ -58,6 +61,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(segments_api_router)
     app.include_router(console_segments.router)
+    app.include_router(console_programs.router)
+    app.include_router(console_dashboard.router)
+    app.include_router(dashboard_api_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

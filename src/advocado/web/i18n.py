@@ -295,6 +295,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
 }
 
+# The dashboard's and the audit log's words live beside it (issue 6), merged in here.
+from advocado.web.i18n_dashboard import WORDS as _DASHBOARD_WORDS  # noqa: E402
+
+for _locale, _words in _DASHBOARD_WORDS.items():
+    CATALOGUE[_locale].update(_words)
+
 _ALIASES = {
     "en": "en",
     "zh": "zh-CN", "zh-cn": "zh-CN", "zh-sg": "zh-CN", "zh-hans": "zh-CN", "zh-hans-cn": "zh-CN",
