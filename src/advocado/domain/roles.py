@@ -80,7 +80,11 @@ def refusal(who: str | Role, action: Action) -> str:
     allowed = [r for r in Role if action in PERMISSIONS[r]]
     en = ", ".join(_ROLE_NAMES[r][0] for r in allowed)
     zh = "、".join(_ROLE_NAMES[r][1] for r in allowed)
+    try:
+        mine_en, mine_zh = _ROLE_NAMES[role(str(who))]
+    except ValueError:
+        mine_en = mine_zh = str(who)
     return (
-        f"Your role ({who}) may not do {action.value}; only {en} may. / "
-        f"您的角色（{who}）无权执行 {action.value}；仅{zh}可以。"
+        f"Your role ({mine_en}) may not do {action.value}; only {en} may. / "
+        f"您的角色（{mine_zh}）无权执行 {action.value}；仅{zh}可以。"
     )
