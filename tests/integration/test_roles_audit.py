@@ -3,6 +3,7 @@ in the audit log, written in the change's own transaction."""
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -87,18 +88,18 @@ def console_writes(client: TestClient) -> list[tuple[str, str]]:
         if route.path in NOT_CHANGES:
             continue
         for method in sorted(route.methods & WRITES):
-            found.append((method, re.sub(r"\{[^}]+\}", "x", route.path)))
+            found.append((method, re.sub(r"\{[^}]+\}", "1", route.path)))
     return found
 
 
 def test_an_analyst_cannot_change_anything(app_client: TestClient, engine: Engine) -> None:
     with unit_of_work(engine) as session:
-        segments.create_segment(session, name="X", slug="x", filters={})
+        segments.create_segment(session, name="One", slug="1", filters={})
     before = counts(engine)
     token = sign_in(app_client, "analyst")
     writes = console_writes(app_client)
     assert ("POST", "/segments") in writes and ("POST", "/programs") in writes
-    assert ("POST", "/segments/x/delete") in writes and ("POST", "/dashboard/paid-cac") in writes
+    assert ("POST", "/segments/1/delete") in writes and ("POST", "/dashboard/paid-cac") in writes
     form = {
         "csrf": token,
         "name": "Mine",
@@ -248,3 +249,54 @@ def test_audit_row_and_change_commit_or_roll_back_together(engine: Engine) -> No
     with read_only(engine) as session:
         found = [(e.entity, e.action) for e in audit.entries(session)]
     assert found == [("user", "disable"), ("user", "create"), ("program", "create")]
+
+
+def test_review_decisions_need_the_right_and_are_audited(
+    app_client: TestClient, engine: Engine
+) -> None:
+    from advocado.services import referrals
+
+    program = yaml.safe_load(PROGRAM_YAML)
+    program["fraud"] = {"rules": {"disposable_email": "review"}}
+    with unit_of_work(engine) as session:
+        programs.apply_program(session, program)
+        code = programs.code_for(session, program_slug="spring", customer_external_id="adv").code
+    referrals.ingest_event(
+        engine,
+        referrals.EventIn(
+            event_id="s1",
+            type="signup",
+            occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+            customer_external_id="friend",
+            email="friend@mailinator.com",
+            referral_code=code,
+        ),
+    )
+    with read_only(engine) as session:
+        (held,) = referrals.review_queue(session)
+    referral_id = held["id"]
+    token = sign_in(app_client, "community")
+    page = app_client.get("/referrals/review")
+    assert page.status_code == 200 and "friend" in page.text and "Approve" not in page.text
+    refused = app_client.post(
+        f"/referrals/{referral_id}/decide", data={"csrf": token, "decision": "approve"}
+    )
+    assert refused.status_code == 403
+    token = sign_in(app_client, "marketer")
+    assert "Approve" in app_client.get("/referrals/review").text
+    done = app_client.post(
+        f"/referrals/{referral_id}/decide",
+        data={"csrf": token, "decision": "reject", "note": "throwaway"},
+    )
+    assert done.status_code == 303
+    again = app_client.post(
+        f"/referrals/{referral_id}/decide", data={"csrf": token, "decision": "approve"}
+    )
+    assert again.status_code == 409  # decided once; the second click changes nothing
+    with read_only(engine) as session:
+        (entry,) = audit.entries(session, entity="referral")
+    assert (entry.action, entry.actor, entry.after["note"]) == (
+        "reject",
+        "user:marketer@example.com",
+        "throwaway",
+    )

@@ -1,7 +1,8 @@
 """Small referral-program activity for the demo brand, so the dashboard's funnel, K-factor,
-CLV and top advocates are not empty: one double-sided program, codes for some promoters,
-link clicks (a few by bots), and friends' signups, first orders, a refund and a throwaway
-mailbox, all sent through the real event path (services.referrals.ingest_event)."""
+CLV and top advocates are not empty: one double-sided program, codes for some promoters (those
+who bought most recently), link clicks (a few by bots), and friends' signups, first orders, a
+refund and a throwaway mailbox, all sent through the real event path
+(services.referrals.ingest_event)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from advocado.services import programs, referrals
 from advocado.services.clicks import fingerprint, hash_ip, ip_salt
 from advocado.store.db import unit_of_work
-from advocado.store.models import Click, Customer, Response
+from advocado.store.models import Click, Customer, Order, Response
 
 PROGRAM = "bring-a-friend"
 ADVOCATES = 24
@@ -54,9 +55,10 @@ def load_referral_activity(engine: Engine, *, seed: int, today: datetime) -> int
             session.scalars(
                 select(Customer.external_id)
                 .join(Response, Response.customer_id == Customer.id)
+                .outerjoin(Order, Order.customer_id == Customer.id)
                 .where(Response.score >= 9)
                 .group_by(Customer.id, Customer.external_id)
-                .order_by(Customer.id)
+                .order_by(func.max(Order.placed_at).desc().nulls_last(), Customer.id)
                 .limit(ADVOCATES)
             )
         )

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
+        "review_queue": "Referrals to review",
+        "review_note": "Note",
+        "review_empty": "No referral is waiting for review.",
+        "approve": "Approve",
+        "reject": "Reject",
         "c_period": "Period",
         "c_survey": "Survey",
         "c_promoters": "Promoters",
@@ -118,6 +123,11 @@ WORDS: dict[str, dict[str, str]] = {
         "d_top_advocates": "Advocates",
     },
     "zh-CN": {
+        "review_queue": "待审核推荐",
+        "review_note": "备注",
+        "review_empty": "没有等待审核的推荐。",
+        "approve": "通过",
+        "reject": "拒绝",
         "c_period": "期间",
         "c_survey": "问卷",
         "c_promoters": "推荐者",
@@ -232,6 +242,11 @@ WORDS: dict[str, dict[str, str]] = {
         "d_top_advocates": "倡导者明细",
     },
     "zh-TW": {
+        "review_queue": "待審核推薦",
+        "review_note": "備註",
+        "review_empty": "沒有等待審核的推薦。",
+        "approve": "通過",
+        "reject": "拒絕",
         "c_period": "期間",
         "c_survey": "問卷",
         "c_promoters": "推薦者",

@@ -75,3 +75,35 @@ async def program_apply(request: Request) -> Response:
             request, "programs.html", _page(request, user, error=error, source=source), 400
         )
     return RedirectResponse("/programs", status_code=303)
+
+
+@router.get("/referrals/review")
+def review_queue(request: Request) -> Response:
+    user = signed_in_user(request)
+    if user is None:
+        return _to_login(request)
+    with read_only(request.app.state.engine) as session:
+        held = referrals.review_queue(session)
+    context = {"user": user, "page": "review", "held": held, "error": None,
+               "can_decide": may(user.role, Action.REVIEW_REFERRALS)}  # fmt: skip
+    return render(request, "review.html", context)
+
+
+@router.post("/referrals/{referral_id}/decide")
+async def review_decide(request: Request, referral_id: int) -> Response:
+    user = permitted(request, Action.REVIEW_REFERRALS)
+    if not isinstance(user, User):
+        return user
+    form = await request.form()
+    if not _csrf_ok(request, str(form.get("csrf") or "")):
+        return RedirectResponse("/referrals/review", status_code=303)
+    decision = str(form.get("decision") or "")
+    if decision not in ("approve", "reject"):
+        return Response("decision: approve or reject / 请选择通过或拒绝", 400)
+    try:
+        referrals.decide(request.app.state.engine, referral_id=referral_id,
+                         approve=decision == "approve", note=str(form.get("note") or "")[:500],
+                         actor=actor_of(user))  # fmt: skip
+    except referrals.NotInReview as error:
+        return Response(str(error), 409)
+    return RedirectResponse("/referrals/review", status_code=303)
