@@ -356,18 +356,24 @@ def promoters(session: Session, f: Filters) -> Panel:
     personas), and value tier (RFM, see services.insights)."""
     scope = _scope(session, f)
     found = _promoters(session, scope).subquery()
-    rows: list[dict[str, Any]] = []
-    for dimension, column in (("persona", found.c.persona), ("value_tier", found.c.value_tier)):
-        query = select(column, func.count()).group_by(column).order_by(column)
-        rows += [
-            {"dimension": dimension, "value": v, "promoters": int(n)}
-            for v, n in session.execute(query)
-        ]
-    high = session.scalar(
-        select(func.count()).select_from(found).where(found.c.high_influence.is_(True))
-    )
-    rows.append({"dimension": "influence", "value": "high_influence", "promoters": high or 0})
-    total = session.scalar(select(func.count()).select_from(found)) or 0
+    # One pass over the promoters, grouped by everything at once; counted per dimension here.
+    query = select(
+        found.c.persona, found.c.value_tier, found.c.high_influence, func.count()
+    ).group_by(found.c.persona, found.c.value_tier, found.c.high_influence)
+    by: dict[tuple[str, str], int] = defaultdict(int)
+    total = 0
+    for persona, tier, high, n in session.execute(query):
+        by[("persona", persona)] += n
+        by[("value_tier", tier)] += n
+        if high:
+            by[("influence", "high_influence")] += n
+        total += n
+    by.setdefault(("influence", "high_influence"), 0)
+    order = {"persona": 0, "value_tier": 1, "influence": 2}
+    rows = [
+        {"dimension": dimension, "value": value, "promoters": int(n)}
+        for (dimension, value), n in sorted(by.items(), key=lambda i: (order[i[0][0]], i[0][1]))
+    ]
     return Panel("promoters", ["dimension", "value", "promoters"], rows, {"promoters": total})
 
 
@@ -419,7 +425,9 @@ def drill_promoters(
 
 
 def _codes(scope: _Scope) -> Any:
-    """Referral codes in scope (program, and advocates in the segment)."""
+    """Referral codes in scope (program, and advocates in the segment); None: all codes."""
+    if scope.program_id is None and scope.customers is None:
+        return None
     query = select(ReferralCode.id)
     if scope.program_id is not None:
         query = query.where(ReferralCode.program_id == scope.program_id)
@@ -428,8 +436,24 @@ def _codes(scope: _Scope) -> Any:
     return query
 
 
-def _clicks(scope: _Scope) -> Select[Any]:
-    return select(Click).where(Click.code_id.in_(_codes(scope)), _between(Click.clicked_at, scope))
+def _in_codes(column: Any, scope: _Scope) -> Any:
+    codes = _codes(scope)
+    return True if codes is None else column.in_(codes)
+
+
+def _clicks(scope: _Scope, *columns: Any) -> Select[Any]:
+    """Clicks on the codes in scope in the period (the columns asked for, or whole rows)."""
+    query = select(*columns) if columns else select(Click)
+    return query.where(_between(Click.clicked_at, scope), _in_codes(Click.code_id, scope))
+
+
+def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
+    """(all clicks, unique visitors without bots) in one pass over the period's clicks."""
+    human = case((Click.is_bot.is_(False), Click.fingerprint), else_=None)
+    raw, unique = session.execute(
+        _clicks(scope, func.count(), func.count(func.distinct(human)))
+    ).one()
+    return int(raw or 0), int(unique or 0)
 
 
 def _referrals_where(scope: _Scope) -> Any:
@@ -480,16 +504,7 @@ def referral_funnel(session: Session, f: Filters) -> Panel:
     rewards cost (face value of live credit and coupons issued in the period; points cost no
     money), cost per acquired (qualified) customer beside the paid-channel CAC, and ROI."""
     scope = _scope(session, f)
-    clicks = _clicks(scope).subquery()
-    raw = session.scalar(select(func.count()).select_from(clicks)) or 0
-    unique = (
-        session.scalar(
-            select(func.count(func.distinct(clicks.c.fingerprint))).where(
-                clicks.c.is_bot.is_(False)
-            )
-        )
-        or 0
-    )
+    raw, unique = _click_counts(session, scope)
     where = _referrals_where(scope)
     statuses = dict(
         session.execute(
@@ -661,7 +676,7 @@ def _first_referrals(session: Session, scope: _Scope) -> Select[Any]:
     firsts = first.subquery()
     codes = (
         select(ReferralCode.customer_id, func.min(ReferralCode.created_at).label("code_at"))
-        .where(ReferralCode.id.in_(_codes(scope)))
+        .where(_in_codes(ReferralCode.id, scope))
         .group_by(ReferralCode.customer_id)
         .subquery()
     )
@@ -684,13 +699,12 @@ def k_factor(session: Session, f: Filters) -> Panel:
     advocates = (
         session.scalar(
             select(func.count(func.distinct(ReferralCode.customer_id))).where(
-                ReferralCode.id.in_(_codes(scope)), codes_at
+                _in_codes(ReferralCode.id, scope), codes_at
             )
         )
         or 0
     )
-    clicks = _clicks(scope).where(Click.is_bot.is_(False)).subquery()
-    invitations = session.scalar(select(func.count(func.distinct(clicks.c.fingerprint)))) or 0
+    _, invitations = _click_counts(session, scope)
     signups = session.scalar(select(func.count(Referral.id)).where(_referrals_where(scope))) or 0
     figures = rules.k_factor(advocates=advocates, invitations=invitations, signups=signups)
     days = _time_to_first_days(session, scope)

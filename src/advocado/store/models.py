@@ -444,3 +444,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40))  # create, update, delete, approve, ...
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# The dashboard's click figures (all clicks and unique visitors of a period) read this index
+# alone, not the click rows.
+Index("ix_clicks_dashboard", Click.clicked_at, Click.is_bot, Click.fingerprint)

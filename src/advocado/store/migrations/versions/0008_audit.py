@@ -1,4 +1,4 @@
-"""audit log of console, API and CLI changes
+"""audit log of console, API and CLI changes; an index for the dashboard's click figures
 
 Revision ID: 0008
 Revises: 0003
@@ -31,9 +31,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_audit_entries_entity", "audit_entries", ["entity", "entity_id"], unique=False
     )
+    op.create_index(
+        "ix_clicks_dashboard", "clicks", ["clicked_at", "is_bot", "fingerprint"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_clicks_dashboard", table_name="clicks")
     op.drop_index("ix_audit_entries_entity", table_name="audit_entries")
     op.drop_index(op.f("ix_audit_entries_at"), table_name="audit_entries")
     op.drop_table("audit_entries")
