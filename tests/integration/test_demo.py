@@ -11,11 +11,21 @@ from advocado.services.records import save_customers
 from advocado.services.users import verify_login
 from advocado.store.db import unit_of_work
 from advocado.store.models import (
+    AuditEntry,
+    Click,
+    Coupon,
     Customer,
     CustomerInsight,
+    LedgerEntry,
     Order,
+    Program,
+    Referral,
+    ReferralCode,
+    ReferralEvent,
+    ReferralNotice,
     Response,
     ResponseDayCount,
+    Reward,
     SocialProfile,
     User,
 )
@@ -46,6 +56,16 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def _empty(engine: Engine) -> None:
     with unit_of_work(engine) as session:
         for model in (
+            AuditEntry,
+            ReferralNotice,
+            LedgerEntry,
+            Coupon,
+            Reward,
+            Referral,
+            ReferralEvent,
+            Click,
+            ReferralCode,
+            Program,
             ResponseDayCount,
             Response,
             Order,

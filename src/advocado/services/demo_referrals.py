@@ -66,6 +66,17 @@ def load_referral_activity(engine: Engine, *, seed: int, today: datetime) -> int
             who: programs.code_for(session, program_slug=PROGRAM, customer_external_id=who)
             for who in promoters
         }
+        # Friends are demo customers who have not bought yet (their signup arrives as an
+        # event), so the demo's customer count stays what was asked for.
+        pool = list(
+            session.scalars(
+                select(Customer.external_id)
+                .where(~Customer.id.in_(select(Order.customer_id)))
+                .where(Customer.external_id.not_in(promoters))
+                .order_by(Customer.id)
+            )
+        )
+        rng.shuffle(pool)
         for code in codes.values():
             code.created_at = start + timedelta(days=rng.randint(0, 30))
     salt = ip_salt(engine)
@@ -86,14 +97,13 @@ def load_referral_activity(engine: Engine, *, seed: int, today: datetime) -> int
                 signups.append((who, code.code, visitor, at + timedelta(hours=rng.randint(1, 40))))
     with unit_of_work(engine) as session:
         session.add_all(clicks)
-    for i, (_who, code_value, visitor, at) in enumerate(signups):
-        friend = f"demo-friend-{i:03d}"
-        domain = "mailinator.com" if i % 11 == 5 else "example.cn"
+    for i, (_who, code_value, visitor, at) in enumerate(signups[: len(pool)]):
+        friend = pool[i]
+        throwaway = f"{friend}@mailinator.com" if i % 11 == 5 else None  # rejected: shows why
         referrals.ingest_event(engine, referrals.EventIn(
             event_id=f"demo-signup-{i}", type="signup", occurred_at=at,
-            customer_external_id=friend, email=f"{friend}@{domain}", name=f"好友{i:03d}",
-            referral_code=code_value, visitor_id=visitor, ip=f"203.0.113.{i % 250}",
-            user_agent=UA))  # fmt: skip
+            customer_external_id=friend, email=throwaway, referral_code=code_value,
+            visitor_id=visitor, ip=f"203.0.113.{i % 250}", user_agent=UA))  # fmt: skip
         if rng.random() < 0.7:
             order_at = at + timedelta(days=rng.randint(0, 10))
             if order_at >= today:
@@ -107,4 +117,4 @@ def load_referral_activity(engine: Engine, *, seed: int, today: datetime) -> int
                     event_id=f"demo-refund-{i}", type="refund",
                     occurred_at=order_at + timedelta(days=2), customer_external_id=friend,
                     order_external_id=f"demo-fo-{i}"))  # fmt: skip
-    return len(signups)
+    return min(len(signups), len(pool))
