@@ -15,7 +15,7 @@ from advocado.services import audit, lexicon, programs, segments
 from advocado.services.apikeys import create_api_key
 from advocado.services.users import create_user, set_disabled
 from advocado.store.db import read_only, unit_of_work
-from advocado.store.models import AuditEntry, Base, Program, Segment, Setting
+from advocado.store.models import AuditEntry, Base, Program, Segment, Setting, User
 from advocado.web.app import create_app
 
 PASSWORD = "correct horse"
@@ -300,3 +300,35 @@ def test_review_decisions_need_the_right_and_are_audited(
         "user:marketer@example.com",
         "throwaway",
     )
+
+
+def test_only_an_admin_manages_users(app_client: TestClient, engine: Engine) -> None:
+    token = sign_in(app_client, "marketer")
+    assert app_client.get("/users").status_code == 403
+    refused = app_client.post(
+        "/users",
+        data={"csrf": token, "email": "x@example.com", "password": PASSWORD, "role": "admin"},
+    )
+    assert refused.status_code == 403
+    token = sign_in(app_client, "admin")
+    assert app_client.get("/users").status_code == 200
+    made = app_client.post(
+        "/users",
+        data={"csrf": token, "email": "new@example.com", "password": PASSWORD, "role": "analyst"},
+    )
+    assert made.status_code == 303
+    bad = app_client.post(
+        "/users",
+        data={"csrf": token, "email": "new@example.com", "password": PASSWORD, "role": "analyst"},
+    )
+    assert bad.status_code == 400 and "already exists" in bad.text
+    with read_only(engine) as session:
+        new_id = session.scalar(select(User.id).where(User.email == "new@example.com"))
+    off = app_client.post(f"/users/{new_id}/disabled", data={"csrf": token, "disabled": "yes"})
+    assert off.status_code == 303
+    with read_only(engine) as session:
+        found = [(e.entity_id, e.action, e.actor) for e in audit.entries(session, entity="user")]
+    assert found[:2] == [
+        ("new@example.com", "disable", "user:admin@example.com"),
+        ("new@example.com", "create", "user:admin@example.com"),
+    ]

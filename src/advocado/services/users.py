@@ -111,3 +111,8 @@ def active_user(session: Session, *, user_id: int) -> User | None:
     if user is None or user.disabled_at is not None:
         return None
     return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every console user, by email."""
+    return list(session.scalars(select(User).order_by(User.email)))

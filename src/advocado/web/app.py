@@ -28,6 +28,7 @@ from advocado.web.console import dashboard as console_dashboard
 from advocado.web.console import programs as console_programs
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
+from advocado.web.console import users as console_users
 
 SESSION_MAX_AGE = 7 * 24 * 3600
 
@@ -63,6 +64,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(console_segments.router)
     app.include_router(console_programs.router)
     app.include_router(console_dashboard.router)
+    app.include_router(console_users.router)
     app.include_router(dashboard_api_router)
 
     @app.get("/healthz", include_in_schema=False)
