@@ -273,7 +273,7 @@ def user_create(
 
     try:
         with unit_of_work(default_engine()) as session:
-            create_user(session, email=email, password=password, role=role)
+            create_user(session, email=email, password=password, role=role, actor="cli")
     except ValueError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None

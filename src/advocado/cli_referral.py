@@ -32,7 +32,7 @@ def program_apply(file: Path) -> None:
     try:
         data = read_program_file(file)
         with unit_of_work(default_engine()) as session:
-            applied = apply_program(session, data)
+            applied = apply_program(session, data, actor="cli")
     except ProgramError as error:
         err.print(f"[red]{file}: {error.field}: {error.reason}[/red]", markup=False)
         raise typer.Exit(2) from None
@@ -114,7 +114,9 @@ def referral_decide(
     from advocado.services.referrals import NotInReview, decide
 
     try:
-        view = decide(default_engine(), referral_id=referral_id, approve=approve, note=note)
+        view = decide(
+            default_engine(), referral_id=referral_id, approve=approve, note=note, actor="cli"
+        )
     except NotInReview as error:
         err.print(str(error), markup=False)
         raise typer.Exit(2) from None

@@ -162,7 +162,7 @@ def lexicon_import(
 
     try:
         with unit_of_work(default_engine()) as session:
-            count = import_file(session, file)
+            count = import_file(session, file, actor="cli")
     except LexiconError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
@@ -182,7 +182,7 @@ def lexicon_add(
     try:
         brand = validate_term(term, persona, weight)
         with unit_of_work(default_engine()) as session:
-            add_terms(session, [brand])
+            add_terms(session, [brand], actor="cli")
     except LexiconError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
@@ -196,7 +196,7 @@ def lexicon_remove(term: str) -> None:
     from advocado.store.db import default_engine, unit_of_work
 
     with unit_of_work(default_engine()) as session:
-        found = remove_term(session, term=term)
+        found = remove_term(session, term=term, actor="cli")
     if not found:
         err.print(f"[yellow]{term}: not a brand word[/yellow]")
         raise typer.Exit(1)

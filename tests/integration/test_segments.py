@@ -207,7 +207,7 @@ def test_api_keys_and_scopes(client: TestClient, engine: Engine) -> None:
 @pytest.fixture
 def console(engine: Engine, database_url: str) -> Iterator[TestClient]:
     with unit_of_work(engine) as session:
-        create_user(session, email=EMAIL, password=PASSWORD, role="analyst")
+        create_user(session, email=EMAIL, password=PASSWORD, role="marketer")
     app = create_app(database_url)
     with TestClient(app, follow_redirects=False) as client:
         yield client

@@ -24,6 +24,7 @@ from advocado.domain.influence import SocialRecord
 from advocado.domain.nps import NpsCategory, NpsFigures, category
 from advocado.domain.records import CustomerRecord, OrderRecord, ResponseRecord
 from advocado.services.challenges import apply_challenge, invite, review_entry, submit_entry
+from advocado.services.demo_referrals import load_referral_activity
 from advocado.services.insights import recompute_insights, save_social_profiles
 from advocado.services.records import save_customers, save_orders, save_responses
 from advocado.services.tasks import create_task
@@ -174,6 +175,7 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
         if session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)) is None:
             create_user(session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role="admin")
             password = ADMIN_PASSWORD
+    load_referral_activity(engine, seed=seed, today=_today())
     scores = Counter(r.score for r in data.responses)
     return DemoSummary(
         brand=BRAND,

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from advocado import clock
+from advocado.services import audit
 from advocado.store.models import LexiconTerm
 from advocado.text.lexicon import BRAND_KINDS, BrandTerm, Lexicon, lexicon_for
 
@@ -110,11 +111,24 @@ def brand_lexicon(session: Session) -> Lexicon:
     return lexicon_for(brand_terms(session))
 
 
-def add_terms(session: Session, terms: Sequence[BrandTerm]) -> int:
+def add_terms(session: Session, terms: Sequence[BrandTerm], *, actor: str = audit.SYSTEM) -> int:
     """Adds or re-weights terms. A term has one meaning: adding it to one side takes it off
     the other. Returns how many were written."""
     now = clock.now()
     for brand in terms:
+        old = session.scalar(select(LexiconTerm).where(LexiconTerm.term == brand.term))
+        before = None if old is None else {"persona": old.persona, "weight": old.weight}
+        after = {"persona": brand.persona, "weight": brand.weight}
+        if before != after:
+            audit.record(
+                session,
+                actor=actor,
+                entity="lexicon_term",
+                entity_id=brand.term,
+                action="create" if old is None else "update",
+                before=before,
+                after=after,
+            )
         session.execute(delete(LexiconTerm).where(LexiconTerm.term == brand.term))
         session.add(LexiconTerm(term=brand.term, persona=brand.persona, weight=brand.weight,
                                 created_at=now))  # fmt: skip
@@ -122,15 +136,25 @@ def add_terms(session: Session, terms: Sequence[BrandTerm]) -> int:
     return len(terms)
 
 
-def remove_term(session: Session, *, term: str) -> bool:
+def remove_term(session: Session, *, term: str, actor: str = audit.SYSTEM) -> bool:
     """True if the term was there."""
+    old = session.scalars(select(LexiconTerm).where(LexiconTerm.term == term.strip())).all()
+    for row in old:
+        audit.record(
+            session,
+            actor=actor,
+            entity="lexicon_term",
+            entity_id=row.term,
+            action="delete",
+            before={"persona": row.persona, "weight": row.weight},
+        )
     result = session.execute(delete(LexiconTerm).where(LexiconTerm.term == term.strip()))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def import_file(session: Session, path: Path) -> int:
+def import_file(session: Session, path: Path, *, actor: str = audit.SYSTEM) -> int:
     try:
         text = path.read_text("utf-8-sig")
     except OSError as error:
         raise LexiconError(f"{path}: {error.strerror or error}") from None
-    return add_terms(session, parse_terms(text, source=str(path)))
+    return add_terms(session, parse_terms(text, source=str(path)), actor=actor)

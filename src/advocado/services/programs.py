@@ -21,6 +21,7 @@ from advocado.domain.programs import (
     ProgramError,
     parse_program,
 )
+from advocado.services import audit
 from advocado.services.upserts import Kind, Mode, upsert
 from advocado.store.models import Customer, Program, ReferralCode
 
@@ -48,12 +49,13 @@ def _plain(data: Any) -> Any:
     return json.loads(json.dumps(data, default=str, ensure_ascii=False))
 
 
-def apply_program(session: Session, data: dict[str, Any]) -> Applied:
+def apply_program(session: Session, data: dict[str, Any], *, actor: str = audit.SYSTEM) -> Applied:
     """Create or update (by slug). ProgramError naming the field if the file is wrong."""
     config = parse_program(data)
     now = clock.now()
     row = session.scalar(select(Program).where(Program.slug == config.slug).with_for_update())
     created = row is None
+    before = None if row is None else dict(row.config or {})
     if row is None:
         row = Program(slug=config.slug, created_at=now)
         session.add(row)
@@ -65,6 +67,16 @@ def apply_program(session: Session, data: dict[str, Any]) -> Applied:
     row.updated_at = now
     session.flush()
     _configs.pop(row.id, None)
+    if before != row.config:
+        audit.record(
+            session,
+            actor=actor,
+            entity="program",
+            entity_id=config.slug,
+            action="create" if created else "update",
+            before=before,
+            after=row.config,
+        )
     warnings = [SECOND_LEVEL_WARNING] if config.second_level else []
     return Applied(config.slug, created, warnings)
 

@@ -37,7 +37,7 @@ from advocado.domain.attribution import (
 from advocado.domain.codes import normalise
 from advocado.domain.programs import ProgramConfig
 from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
-from advocado.services import coupons, ledger
+from advocado.services import audit, coupons, ledger
 from advocado.services.clicks import hash_ip, ip_salt
 from advocado.services.programs import config_of
 from advocado.store.db import unit_of_work
@@ -889,10 +889,21 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
     return {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
 
 
-def claw_back(session: Session, reward: Reward, *, en: str, zh: str) -> None:
+def claw_back(
+    session: Session, reward: Reward, *, en: str, zh: str, actor: str = audit.SYSTEM
+) -> None:
     """Reverse a reward: a reversing ledger entry, or its coupon voided if unused."""
     from advocado.store.models import Coupon, LedgerEntry
 
+    audit.record(
+        session,
+        actor=actor,
+        entity="reward",
+        entity_id=reward.id,
+        action="reverse",
+        before={"kind": reward.kind, "amount": reward.amount, "reversed": False},
+        after={"reversed": True, "reason": f"{en} / {zh}"},
+    )
     reward.reversed_at = clock.now()
     reward.reversal_reason = f"{en} / {zh}"
     entry = session.scalar(
@@ -924,7 +935,9 @@ def review_queue(session: Session) -> list[dict[str, Any]]:
     return [_referral_view(session, r, slug) for r, slug in rows]
 
 
-def decide(engine: Engine, *, referral_id: int, approve: bool, note: str = "") -> dict[str, Any]:
+def decide(
+    engine: Engine, *, referral_id: int, approve: bool, note: str = "", actor: str = audit.SYSTEM
+) -> dict[str, Any]:
     """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
     with unit_of_work(engine) as session:
         referral = session.scalar(
@@ -939,6 +952,15 @@ def decide(engine: Engine, *, referral_id: int, approve: bool, note: str = "") -
         friend = session.get(Customer, referral.referee_id)
         assert friend is not None
         referral.updated_at = clock.now()
+        audit.record(
+            session,
+            actor=actor,
+            entity="referral",
+            entity_id=referral.id,
+            action="approve" if approve else "reject",
+            before={"status": REVIEW},
+            after={"status": SIGNED_UP if approve else REJECTED, "note": note},
+        )
         if not approve:
             referral.status = REJECTED
             referral.reason = f"rejected on review: {note}" if note else (referral.reason or "")

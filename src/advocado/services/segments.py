@@ -24,6 +24,8 @@ from advocado.domain import segments as rules
 from advocado.domain.nps import category
 from advocado.domain.records import FieldError
 from advocado.domain.segments import SegmentFilter
+from advocado.services import audit
+from advocado.services.audit import SYSTEM
 from advocado.store.db import read_only
 from advocado.store.models import Customer, CustomerInsight, Response, Segment
 
@@ -218,6 +220,9 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+csv_cell = _csv_cell  # the one rule, shared with the dashboard's exports
+
+
 def export_csv(session: Session, spec: SegmentFilter) -> Iterator[str]:
     """The members as CSV text, in chunks (UTF-8 with a BOM so Excel reads Chinese right)."""
     buffer = io.StringIO()
@@ -279,7 +284,7 @@ def segment_filter(session: Session, *, slug: str) -> tuple[Segment, SegmentFilt
 
 
 def create_segment(
-    session: Session, *, name: str, filters: Any, slug: str | None = None
+    session: Session, *, name: str, filters: Any, slug: str | None = None, actor: str = SYSTEM
 ) -> SegmentView:
     """Raises FieldError (bad name, slug or filter) or SegmentExists."""
     name = rules.name(name)
@@ -299,20 +304,54 @@ def create_segment(
                       updated_at=now)  # fmt: skip
     session.add(segment)
     session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="segment",
+        entity_id=slug,
+        action="create",
+        after={"name": name, "filters": segment.filters},
+    )
     return _view(session, segment)
 
 
-def update_segment(session: Session, *, slug: str, name: str, filters: Any) -> SegmentView:
+def update_segment(
+    session: Session, *, slug: str, name: str, filters: Any, actor: str = SYSTEM
+) -> SegmentView:
     segment = _find(session, slug)
+    before = {"name": segment.name, "filters": segment.filters}
     segment.name = rules.name(name)
     segment.filters = rules.parse_filters(filters).as_dict()
     segment.updated_at = clock.now()
     session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="segment",
+        entity_id=slug,
+        action="update",
+        before=before,
+        after={"name": segment.name, "filters": segment.filters},
+    )
     return _view(session, segment)
 
 
-def delete_segment(session: Session, *, slug: str) -> None:
-    session.delete(_find(session, slug))
+def delete_segment(session: Session, *, slug: str, actor: str = SYSTEM) -> None:
+    segment = _find(session, slug)
+    audit.record(
+        session,
+        actor=actor,
+        entity="segment",
+        entity_id=slug,
+        action="delete",
+        before={"name": segment.name, "filters": segment.filters},
+    )
+    session.delete(segment)
+
+
+def member_ids(session: Session, spec: SegmentFilter) -> Select[Any]:
+    """SELECT of the ids of the customers in a segment, for other queries to filter on."""
+    return _members(session, spec, columns=False)
 
 
 # --- promoters by persona (console) ------------------------------------------------------

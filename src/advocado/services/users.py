@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from advocado import clock
 from advocado.domain import records
 from advocado.domain.roles import role as parse_role
+from advocado.services import audit
 from advocado.store.models import User
 
 MIN_PASSWORD_LENGTH = 8
@@ -27,7 +28,9 @@ def normal_email(value: str) -> str:
     return found.lower()
 
 
-def create_user(session: Session, *, email: str, password: str, role: str) -> User:
+def create_user(
+    session: Session, *, email: str, password: str, role: str, actor: str = audit.SYSTEM
+) -> User:
     address = normal_email(email)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
@@ -46,6 +49,14 @@ def create_user(session: Session, *, email: str, password: str, role: str) -> Us
             session.add(user)
     except IntegrityError:  # created by someone else since we looked
         raise ValueError(f"a user with email {address} already exists") from None
+    audit.record(
+        session,
+        actor=actor,
+        entity="user",
+        entity_id=address,
+        action="create",
+        after={"role": user.role},
+    )
     return user
 
 
@@ -72,12 +83,25 @@ def verify_login(session: Session, *, email: str, password: str) -> User | None:
     return user
 
 
-def set_disabled(session: Session, *, email: str, disabled: bool) -> User:
+def set_disabled(
+    session: Session, *, email: str, disabled: bool, actor: str = audit.SYSTEM
+) -> User:
     """Disable (or re-enable) a user; a disabled user can no longer sign in."""
     user = session.scalar(select(User).where(User.email == normal_email(email)))
     if user is None:
         raise LookupError(f"no user {email}")
+    was = user.disabled_at is not None
     user.disabled_at = clock.now() if disabled else None
+    if was != disabled:
+        audit.record(
+            session,
+            actor=actor,
+            entity="user",
+            entity_id=user.email,
+            action="disable" if disabled else "enable",
+            before={"disabled": was},
+            after={"disabled": disabled},
+        )
     return user
 
 
@@ -87,3 +111,8 @@ def active_user(session: Session, *, user_id: int) -> User | None:
     if user is None or user.disabled_at is not None:
         return None
     return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every console user, by email."""
+    return list(session.scalars(select(User).order_by(User.email)))

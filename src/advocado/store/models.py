@@ -603,3 +603,28 @@ class Task(Base):
     outcome_by: Mapped[str | None] = mapped_column(String(320))
     outcome_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- Console access and measurement (issue 6) ----------------------------------------------
+
+
+class AuditEntry(Base):
+    """Who changed what: one row per change, written in the same transaction as the change
+    (services.audit.record), so a change and its record exist together or not at all."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(400))  # user:<email>, api:<key prefix>, cli, system
+    entity: Mapped[str] = mapped_column(String(40))  # program, segment, lexicon_term, user, ...
+    entity_id: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))  # create, update, delete, approve, ...
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# The dashboard's click figures (all clicks and unique visitors of a period) read this index
+# alone, not the click rows.
+Index("ix_clicks_dashboard", Click.clicked_at, Click.is_bot, Click.fingerprint)

@@ -20,6 +20,7 @@ from advocado.store.db import ensure_schema, make_engine
 from advocado.web import links
 from advocado.web import messages as message_links
 from advocado.web.access import RequireLogin
+from advocado.web.api.dashboard import router as dashboard_api_router
 from advocado.web.api.lexicon import router as lexicon_api_router
 from advocado.web.api.messages import router as messages_api_router
 from advocado.web.api.referrals import router as referrals_api_router
@@ -27,9 +28,12 @@ from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
 from advocado.web.api.ugc import router as ugc_api_router
+from advocado.web.console import dashboard as console_dashboard
 from advocado.web.console import messages as console_messages
+from advocado.web.console import programs as console_programs
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
+from advocado.web.console import users as console_users
 from advocado.web.console import work as console_work
 from advocado.web.portal import challenges as portal_challenges
 
@@ -71,6 +75,10 @@ def create_app(database_url: str | None = None) -> FastAPI:
     message_links.install(app)  # /m/{token} tracked links, /u/{token} unsubscribe
     app.include_router(console_work.router)
     app.include_router(portal_challenges.router)
+    app.include_router(console_programs.router)
+    app.include_router(console_dashboard.router)
+    app.include_router(console_users.router)
+    app.include_router(dashboard_api_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

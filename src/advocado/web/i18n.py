@@ -295,6 +295,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
 }
 
+# The dashboard's and the audit log's words live beside it (issue 6), merged in here.
+from advocado.web.i18n_dashboard import WORDS as _DASHBOARD_WORDS  # noqa: E402
+
+for _locale, _words in _DASHBOARD_WORDS.items():
+    CATALOGUE[_locale].update(_words)
+
 _ALIASES = {
     "en": "en",
     "zh": "zh-CN", "zh-cn": "zh-CN", "zh-sg": "zh-CN", "zh-hans": "zh-CN", "zh-hans-cn": "zh-CN",
@@ -399,7 +405,6 @@ _WORK: dict[str, dict[str, str]] = {
         "give_back": "Give back to the team",
         "outcome_by": "{outcome}, recorded by {who} at {when} UTC",
         "read_only_role": "Your role ({role}) can read this page but not change it.",
-        "forbidden": "Your role ({role}) may not do this.",
         "challenges": "Challenges",
         "challenges_note": "UGC challenges (#hashtag# stories). Invited customers send their "
         "entry through their own link; review them here. Create or update a challenge with "
@@ -497,7 +502,6 @@ _WORK: dict[str, dict[str, str]] = {
         "give_back": "退回给团队",
         "outcome_by": "{outcome}，由 {who} 于 {when} UTC 记录",
         "read_only_role": "你的角色（{role}）只能查看此页，不能修改。",
-        "forbidden": "你的角色（{role}）无权执行此操作。",
         "challenges": "挑战赛",
         "challenges_note": "UGC 挑战赛（#话题# 故事）。受邀客户通过专属链接提交作品，在这里审核。"
         "用 `advocado challenge apply FILE` 创建或更新挑战赛。",
@@ -594,7 +598,6 @@ _WORK: dict[str, dict[str, str]] = {
         "give_back": "退回給團隊",
         "outcome_by": "{outcome}，由 {who} 於 {when} UTC 記錄",
         "read_only_role": "你的角色（{role}）只能檢視此頁，不能修改。",
-        "forbidden": "你的角色（{role}）無權執行此操作。",
         "challenges": "挑戰賽",
         "challenges_note": "UGC 挑戰賽（#話題# 故事）。受邀客戶透過專屬連結提交作品，在這裡審核。"
         "用 `advocado challenge apply FILE` 建立或更新挑戰賽。",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from advocado.domain.records import FieldError
-from advocado.services import lexicon
+from advocado.services import audit, lexicon
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import ApiKey
 from advocado.web.api import schemas
@@ -76,7 +76,7 @@ def add_term(request: Request, body: TermIn, key: ApiKey = Depends(api_key)) -> 
     brand = _validated(body)
 
     def action(session: Session) -> tuple[int, Any]:
-        lexicon.add_terms(session, [brand])
+        lexicon.add_terms(session, [brand], actor=audit.api_actor(key.prefix))
         return 201, {"term": brand.term, "persona": brand.persona, "weight": brand.weight}
 
     return _write(request, key, body.model_dump(), action)
@@ -84,9 +84,9 @@ def add_term(request: Request, body: TermIn, key: ApiKey = Depends(api_key)) -> 
 
 @router.delete("/{term}", status_code=204, summary="Remove a word",
                responses={404: {"description": "Not a brand word."}})  # fmt: skip
-def remove_term(request: Request, term: str) -> Response:
+def remove_term(request: Request, term: str, key: ApiKey = Depends(api_key)) -> Response:
     with unit_of_work(request.app.state.engine) as session:
-        found = lexicon.remove_term(session, term=term)
+        found = lexicon.remove_term(session, term=term, actor=audit.api_actor(key.prefix))
     if not found:
         return _json(404, {"detail": f"{term!r} is not a brand word."})
     return Response(status_code=204)

@@ -20,11 +20,11 @@ from advocado import clock
 from advocado.domain.programs import ProgramError
 from advocado.domain.records import FieldError
 from advocado.domain.signing import sign
-from advocado.services import coupons, programs, referrals
+from advocado.services import audit, coupons, programs, referrals
 from advocado.services.clicks import stored_secret
 from advocado.services.ledger import balances
 from advocado.store.db import unit_of_work
-from advocado.store.models import Customer
+from advocado.store.models import ApiKey, Customer
 from advocado.web.api.routes import PREFIX, _ApiRoute, _encode, _problem, api_key, unprocessable
 
 WEBHOOK_SECRET = "webhook_secret"
@@ -134,10 +134,10 @@ def check_signature(secret: str, timestamp: str | None, signature: str | None, r
 
 
 @router.put("/programs", summary="Create or update a program (the YAML file, as JSON)")
-def put_program(request: Request, body: dict[str, Any]) -> Response:
+def put_program(request: Request, body: dict[str, Any], key: ApiKey = Depends(api_key)) -> Response:
     try:
         with unit_of_work(request.app.state.engine) as session:
-            applied = programs.apply_program(session, body)
+            applied = programs.apply_program(session, body, actor=audit.api_actor(key.prefix))
     except ProgramError as error:
         raise FieldError(error.field, error.reason) from None
     return _json(
@@ -260,10 +260,14 @@ class DecisionIn(BaseModel):
     note: str = ""
 
 
-def _decide(request: Request, referral_id: int, approve: bool, note: str) -> Response:
+def _decide(request: Request, key: ApiKey, referral_id: int, approve: bool, note: str) -> Response:
     try:
         view = referrals.decide(
-            request.app.state.engine, referral_id=referral_id, approve=approve, note=note
+            request.app.state.engine,
+            referral_id=referral_id,
+            approve=approve,
+            note=note,
+            actor=audit.api_actor(key.prefix),
         )
     except referrals.NotInReview as error:
         return _json(409, {"detail": str(error)})
@@ -271,10 +275,14 @@ def _decide(request: Request, referral_id: int, approve: bool, note: str) -> Res
 
 
 @router.post("/referrals/{referral_id}/approve", summary="Approve a held referral")
-def approve(request: Request, referral_id: int, body: DecisionIn) -> Response:
-    return _decide(request, referral_id, True, body.note)
+def approve(
+    request: Request, referral_id: int, body: DecisionIn, key: ApiKey = Depends(api_key)
+) -> Response:
+    return _decide(request, key, referral_id, True, body.note)
 
 
 @router.post("/referrals/{referral_id}/reject", summary="Reject a held referral")
-def reject(request: Request, referral_id: int, body: DecisionIn) -> Response:
-    return _decide(request, referral_id, False, body.note)
+def reject(
+    request: Request, referral_id: int, body: DecisionIn, key: ApiKey = Depends(api_key)
+) -> Response:
+    return _decide(request, key, referral_id, False, body.note)

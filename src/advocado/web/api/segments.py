@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from advocado.domain import segments as rules
 from advocado.domain.records import FieldError
-from advocado.services import segments
+from advocado.services import audit, segments
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import ApiKey
 from advocado.web.api import schemas
@@ -131,7 +131,11 @@ def create_segment(request: Request, body: SegmentIn, key: ApiKey = Depends(api_
 
     def action(session: Session) -> tuple[int, Any]:
         view = segments.create_segment(
-            session, name=body.name, filters=body.filters, slug=body.slug
+            session,
+            name=body.name,
+            filters=body.filters,
+            slug=body.slug,
+            actor=audit.api_actor(key.prefix),
         )
         return 201, view.as_dict()
 
@@ -156,7 +160,13 @@ def update_segment(
     request: Request, slug: str, body: SegmentUpdate, key: ApiKey = Depends(api_key)
 ) -> Response:
     def action(session: Session) -> tuple[int, Any]:
-        view = segments.update_segment(session, slug=slug, name=body.name, filters=body.filters)
+        view = segments.update_segment(
+            session,
+            slug=slug,
+            name=body.name,
+            filters=body.filters,
+            actor=audit.api_actor(key.prefix),
+        )
         return 200, view.as_dict()
 
     try:
@@ -166,10 +176,10 @@ def update_segment(
 
 
 @router.delete("/{slug}", status_code=204, summary="Delete a segment (not its customers)")
-def delete_segment(request: Request, slug: str) -> Response:
+def delete_segment(request: Request, slug: str, key: ApiKey = Depends(api_key)) -> Response:
     try:
         with unit_of_work(request.app.state.engine) as session:
-            segments.delete_segment(session, slug=slug)
+            segments.delete_segment(session, slug=slug, actor=audit.api_actor(key.prefix))
     except segments.SegmentNotFound as error:
         return _missing(error)
     return Response(status_code=204)

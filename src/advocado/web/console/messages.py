@@ -12,8 +12,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from advocado.domain import messaging as rules
+from advocado.domain.roles import Action
 from advocado.services import message_templates, messaging
-from advocado.web.console.routes import _csrf_ok, _to_login, locale_of, render, signed_in_user
+from advocado.store.models import User
+from advocado.web.console.routes import (
+    _csrf_ok,
+    _to_login,
+    locale_of,
+    permitted,
+    render,
+    signed_in_user,
+)
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
@@ -70,9 +79,9 @@ def dead_letters(request: Request) -> Response:
 
 @router.post("/messages/{message_id}/retry")
 async def retry(request: Request, message_id: int) -> Response:
-    user = signed_in_user(request)
-    if user is None:
-        return _to_login(request)
+    user = permitted(request, Action.SEND_MESSAGES)
+    if not isinstance(user, User):
+        return user
     form = await request.form()
     if _csrf_ok(request, str(form.get("csrf") or "")):
         # already queued or sent (a double click): the list shows where it is
@@ -118,9 +127,9 @@ def _templates_page(
 
 @router.post("/messages/templates")
 async def template_save(request: Request) -> Response:
-    user = signed_in_user(request)
-    if user is None:
-        return _to_login(request)
+    user = permitted(request, Action.EDIT_TEMPLATES)
+    if not isinstance(user, User):
+        return user
     form = await request.form()
     name, locale = str(form.get("name") or ""), str(form.get("locale") or "")
     if not _csrf_ok(request, str(form.get("csrf") or "")):

@@ -19,7 +19,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from advocado import clock
+from advocado.domain.roles import Action, may, refusal
 from advocado.domain.throttle import LoginThrottle
+from advocado.services import audit
 from advocado.services.overview import console_overview
 from advocado.services.users import active_user, verify_login
 from advocado.store.db import read_only, unit_of_work
@@ -111,6 +113,30 @@ def signed_in_user(request: Request) -> User | None:
     return user
 
 
+def permitted(request: Request, action: Action) -> User | Response:
+    """The one check every console handler that changes something (and every page that only
+    exists to change something) makes: the signed-in user if their role may do `action`
+    (domain.roles.PERMISSIONS), else the response to send: sign in (303), or 403 with why.
+    Server-side: a hidden button is no protection against a direct POST."""
+    user = signed_in_user(request)
+    if user is None:
+        if request.method in ("GET", "HEAD"):
+            return _to_login(request)
+        return JSONResponse({"detail": "Sign in first."}, status_code=401)
+    if not may(user.role, action):
+        reason = refusal(user.role, action)
+        if request.headers.get("accept", "").startswith("application/json"):
+            return JSONResponse({"detail": reason}, status_code=403)
+        page = {"user": user, "page": "", "reason": reason}
+        return render(request, "forbidden.html", page, status_code=403)
+    return user
+
+
+def actor_of(user: User) -> str:
+    """How the audit log names a console user."""
+    return audit.user_actor(user.email)
+
+
 def _to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(login_url(target), status_code=303)
@@ -173,6 +199,20 @@ def overview(request: Request) -> Response:
     with read_only(request.app.state.engine) as session:
         figures = console_overview(session)
     return render(request, "overview.html", {"user": user, "o": figures, "page": "overview"})
+
+
+@router.get("/audit")
+def audit_log(request: Request, entity: str | None = None, before: str | None = None) -> Response:
+    user = permitted(request, Action.READ_AUDIT)
+    if not isinstance(user, User):
+        return user
+    before_id = int(before) if before and before.isdigit() else None
+    with read_only(request.app.state.engine) as session:
+        found = audit.entries(session, entity=entity or None, limit=100, before_id=before_id)
+    following = found[-1].id if len(found) == 100 else None
+    context = {"user": user, "page": "audit", "entries": found, "entity": entity or "",
+               "next": following}  # fmt: skip
+    return render(request, "audit.html", context)
 
 
 @router.get("/openapi.json")

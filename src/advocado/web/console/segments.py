@@ -15,9 +15,18 @@ from starlette.datastructures import FormData
 
 from advocado.domain import segments as rules
 from advocado.domain.records import FieldError
+from advocado.domain.roles import Action
 from advocado.services import segments
 from advocado.store.db import read_only, unit_of_work
-from advocado.web.console.routes import _csrf_ok, _to_login, render, signed_in_user
+from advocado.store.models import User
+from advocado.web.console.routes import (
+    _csrf_ok,
+    _to_login,
+    actor_of,
+    permitted,
+    render,
+    signed_in_user,
+)
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -92,10 +101,17 @@ def segment_list(request: Request) -> Response:
 
 @router.post("/segments")
 async def segment_create(request: Request) -> Response:
-    user = signed_in_user(request)
+    form = await request.form()
+    # Counting an unsaved filter changes nothing, so any role may; saving needs the right.
+    user = (
+        signed_in_user(request)
+        if form.get("action") == "preview"
+        else permitted(request, Action.EDIT_SEGMENTS)
+    )
     if user is None:
         return _to_login(request)
-    form = await request.form()
+    if not isinstance(user, User):
+        return user
     if not _csrf_ok(request, str(form.get("csrf") or "")):
         return RedirectResponse("/segments", status_code=303)
     filters = _filters_from_form(form)
@@ -110,7 +126,8 @@ async def segment_create(request: Request) -> Response:
         else:
             with unit_of_work(engine) as session:
                 view = segments.create_segment(session, name=entered["name"], filters=filters,
-                                               slug=entered["slug"] or None)  # fmt: skip
+                                               slug=entered["slug"] or None,
+                                               actor=actor_of(user))  # fmt: skip
             return RedirectResponse(f"/segments/{view.slug}", status_code=303)
     except FieldError as problem:
         error = problem
@@ -158,13 +175,14 @@ def segment_export(request: Request, slug: str) -> Response:
 
 @router.post("/segments/{slug}/delete")
 async def segment_delete(request: Request, slug: str) -> Response:
-    if signed_in_user(request) is None:
-        return _to_login(request)
+    user = permitted(request, Action.EDIT_SEGMENTS)
+    if not isinstance(user, User):
+        return user
     form = await request.form()
     if _csrf_ok(request, str(form.get("csrf") or "")):
         try:
             with unit_of_work(request.app.state.engine) as session:
-                segments.delete_segment(session, slug=slug)
+                segments.delete_segment(session, slug=slug, actor=actor_of(user))
         except segments.SegmentNotFound:
             pass  # already gone: the list is where the user wanted to end up
     return RedirectResponse("/segments", status_code=303)

@@ -14,21 +14,23 @@ from fastapi.responses import RedirectResponse, Response
 
 from advocado import clock
 from advocado.domain.challenges import ChallengeError, ReviewError
-from advocado.domain.roles import Permission, may
+from advocado.domain.roles import Action, may
 from advocado.domain.tasks import TaskError, TaskKind
 from advocado.services import challenges, tasks
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import User
-from advocado.web.console.routes import _csrf_ok, _to_login, locale_of, render, signed_in_user
+from advocado.web.console.routes import (
+    _csrf_ok,
+    _to_login,
+    locale_of,
+    permitted,
+    render,
+    signed_in_user,
+)
 from advocado.web.console.segments import highlight
 
 router = APIRouter(include_in_schema=False)
 ENTRY_FILTERS = ("pending", "approved", "rejected", "featured", "all")
-
-
-def _forbidden(request: Request, user: User, page: str) -> Response:
-    context = {"user": user, "page": page, "role": user.role}
-    return render(request, "forbidden.html", context, 403)
 
 
 # --- tasks -----------------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def _task_page(
     if task is None:
         return render(request, "task.html", {"user": user, "page": "tasks", "task": None}, 404)
     context = {"user": user, "page": "tasks", "task": task, "error": error,
-               "can_work": may(user.role, Permission.WORK_TASKS),
+               "can_work": may(user.role, Action.EDIT_TASKS),
                "highlight": highlight}  # fmt: skip
     return render(request, "task.html", context, status_code)
 
@@ -77,11 +79,9 @@ def task_page(request: Request, task_id: int) -> Response:
 
 @router.post("/tasks/{task_id}/outcome")
 async def task_outcome(request: Request, task_id: int) -> Response:
-    user = signed_in_user(request)
-    if user is None:
-        return _to_login(request)
-    if not may(user.role, Permission.WORK_TASKS):
-        return _forbidden(request, user, "tasks")
+    user = permitted(request, Action.EDIT_TASKS)
+    if not isinstance(user, User):
+        return user
     form = await request.form()
     if not _csrf_ok(request, str(form.get("csrf") or "")):
         return RedirectResponse(f"/tasks/{task_id}", status_code=303)
@@ -99,11 +99,9 @@ async def task_outcome(request: Request, task_id: int) -> Response:
 @router.post("/tasks/{task_id}/assign")
 async def task_assign(request: Request, task_id: int) -> Response:
     """Take the task ("assign to me"), or give it back to the role (empty `to`)."""
-    user = signed_in_user(request)
-    if user is None:
-        return _to_login(request)
-    if not may(user.role, Permission.WORK_TASKS):
-        return _forbidden(request, user, "tasks")
+    user = permitted(request, Action.EDIT_TASKS)
+    if not isinstance(user, User):
+        return user
     form = await request.form()
     if _csrf_ok(request, str(form.get("csrf") or "")):
         target = user.id if form.get("to") == "me" else None
@@ -148,7 +146,7 @@ def _entries_page(
         )  # fmt: skip
     context = {"user": user, "page": "challenges", "challenge": view, "entries": entries,
                "status": status, "filters": ENTRY_FILTERS, "error": error,
-               "can_review": may(user.role, Permission.REVIEW_ENTRIES)}  # fmt: skip
+               "can_review": may(user.role, Action.EDIT_CHALLENGES)}  # fmt: skip
     return render(request, "challenge.html", context, code)
 
 
@@ -162,11 +160,9 @@ def challenge_page(request: Request, slug: str, status: str = "pending") -> Resp
 
 @router.post("/challenges/{slug}/entries/{entry_id}/review")
 async def entry_review(request: Request, slug: str, entry_id: int) -> Response:
-    user = signed_in_user(request)
-    if user is None:
-        return _to_login(request)
-    if not may(user.role, Permission.REVIEW_ENTRIES):
-        return _forbidden(request, user, "challenges")
+    user = permitted(request, Action.EDIT_CHALLENGES)
+    if not isinstance(user, User):
+        return user
     form = await request.form()
     back = str(form.get("back") or "pending")
     target = f"/challenges/{slug}?{urlencode({'status': back})}"

@@ -1,0 +1,1052 @@
+"""The measurement dashboard's selectors: every figure as a Panel (columns + rows + headline
+figures), and every drill-down (the customers or events behind a figure) as a Panel too.
+
+One function per figure feeds the console page, the JSON API and the CSV export, so the three
+always agree. All of them only read (callers open store.db.read_only).
+
+How the figures stay correct as events arrive: nothing here is a cached copy that could go
+stale. NPS reads `response_day_counts`, which services.records adjusts in the same transaction
+as every write to `responses`; everything else is computed from the rows themselves at request
+time, on indexed columns (clicks by code and time, referrals by status, orders by customer and
+time), so a click, signup or refund is in the next request's figures.
+
+A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
+plus one line in PANELS (and DRILLS for its drill-down).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Date, Select, and_, case, cast, func, literal, select
+from sqlalchemy.orm import Session
+
+from advocado import clock
+from advocado.domain import dashboard as rules
+from advocado.domain.dashboard import Filters
+from advocado.domain.nps import NpsFigures, category
+from advocado.domain.records import FieldError
+from advocado.services import audit, segments
+from advocado.services.nps import day_bounds
+from advocado.store.models import (
+    Click,
+    Customer,
+    CustomerInsight,
+    Order,
+    Program,
+    Referral,
+    ReferralCode,
+    Response,
+    ResponseDayCount,
+    Reward,
+    Setting,
+)
+
+PAID_CAC_SETTING = "dashboard.paid_cac"
+DEFAULT_CURRENCY = "CNY"
+DRILL_LIMIT = 200  # rows a drill-down page shows; its CSV has them all
+TOP_ADVOCATES = 20
+PAID = "paid"
+
+
+@dataclass
+class Panel:
+    """A figure or a list: `rows` (dicts keyed by `columns`) and headline `summary` figures."""
+
+    name: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "columns": self.columns,
+            "rows": self.rows,
+            "summary": self.summary,
+        }
+
+
+class UnknownFigure(LookupError):
+    pass
+
+
+# --- the filter ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scope:
+    start: datetime | None
+    end: datetime | None
+    customers: Any  # SELECT of customer ids, or None for all customers
+    program_id: int | None
+    currency: str
+
+
+def _scope(session: Session, f: Filters) -> _Scope:
+    """The filter resolved against the database. FieldError if the segment/program is unknown."""
+    start, end = day_bounds(f.start, f.end)
+    customers = None
+    program_id = None
+    program_currency = None
+    if f.segment:
+        try:
+            _, spec = segments.segment_filter(session, slug=f.segment)
+        except segments.SegmentNotFound:
+            raise FieldError("segment", f"no segment {f.segment!r} / 没有该分群") from None
+        customers = segments.member_ids(session, spec)
+    if f.program:
+        found = session.execute(
+            select(Program.id, Program.currency).where(Program.slug == f.program)
+        ).first()
+        if found is None:
+            raise FieldError("program", f"no program {f.program!r} / 没有该推荐计划")
+        program_id, program_currency = found
+        in_program = select(ReferralCode.customer_id).where(ReferralCode.program_id == program_id)
+        referred = select(Referral.referee_id).where(Referral.program_id == program_id)
+        people = in_program.union(referred).subquery()
+        program_people = select(people.c[0])
+        customers = (
+            program_people
+            if customers is None
+            else select(Customer.id).where(
+                Customer.id.in_(customers), Customer.id.in_(program_people)
+            )
+        )
+    currency = program_currency or _report_currency(session)
+    return _Scope(start, end, customers, program_id, currency)
+
+
+def _report_currency(session: Session) -> str:
+    """The currency money figures are in: the paid CAC's, else the programs' most common."""
+    cac = paid_cac(session)
+    if cac is not None:
+        return str(cac["currency"])
+    found = session.scalar(
+        select(Program.currency).group_by(Program.currency).order_by(func.count().desc()).limit(1)
+    )
+    return found or DEFAULT_CURRENCY
+
+
+def _between(column: Any, scope: _Scope) -> Any:
+    conditions = []
+    if scope.start is not None:
+        conditions.append(column >= scope.start)
+    if scope.end is not None:
+        conditions.append(column < scope.end)
+    return and_(True, *conditions)
+
+
+def _in_customers(column: Any, scope: _Scope) -> Any:
+    return True if scope.customers is None else column.in_(scope.customers)
+
+
+# --- settings the dashboard reads: the paid-channel CAC -----------------------------------
+
+
+def paid_cac(session: Session) -> dict[str, Any] | None:
+    """{"amount": minor units, "currency": "CNY"} as the marketer entered it, or None."""
+    row = session.get(Setting, PAID_CAC_SETTING)
+    return None if row is None else json.loads(row.value)
+
+
+def set_paid_cac(session: Session, *, amount: int, currency: str, actor: str) -> dict[str, Any]:
+    """Store what one customer costs through paid channels (minor units), audited."""
+    if amount < 0:
+        raise FieldError("amount", "must not be negative / 不能为负数")
+    value = {"amount": int(amount), "currency": currency}
+    row = session.get(Setting, PAID_CAC_SETTING)
+    before = None if row is None else json.loads(row.value)
+    if row is None:
+        session.add(Setting(key=PAID_CAC_SETTING, value=json.dumps(value)))
+    else:
+        row.value = json.dumps(value)
+    audit.record(
+        session,
+        actor=actor,
+        entity="setting",
+        entity_id=PAID_CAC_SETTING,
+        action="update",
+        before=before,
+        after=value,
+    )
+    return value
+
+
+# --- NPS over time --------------------------------------------------------------------------
+
+
+def _utc_day(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def nps_over_time(session: Session, f: Filters) -> Panel:
+    """NPS with the promoter/passive/detractor mix per week or month and survey. Without a
+    segment/program it reads the per-day counts (cost: days, not responses)."""
+    scope = _scope(session, f)
+    if scope.customers is None:
+        t = ResponseDayCount
+        query = select(t.day, t.survey, t.score, func.sum(t.responses)).group_by(
+            t.day, t.survey, t.score
+        )
+        if f.start:
+            query = query.where(t.day >= f.start)
+        if f.end:
+            query = query.where(t.day <= f.end)
+    else:
+        day = _utc_day(session, Response.submitted_at)
+        survey = func.coalesce(Response.survey, "")
+        query = (
+            select(day, survey, Response.score, func.count())
+            .where(
+                _between(Response.submitted_at, scope), _in_customers(Response.customer_id, scope)
+            )
+            .group_by(day, survey, Response.score)
+        )
+    counts: dict[tuple[date, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[int, int] = defaultdict(int)
+    for day_value, survey_name, score, n in session.execute(query):
+        period = rules.bucket_start(_as_date(day_value), f.bucket)
+        counts[(period, survey_name or "")][score] += int(n)
+        totals[score] += int(n)
+    rows = []
+    for (period, survey_name), scores in sorted(counts.items()):
+        figures = NpsFigures.from_score_counts(scores)
+        rows.append({"period": period.isoformat(), "survey": survey_name, **figures.as_dict()})
+    overall = NpsFigures.from_score_counts(totals).as_dict()
+    columns = ["period", "survey", "promoters", "passives", "detractors", "responses", "nps"]
+    return Panel("nps", columns, rows, {"overall": overall, "bucket": f.bucket})
+
+
+def _period_end(period: date, bucket: str) -> date:
+    if bucket == "month":
+        return (period.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return period + timedelta(days=7)
+
+
+_CATEGORY_BOUNDS = {"promoter": (9, 10), "passive": (7, 8), "detractor": (0, 6)}
+
+
+def drill_nps(session: Session, f: Filters, key: Mapping[str, str], limit: int | None) -> Panel:
+    """The responses behind a point: ?period=&survey=&category= (each optional)."""
+    scope = _scope(session, f)
+    query = (
+        select(
+            Response.id,
+            Response.submitted_at,
+            Response.survey,
+            Response.score,
+            Response.persona,
+            Response.comment,
+            Customer.external_id,
+            Customer.name,
+        )
+        .outerjoin(Customer, Customer.id == Response.customer_id)
+        .where(_between(Response.submitted_at, scope), _in_customers(Response.customer_id, scope))
+        .order_by(Response.submitted_at, Response.id)
+    )
+    if key.get("period"):
+        period = _key_date(key["period"])
+        low = datetime.combine(period, time(), UTC)
+        high = datetime.combine(_period_end(period, f.bucket), time(), UTC)
+        query = query.where(Response.submitted_at >= low, Response.submitted_at < high)
+    if "survey" in key:
+        survey = key["survey"]
+        query = query.where(
+            Response.survey.is_(None) | (Response.survey == "")
+            if survey == ""
+            else Response.survey == survey
+        )
+    if key.get("category"):
+        if key["category"] not in _CATEGORY_BOUNDS:
+            raise FieldError("category", f"{key['category']!r}: promoter, passive or detractor")
+        query = query.where(Response.score.between(*_CATEGORY_BOUNDS[key["category"]]))
+    if limit is not None:
+        query = query.limit(limit)
+    rows = [
+        {
+            "response_id": r.id,
+            "submitted_at": r.submitted_at.isoformat(),
+            "survey": r.survey or "",
+            "score": r.score,
+            "category": str(category(r.score)),
+            "persona": r.persona or "",
+            "customer": r.external_id or "",
+            "name": r.name or "",
+            "comment": r.comment or "",
+        }
+        for r in session.execute(query)
+    ]
+    columns = [
+        "response_id",
+        "submitted_at",
+        "survey",
+        "score",
+        "category",
+        "persona",
+        "customer",
+        "name",
+        "comment",
+    ]
+    return Panel("nps", columns, rows)
+
+
+def _key_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise FieldError("period", f"{value!r} is not a date / 不是日期") from None
+
+
+# --- promoters by persona and value tier ----------------------------------------------------
+
+
+def _latest_in_period(session: Session, scope: _Scope) -> Any:
+    """Each customer's latest response in the period (subquery: customer_id, score, persona)."""
+    rank = func.row_number().over(
+        partition_by=Response.customer_id,
+        order_by=(Response.submitted_at.desc(), Response.id.desc()),
+    )
+    ranked = (
+        select(Response.customer_id, Response.score, Response.persona, rank.label("rank"))
+        .where(
+            Response.customer_id.is_not(None),
+            _between(Response.submitted_at, scope),
+            _in_customers(Response.customer_id, scope),
+        )
+        .subquery("ranked")
+    )
+    return select(ranked).where(ranked.c.rank == 1).subquery("latest")
+
+
+def _promoters(session: Session, scope: _Scope) -> Select[Any]:
+    latest = _latest_in_period(session, scope)
+    persona = func.coalesce(latest.c.persona, "unknown")
+    tier = func.coalesce(CustomerInsight.value_tier, "unknown")
+    high = func.coalesce(CustomerInsight.high_influence, False)
+    return (
+        select(
+            latest.c.customer_id,
+            persona.label("persona"),
+            tier.label("value_tier"),
+            high.label("high_influence"),
+        )
+        .select_from(latest)
+        .outerjoin(CustomerInsight, CustomerInsight.customer_id == latest.c.customer_id)
+        .where(latest.c.score >= 9)
+    )
+
+
+def promoters(session: Session, f: Filters) -> Panel:
+    """Customers whose latest response in the period is a promoter's (9-10), counted by the
+    persona of that response (emotional / rational / neutral), high influence (overlaps the
+    personas), and value tier (RFM, see services.insights)."""
+    scope = _scope(session, f)
+    found = _promoters(session, scope).subquery()
+    # One pass over the promoters, grouped by everything at once; counted per dimension here.
+    query = select(
+        found.c.persona, found.c.value_tier, found.c.high_influence, func.count()
+    ).group_by(found.c.persona, found.c.value_tier, found.c.high_influence)
+    by: dict[tuple[str, str], int] = defaultdict(int)
+    total = 0
+    for persona, tier, high, n in session.execute(query):
+        by[("persona", persona)] += n
+        by[("value_tier", tier)] += n
+        if high:
+            by[("influence", "high_influence")] += n
+        total += n
+    by.setdefault(("influence", "high_influence"), 0)
+    order = {"persona": 0, "value_tier": 1, "influence": 2}
+    rows = [
+        {"dimension": dimension, "value": value, "promoters": int(n)}
+        for (dimension, value), n in sorted(by.items(), key=lambda i: (order[i[0][0]], i[0][1]))
+    ]
+    return Panel("promoters", ["dimension", "value", "promoters"], rows, {"promoters": total})
+
+
+def drill_promoters(
+    session: Session, f: Filters, key: Mapping[str, str], limit: int | None
+) -> Panel:
+    """The promoters behind a bar: ?dimension=persona|value_tier|influence&value=..."""
+    scope = _scope(session, f)
+    found = _promoters(session, scope).subquery()
+    query = (
+        select(
+            Customer.external_id,
+            Customer.name,
+            Customer.email,
+            found.c.persona,
+            found.c.value_tier,
+            found.c.high_influence,
+        )
+        .join(found, found.c.customer_id == Customer.id)
+        .order_by(Customer.id)
+    )
+    dimension, value = key.get("dimension", ""), key.get("value", "")
+    if dimension == "persona" and value:
+        query = query.where(found.c.persona == value)
+    elif dimension == "value_tier" and value:
+        query = query.where(found.c.value_tier == value)
+    elif dimension == "influence":
+        query = query.where(found.c.high_influence.is_(True))
+    elif dimension:
+        raise FieldError("dimension", f"{dimension!r}: persona, value_tier or influence")
+    if limit is not None:
+        query = query.limit(limit)
+    rows = [
+        {
+            "customer": r.external_id,
+            "name": r.name or "",
+            "email": r.email or "",
+            "persona": r.persona,
+            "value_tier": r.value_tier,
+            "high_influence": bool(r.high_influence),
+        }
+        for r in session.execute(query)
+    ]
+    columns = ["customer", "name", "email", "persona", "value_tier", "high_influence"]
+    return Panel("promoters", columns, rows)
+
+
+# --- the referral funnel, its money, K-factor ------------------------------------------------
+
+
+def _codes(scope: _Scope) -> Any:
+    """Referral codes in scope (program, and advocates in the segment); None: all codes."""
+    if scope.program_id is None and scope.customers is None:
+        return None
+    query = select(ReferralCode.id)
+    if scope.program_id is not None:
+        query = query.where(ReferralCode.program_id == scope.program_id)
+    if scope.customers is not None:
+        query = query.where(ReferralCode.customer_id.in_(scope.customers))
+    return query
+
+
+def _in_codes(column: Any, scope: _Scope) -> Any:
+    codes = _codes(scope)
+    return True if codes is None else column.in_(codes)
+
+
+def _clicks(scope: _Scope, *columns: Any) -> Select[Any]:
+    """Clicks on the codes in scope in the period (the columns asked for, or whole rows)."""
+    query = select(*columns) if columns else select(Click)
+    return query.where(_between(Click.clicked_at, scope), _in_codes(Click.code_id, scope))
+
+
+def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
+    """(all clicks, unique visitors without bots) in one pass over the period's clicks."""
+    human = case((Click.is_bot.is_(False), Click.fingerprint), else_=None)
+    raw, unique = session.execute(
+        _clicks(scope, func.count(), func.count(func.distinct(human)))
+    ).one()
+    return int(raw or 0), int(unique or 0)
+
+
+def _referrals_where(scope: _Scope) -> Any:
+    conditions = [_between(Referral.signed_up_at, scope)]
+    if scope.program_id is not None:
+        conditions.append(Referral.program_id == scope.program_id)
+    if scope.customers is not None:
+        conditions.append(Referral.advocate_id.in_(scope.customers))
+    return and_(*conditions)
+
+
+def _rewards_where(scope: _Scope) -> Any:
+    conditions = [
+        _between(Reward.created_at, scope),
+        Reward.reversed_at.is_(None),
+        Reward.kind.in_(("credit", "coupon")),
+        Reward.currency == scope.currency,
+    ]
+    if scope.program_id is not None:
+        conditions.append(Reward.program_id == scope.program_id)
+    if scope.customers is not None:
+        referral_ids = select(Referral.id).where(Referral.advocate_id.in_(scope.customers))
+        conditions.append(Reward.referral_id.in_(referral_ids))
+    return and_(*conditions)
+
+
+def _referred_orders_where(scope: _Scope) -> Any:
+    friends = select(Referral.referee_id).where(Referral.status != "rejected")
+    if scope.program_id is not None:
+        friends = friends.where(Referral.program_id == scope.program_id)
+    if scope.customers is not None:
+        friends = friends.where(Referral.advocate_id.in_(scope.customers))
+    return and_(
+        Order.customer_id.in_(friends),
+        Order.status == PAID,
+        Order.currency == scope.currency,
+        _between(Order.placed_at, scope),
+    )
+
+
+FUNNEL = ("clicks", "unique_clicks", "signups", "qualified", "rewarded", "rejected", "in_review")
+
+
+def referral_funnel(session: Session, f: Filters) -> Panel:
+    """clicks (all, bots included) -> unique (distinct visitor fingerprints, no bots) ->
+    signups (referrals made in the period) -> qualified -> rewarded, and rejected (with the
+    reasons) and in review; revenue from referred customers' paid orders in the period,
+    rewards cost (face value of live credit and coupons issued in the period; points cost no
+    money), cost per acquired (qualified) customer beside the paid-channel CAC, and ROI."""
+    scope = _scope(session, f)
+    raw, unique = _click_counts(session, scope)
+    where = _referrals_where(scope)
+    statuses = dict(
+        session.execute(
+            select(Referral.status, func.count()).where(where).group_by(Referral.status)
+        ).all()
+    )
+    qualified = (
+        session.scalar(
+            select(func.count(Referral.id)).where(
+                where,
+                Referral.qualified_at.is_not(None),
+                Referral.status.in_(("qualified", "rewarded")),
+            )
+        )
+        or 0
+    )
+    counts = {
+        "clicks": raw,
+        "unique_clicks": unique,
+        "signups": sum(statuses.values()),
+        "qualified": qualified,
+        "rewarded": statuses.get("rewarded", 0),
+        "rejected": statuses.get("rejected", 0),
+        "in_review": statuses.get("review", 0),
+    }
+    rows = [{"stage": stage, "count": int(counts[stage])} for stage in FUNNEL]
+    reasons = [
+        {"reason": reason or "", "referrals": int(n)}
+        for reason, n in session.execute(
+            select(Referral.reason, func.count())
+            .where(where, Referral.status == "rejected")
+            .group_by(Referral.reason)
+            .order_by(func.count().desc())
+        )
+    ]
+    revenue = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
+    cost = session.scalar(select(func.sum(Reward.amount)).where(_rewards_where(scope)))
+    cac = paid_cac(session)
+    cac_amount = cac["amount"] if cac and cac["currency"] == scope.currency else None
+    money = rules.acquisition(
+        revenue=int(revenue or 0), cost=int(cost or 0), acquired=qualified, paid_cac=cac_amount
+    )
+    summary = {
+        "currency": scope.currency,
+        "revenue": int(revenue or 0),
+        "rewards_cost": int(cost or 0),
+        "acquired": qualified,
+        **money,
+        "rejected_reasons": reasons,
+    }
+    return Panel("referrals", ["stage", "count"], rows, summary)
+
+
+def drill_referrals(
+    session: Session, f: Filters, key: Mapping[str, str], limit: int | None
+) -> Panel:
+    """?stage= one of the funnel's stages (clicks: the click events; signups..in_review: the
+    referrals), or revenue (the referred customers' orders) or cost (the rewards)."""
+    scope = _scope(session, f)
+    stage = key.get("stage") or "signups"
+    query: Select[Any]
+    if stage in ("clicks", "unique_clicks"):
+        clicks = _clicks(scope)
+        if stage == "unique_clicks":
+            clicks = clicks.where(Click.is_bot.is_(False))
+        sub = clicks.subquery()
+        query = (
+            select(
+                sub.c.id.label("click_id"),
+                sub.c.clicked_at,
+                ReferralCode.code,
+                Customer.external_id.label("advocate"),
+                sub.c.fingerprint.label("visitor"),
+                sub.c.is_bot.label("bot"),
+                sub.c.referrer,
+            )
+            .join(ReferralCode, ReferralCode.id == sub.c.code_id)
+            .join(Customer, Customer.id == ReferralCode.customer_id)
+            .order_by(sub.c.clicked_at, sub.c.id)
+        )
+    elif stage == "revenue":
+        query = (
+            select(
+                Order.external_id.label("order"),
+                Order.placed_at,
+                Customer.external_id.label("customer"),
+                Order.amount,
+                Order.currency,
+            )
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(_referred_orders_where(scope))
+            .order_by(Order.placed_at, Order.id)
+        )
+    elif stage == "cost":
+        query = (
+            select(
+                Reward.id.label("reward_id"),
+                Reward.created_at,
+                Customer.external_id.label("beneficiary"),
+                Reward.rule,
+                Reward.role,
+                Reward.kind,
+                Reward.amount,
+                Reward.currency,
+            )
+            .join(Customer, Customer.id == Reward.beneficiary_id)
+            .where(_rewards_where(scope))
+            .order_by(Reward.created_at, Reward.id)
+        )
+    elif stage in FUNNEL:
+        advocate, friend = Customer.__table__.alias("advocate"), Customer.__table__.alias("friend")
+        query = (
+            select(
+                Referral.id.label("referral_id"),
+                Program.slug.label("program"),
+                advocate.c.external_id.label("advocate"),
+                friend.c.external_id.label("friend"),
+                Referral.status,
+                Referral.reason,
+                Referral.signed_up_at,
+                Referral.qualified_at,
+            )
+            .join(Program, Program.id == Referral.program_id)
+            .join(advocate, advocate.c.id == Referral.advocate_id)
+            .join(friend, friend.c.id == Referral.referee_id)
+            .where(_referrals_where(scope))
+            .order_by(Referral.signed_up_at, Referral.id)
+        )
+        status = {
+            "rewarded": ["rewarded"],
+            "rejected": ["rejected"],
+            "in_review": ["review"],
+            "qualified": ["qualified", "rewarded"],
+        }.get(stage)
+        if status:
+            query = query.where(Referral.status.in_(status))
+        if stage == "qualified":
+            query = query.where(Referral.qualified_at.is_not(None))
+    else:
+        choices = ", ".join((*FUNNEL, "revenue", "cost"))
+        raise FieldError("stage", f"{stage!r} is not one of {choices}")
+    if limit is not None:
+        query = query.limit(limit)
+    result = session.execute(query)
+    columns = list(result.keys())
+    return Panel("referrals", columns, [_plain_row(r._mapping, columns) for r in result])
+
+
+def _plain_row(row: Mapping[str, Any], columns: list[str]) -> dict[str, Any]:
+    """A row as JSON and CSV take it: times as ISO 8601, flags as true/false, None as ''."""
+    found = {}
+    for column in columns:
+        value = row[column]
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif value is None:
+            value = ""
+        found[column] = value
+    return found
+
+
+def _first_referrals(session: Session, scope: _Scope) -> Select[Any]:
+    """Per advocate (code holder in scope): their code's creation and their first referral."""
+    first = select(
+        Referral.advocate_id.label("advocate_id"), func.min(Referral.signed_up_at).label("first_at")
+    ).group_by(Referral.advocate_id)
+    if scope.program_id is not None:
+        first = first.where(Referral.program_id == scope.program_id)
+    firsts = first.subquery()
+    codes = (
+        select(ReferralCode.customer_id, func.min(ReferralCode.created_at).label("code_at"))
+        .where(_in_codes(ReferralCode.id, scope))
+        .group_by(ReferralCode.customer_id)
+        .subquery()
+    )
+    return (
+        select(Customer.external_id, Customer.name, codes.c.code_at, firsts.c.first_at)
+        .join(codes, codes.c.customer_id == Customer.id)
+        .outerjoin(firsts, firsts.c.advocate_id == Customer.id)
+        .order_by(Customer.id)
+    )
+
+
+def k_factor(session: Session, f: Filters) -> Panel:
+    """K = invitations per advocate x conversion. Invitations are counted as unique visitors
+    of the advocates' links in the period (what is measurable before messaging exists);
+    conversion is signups per invitation. Advocates are the code holders who had a code by the
+    end of the period. Time to first referral: days from getting a code to the first friend
+    signing up, for advocates whose first referral falls in the period."""
+    scope = _scope(session, f)
+    codes_at = _between(ReferralCode.created_at, _Scope(None, scope.end, None, None, ""))
+    advocates = (
+        session.scalar(
+            select(func.count(func.distinct(ReferralCode.customer_id))).where(
+                _in_codes(ReferralCode.id, scope), codes_at
+            )
+        )
+        or 0
+    )
+    _, invitations = _click_counts(session, scope)
+    signups = session.scalar(select(func.count(Referral.id)).where(_referrals_where(scope))) or 0
+    figures = rules.k_factor(advocates=advocates, invitations=invitations, signups=signups)
+    days = _time_to_first_days(session, scope)
+    rows = [
+        {"metric": "advocates", "value": advocates},
+        {"metric": "invitations", "value": invitations},
+        {"metric": "signups", "value": signups},
+        {
+            "metric": "invitations_per_advocate",
+            "value": _round(figures["invitations_per_advocate"]),
+        },
+        {"metric": "conversion", "value": _round(figures["conversion"])},
+        {"metric": "k_factor", "value": _round(figures["k_factor"])},
+    ]
+    timing = rules.days_between_summary(days)
+    rows += [{"metric": f"first_referral_{k}", "value": v} for k, v in timing.items()]
+    summary = {**figures, "reason": rules.k_reason(figures["k_factor"]), "time_to_first": timing}
+    return Panel("k_factor", ["metric", "value"], rows, summary)
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _time_to_first_days(session: Session, scope: _Scope) -> list[float]:
+    days = []
+    for row in session.execute(_first_referrals(session, scope)):
+        if row.first_at is None or not _inside(row.first_at, scope):
+            continue
+        days.append(max(0.0, (row.first_at - row.code_at).total_seconds() / 86400))
+    return days
+
+
+def _inside(moment: datetime, scope: _Scope) -> bool:
+    return (scope.start is None or moment >= scope.start) and (
+        scope.end is None or moment < scope.end
+    )
+
+
+def drill_k_factor(
+    session: Session, f: Filters, key: Mapping[str, str], limit: int | None
+) -> Panel:
+    """The advocates: when they got a code, their first referral, days between."""
+    scope = _scope(session, f)
+    query = _first_referrals(session, scope)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = []
+    for r in session.execute(query):
+        days = None
+        if r.first_at is not None:
+            days = round(max(0.0, (r.first_at - r.code_at).total_seconds() / 86400), 2)
+        rows.append(
+            {
+                "customer": r.external_id,
+                "name": r.name or "",
+                "code_at": r.code_at.isoformat(),
+                "first_referral_at": r.first_at.isoformat() if r.first_at else "",
+                "days_to_first": days,
+            }
+        )
+    columns = ["customer", "name", "code_at", "first_referral_at", "days_to_first"]
+    return Panel("k_factor", columns, rows)
+
+
+# --- customer value: advocates vs the rest --------------------------------------------------
+
+
+def _clv_window(scope: _Scope) -> tuple[datetime, datetime]:
+    end = scope.end or clock.now()
+    return end - timedelta(days=365), end
+
+
+def _advocate_ids(scope: _Scope) -> Any:
+    query = select(Referral.advocate_id).where(Referral.status != "rejected")
+    if scope.program_id is not None:
+        query = query.where(Referral.program_id == scope.program_id)
+    return query
+
+
+def _buyers(session: Session, scope: _Scope) -> Select[Any]:
+    """Per customer with a paid order in the 12 months ending at the period's end: orders,
+    revenue, and whether they are an advocate (brought at least one friend not rejected)."""
+    low, high = _clv_window(scope)
+    is_advocate = case((Order.customer_id.in_(_advocate_ids(scope)), literal(1)), else_=literal(0))
+    return (
+        select(
+            Order.customer_id,
+            is_advocate.label("advocate"),
+            func.count().label("orders"),
+            func.sum(Order.amount).label("revenue"),
+        )
+        .where(
+            Order.status == PAID,
+            Order.currency == scope.currency,
+            Order.placed_at >= low,
+            Order.placed_at < high,
+            _in_customers(Order.customer_id, scope),
+        )
+        .group_by(Order.customer_id, is_advocate)
+    )
+
+
+def clv(session: Session, f: Filters) -> Panel:
+    """Average order value, orders per customer and 12-month value per customer, advocates
+    (customers who brought a friend who was not rejected) beside everyone else who bought."""
+    scope = _scope(session, f)
+    buyers = _buyers(session, scope).subquery()
+    found = {
+        int(g): (int(c), int(o or 0), int(r or 0))
+        for g, c, o, r in session.execute(
+            select(
+                buyers.c.advocate,
+                func.count(),
+                func.sum(buyers.c.orders),
+                func.sum(buyers.c.revenue),
+            ).group_by(buyers.c.advocate)
+        )
+    }
+    rows = []
+    for group, flag in (("advocates", 1), ("non_advocates", 0)):
+        c, o, r = found.get(flag, (0, 0, 0))
+        rows.append({"group": group, **rules.clv(customers=c, orders=o, revenue=r)})
+    low, high = _clv_window(scope)
+    lift = rules.ratio(rows[0]["value_12m"] or 0, rows[1]["value_12m"] or 0)
+    summary = {
+        "currency": scope.currency,
+        "window_from": low.isoformat(),
+        "window_to": high.isoformat(),
+        "advocate_value_multiple": _round(lift, 2),
+    }
+    columns = [
+        "group",
+        "customers",
+        "orders",
+        "revenue",
+        "average_order_value",
+        "frequency",
+        "value_12m",
+    ]
+    return Panel("clv", columns, rows, summary)
+
+
+def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int | None) -> Panel:
+    """The buying customers of one group: ?group=advocates|non_advocates."""
+    scope = _scope(session, f)
+    group = key.get("group") or "advocates"
+    if group not in ("advocates", "non_advocates"):
+        raise FieldError("group", f"{group!r}: advocates or non_advocates")
+    buyers = _buyers(session, scope).subquery()
+    query = (
+        select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
+        .join(buyers, buyers.c.customer_id == Customer.id)
+        .where(buyers.c.advocate == (1 if group == "advocates" else 0))
+        .order_by(buyers.c.revenue.desc(), Customer.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = [
+        {
+            "customer": r.external_id,
+            "name": r.name or "",
+            "orders": int(r.orders),
+            "revenue": int(r.revenue or 0),
+            "currency": scope.currency,
+        }
+        for r in session.execute(query)
+    ]
+    return Panel("clv", ["customer", "name", "orders", "revenue", "currency"], rows)
+
+
+# --- top advocates ----------------------------------------------------------------------------
+
+
+def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
+    where = _referrals_where(scope)
+    qualified = func.sum(
+        case(
+            (
+                Referral.qualified_at.is_not(None) & Referral.status.in_(("qualified", "rewarded")),
+                1,
+            ),
+            else_=0,
+        )
+    )
+    per = (
+        select(
+            Referral.advocate_id,
+            func.count().label("signups"),
+            qualified.label("qualified"),
+            func.sum(case((Referral.status == "rejected", 1), else_=0)).label("rejected"),
+        )
+        .where(where)
+        .group_by(Referral.advocate_id)
+        .subquery()
+    )
+    friends = select(Referral.referee_id).where(where, Referral.status != "rejected")
+    revenue = (
+        select(Referral.advocate_id, func.sum(Order.amount).label("revenue"))
+        .join(Order, Order.customer_id == Referral.referee_id)
+        .where(
+            where,
+            Referral.status != "rejected",
+            Order.status == PAID,
+            Order.currency == scope.currency,
+            Order.customer_id.in_(friends),
+            _between(Order.placed_at, scope),
+        )
+        .group_by(Referral.advocate_id)
+        .subquery()
+    )
+    return (
+        select(
+            Customer.external_id,
+            Customer.name,
+            per.c.signups,
+            per.c.qualified,
+            per.c.rejected,
+            func.coalesce(revenue.c.revenue, 0).label("revenue"),
+        )
+        .join(per, per.c.advocate_id == Customer.id)
+        .outerjoin(revenue, revenue.c.advocate_id == Customer.id)
+        .order_by(
+            per.c.qualified.desc(),
+            per.c.signups.desc(),
+            func.coalesce(revenue.c.revenue, 0).desc(),
+            Customer.id,
+        )
+    )
+
+
+def _advocate_rows(session: Session, query: Select[Any], currency: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "customer": r.external_id,
+            "name": r.name or "",
+            "signups": int(r.signups),
+            "qualified": int(r.qualified or 0),
+            "rejected": int(r.rejected or 0),
+            "referred_revenue": int(r.revenue or 0),
+            "currency": currency,
+        }
+        for r in session.execute(query)
+    ]
+
+
+_ADVOCATE_COLUMNS = [
+    "customer",
+    "name",
+    "signups",
+    "qualified",
+    "rejected",
+    "referred_revenue",
+    "currency",
+]
+
+
+def top_advocates(session: Session, f: Filters) -> Panel:
+    """The advocates who brought the most qualified friends in the period (then signups, then
+    the revenue of their friends' paid orders in the period)."""
+    scope = _scope(session, f)
+    query = _advocate_table(session, scope).limit(TOP_ADVOCATES)
+    rows = _advocate_rows(session, query, scope.currency)
+    return Panel("top_advocates", _ADVOCATE_COLUMNS, rows, {"currency": scope.currency})
+
+
+def drill_top_advocates(
+    session: Session, f: Filters, key: Mapping[str, str], limit: int | None
+) -> Panel:
+    """Every advocate with a referral in the period, in the same order."""
+    scope = _scope(session, f)
+    query = _advocate_table(session, scope)
+    if limit is not None:
+        query = query.limit(limit)
+    return Panel("top_advocates", _ADVOCATE_COLUMNS, _advocate_rows(session, query, scope.currency))
+
+
+# --- the registry: what the page, the API and the CSV export offer ---------------------------
+
+PANELS: dict[str, Callable[[Session, Filters], Panel]] = {
+    "nps": nps_over_time,
+    "promoters": promoters,
+    "referrals": referral_funnel,
+    "k_factor": k_factor,
+    "clv": clv,
+    "top_advocates": top_advocates,
+}
+DRILLS: dict[str, Callable[[Session, Filters, Mapping[str, str], int | None], Panel]] = {
+    "nps": drill_nps,
+    "promoters": drill_promoters,
+    "referrals": drill_referrals,
+    "k_factor": drill_k_factor,
+    "clv": drill_clv,
+    "top_advocates": drill_top_advocates,
+}
+
+
+def panel(session: Session, name: str, f: Filters) -> Panel:
+    if name not in PANELS:
+        raise UnknownFigure(name)
+    return PANELS[name](session, f)
+
+
+def drill(
+    session: Session, name: str, f: Filters, key: Mapping[str, str], *, limit: int | None
+) -> Panel:
+    if name not in DRILLS:
+        raise UnknownFigure(name)
+    return DRILLS[name](session, f, key, limit)
+
+
+def filter_choices(session: Session) -> dict[str, list[tuple[str, str]]]:
+    """Segments and programs to pick from: (slug, name)."""
+    from advocado.store.models import Segment
+
+    return {
+        "segments": [
+            (s, n)
+            for s, n in session.execute(select(Segment.slug, Segment.name).order_by(Segment.name))
+        ],
+        "programs": [
+            (s, n)
+            for s, n in session.execute(select(Program.slug, Program.name).order_by(Program.slug))
+        ],
+    }
+
+
+def csv_text(found: Panel) -> Iterator[str]:
+    """The panel as CSV (UTF-8 with BOM so spreadsheet apps read Chinese): a header of its
+    columns, then its rows. Cells that a spreadsheet would run as a formula are quoted."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    yield "\ufeff"
+    writer.writerow(found.columns)
+    for row in found.rows:
+        writer.writerow([_cell(row.get(c)) for c in found.columns])
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else segments.csv_cell(value)
