@@ -1,0 +1,186 @@
+"""The learned half of the persona classifier: a multinomial logistic regression over the
+comment's character n-grams and the rules' signals (advocado.text.analyze.rules).
+
+The weights (lexicons/persona_model.json) were trained at build time by
+scripts/train_persona_model.py on tests/data/voc_train.csv and voc_dev.csv only (never on the
+evaluation sets), and are shipped with the package: nothing is trained or downloaded at run
+time. Prediction is a dictionary lookup per n-gram (pure Python, no numpy).
+
+Evidence stays quoted from the comment: the rules' words and signals for the chosen persona,
+plus the n-grams that pushed the model hardest towards it (merged into whole spans, a Latin
+fragment widened to its word). A brand's own words still decide: each adds a large margin to
+its persona, and ignore words (the brand's and the shipped ones, such as 手冲) are masked out
+of the n-grams as they are out of the vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from advocado.text.analyze import Rules
+
+CLASSES = ("emotional", "rational", "neutral")
+NGRAM_MAX = 3
+BEGIN, END = "\x02", "\x03"  # text boundaries: "^还行$" is not "还行" inside a sentence
+_FOLD = re.compile(r"\d")
+_SPACE = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+BRAND_MARGIN = 4.0  # logit added per unit of brand-word weight: a brand word wins
+EVIDENCE_MIN = 0.25  # an n-gram's pull (logit, after scaling) to be quoted as evidence
+EVIDENCE_MAX = 3  # n-gram spans quoted at most
+_LATIN = re.compile(r"[a-z0-9']")
+UNIT_BINS = (0, 1, 2, 4, 8, 15, 30)
+
+
+@dataclass(frozen=True)
+class PersonaModel:
+    intercept: tuple[float, float, float]
+    grams: dict[str, tuple[float, float, float]]
+    dense: dict[str, tuple[float, float, float]]
+
+
+@cache
+def model() -> PersonaModel:
+    """The shipped weights."""
+    raw = json.loads(
+        (resources.files("advocado.text") / "lexicons" / "persona_model.json").read_text("utf-8")
+    )
+    if tuple(raw["classes"]) != CLASSES:  # pragma: no cover - written by the training script
+        raise ValueError("persona_model.json: unexpected classes")
+    return PersonaModel(
+        intercept=tuple(raw["intercept"]),
+        grams={gram: tuple(w) for gram, w in raw["grams"].items()},
+        dense={name: tuple(w) for name, w in raw["dense"].items()},
+    )
+
+
+def gram_text(read: Rules) -> str:
+    """The text the n-grams are taken from: normalised (simplified, lower case, half-width),
+    digits folded to 0, ignore terms blanked, framed by BEGIN and END. Same length plus two,
+    so offset i here is offset i - 1 in the comment."""
+    normal = read.normal.translate(_SPACE)
+    if read.ignored:
+        chars = list(normal)
+        for start, end in read.ignored:
+            chars[start:end] = " " * (end - start)
+        normal = "".join(chars)
+    return BEGIN + _FOLD.sub("0", normal) + END
+
+
+def grams(text: str) -> list[tuple[int, str]]:
+    """Every character n-gram (1..NGRAM_MAX) with its offset, spaces-only ones left out.
+    Training (scripts/train_persona_model.py) and prediction both use this."""
+    found = []
+    for size in range(1, NGRAM_MAX + 1):
+        for at in range(len(text) - size + 1):
+            gram = text[at : at + size]
+            if not gram.isspace():
+                found.append((at, gram))
+    return found
+
+
+def dense_features(read: Rules) -> dict[str, float]:
+    """The rules' signals as model inputs, each named and bounded."""
+    features = {
+        "lex:emotional": min(read.score["emotional"], 4.0) / 2,
+        "lex:rational": min(read.score["rational"], 4.0) / 2,
+        f"rules:{read.persona}": 1.0,
+        "sentiment:positive": max(0.0, read.sentiment),
+        "sentiment:negative": max(0.0, -read.sentiment),
+        "sentiment:magnitude": min(read.magnitude, 3.0) / 3,
+    }
+    if read.fallback:
+        features["rules:fallback"] = 1.0
+    for name, value in read.signals.items():
+        if value:
+            features[f"signal:{name}"] = value
+    units = read.units
+    size = sum(1 for edge in UNIT_BINS if units > edge)
+    features[f"units:{size}"] = 1.0
+    return features
+
+
+def _scale(count: int) -> float:
+    return 1.0 / math.sqrt(count) if count else 0.0
+
+
+def decide(read: Rules) -> tuple[str, float, list[str]]:
+    """(persona, confidence, evidence) of one comment."""
+    weights = model()
+    text = gram_text(read)
+    found = grams(text)
+    scale = _scale(len(found))
+    logits = list(weights.intercept)
+    table = weights.grams
+    pulled: list[tuple[int, int, tuple[float, float, float]]] = []
+    for at, gram in found:
+        w = table.get(gram)
+        if w is not None:
+            pulled.append((at, len(gram), w))
+            logits[0] += w[0] * scale
+            logits[1] += w[1] * scale
+            logits[2] += w[2] * scale
+    for name, value in dense_features(read).items():
+        w = weights.dense.get(name)
+        if w is not None:
+            logits[0] += w[0] * value
+            logits[1] += w[1] * value
+            logits[2] += w[2] * value
+    for index, persona in enumerate(CLASSES[:2]):
+        for _, _, weight in read.brand[persona]:
+            logits[index] += BRAND_MARGIN * weight
+    top = max(logits)
+    exps = [math.exp(value - top) for value in logits]
+    chosen = exps.index(max(exps))
+    persona = CLASSES[chosen]
+    confidence = round(min(0.99, exps[chosen] / sum(exps)), 2)
+    if persona == "neutral":
+        return persona, confidence, []
+    return persona, confidence, _evidence(read, persona, chosen, pulled, scale)
+
+
+def _evidence(read: Rules, persona: str, chosen: int,
+              pulled: list[tuple[int, int, tuple[float, float, float]]],
+              scale: float) -> list[str]:  # fmt: skip
+    """The rules' evidence for the persona, then the n-gram spans that pulled hardest towards
+    it (above EVIDENCE_MIN), merged, widened to whole Latin words, quoted from the comment."""
+    from advocado.text.analyze import _ordered
+
+    items = list(read.found[persona])
+    if read.fallback and read.persona == persona:
+        items += read.sentiment_words
+    others = [index for index in range(3) if index != chosen]
+    ranked = sorted(
+        ((w[chosen] - max(w[i] for i in others)) * scale, at - 1, at - 1 + size)
+        for at, size, w in pulled
+    )
+    spans = [(start, end) for pull, start, end in reversed(ranked) if pull >= EVIDENCE_MIN]
+    text, normal = read.text, read.normal
+    merged: list[list[int]] = []
+    for start, end in sorted(spans[: EVIDENCE_MAX * 2]):
+        start, end = max(0, start), min(len(text), end)
+        while start > 0 and _LATIN.match(normal[start]) and _LATIN.match(normal[start - 1]):
+            start -= 1
+        while end < len(text) and end > 0 and _LATIN.match(normal[end - 1]) \
+                and _LATIN.match(normal[end]):  # fmt: skip
+            end += 1
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    quoted = {surface for _, surface in items}
+    covered = [(at, at + len(surface)) for at, surface in items]
+    for start, end in merged[:EVIDENCE_MAX]:
+        surface = text[start:end].strip()
+        if not surface or surface in quoted:
+            continue
+        if any(s <= start and end <= e for s, e in covered):
+            continue
+        items.append((start + text[start:end].index(surface[0]), surface))
+    return _ordered(items)
