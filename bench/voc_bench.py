@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 import time
 import zipfile
@@ -16,7 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOPPING = ROOT.parent / "shared" / "data" / "online_shopping_10_cats.zip"
+# ADVOCADO_SHARED_DATA: where ../shared/data is when the checkout is not beside it (a worktree)
+SHARED = Path(os.environ.get("ADVOCADO_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHOPPING = SHARED / "online_shopping_10_cats.zip"
 
 
 def reviews() -> list[str]:

@@ -51,10 +51,10 @@ def featurise(texts: list[str]) -> tuple[list[dict[str, float]], list[dict[str, 
     gram_rows, dense_rows = [], []
     for text in texts:
         read = rules(text, lexicon)
-        found = grams(gram_text(read))
+        found = [gram for sized in grams(gram_text(read)) for gram in sized]
         scale = _scale(len(found))
         counts: dict[str, float] = {}
-        for _, gram in found:
+        for gram in found:
             counts[gram] = counts.get(gram, 0.0) + scale
         gram_rows.append(counts)
         dense_rows.append(dense_features(read))

@@ -15,9 +15,11 @@ of the n-grams as they are out of the vocabulary.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -41,8 +43,14 @@ UNIT_BINS = (0, 1, 2, 4, 8, 15, 30)
 @dataclass(frozen=True)
 class PersonaModel:
     intercept: tuple[float, float, float]
-    grams: dict[str, tuple[float, float, float]]
+    # n-gram -> (weight emotional, rational, neutral, then each class's margin over the
+    # strongest other class: how hard the n-gram pulls towards it, for the evidence)
+    grams: dict[str, tuple[float, ...]]
     dense: dict[str, tuple[float, float, float]]
+
+
+def _with_margins(w: list[float]) -> tuple[float, ...]:
+    return (*w, *(w[k] - max(w[i] for i in range(3) if i != k) for k in range(3)))
 
 
 @cache
@@ -55,7 +63,7 @@ def model() -> PersonaModel:
         raise ValueError("persona_model.json: unexpected classes")
     return PersonaModel(
         intercept=tuple(raw["intercept"]),
-        grams={gram: tuple(w) for gram, w in raw["grams"].items()},
+        grams={gram: _with_margins(w) for gram, w in raw["grams"].items()},
         dense={name: tuple(w) for name, w in raw["dense"].items()},
     )
 
@@ -73,15 +81,13 @@ def gram_text(read: Rules) -> str:
     return BEGIN + _FOLD.sub("0", normal) + END
 
 
-def grams(text: str) -> list[tuple[int, str]]:
-    """Every character n-gram (1..NGRAM_MAX) with its offset, spaces-only ones left out.
-    Training (scripts/train_persona_model.py) and prediction both use this."""
-    found = []
-    for size in range(1, NGRAM_MAX + 1):
-        for at in range(len(text) - size + 1):
-            gram = text[at : at + size]
-            if not gram.isspace():
-                found.append((at, gram))
+def grams(text: str) -> list[Iterator[str]]:
+    """The character n-grams of `text`, one iterator per size 1..NGRAM_MAX, each in text
+    order (built by C-level map/zip: this runs for every comment). Training
+    (scripts/train_persona_model.py) and prediction both use this."""
+    found: list[Iterator[str]] = [iter(text)]
+    for size in range(2, NGRAM_MAX + 1):
+        found.append(map("".join, zip(*(text[k:] for k in range(size)), strict=False)))
     return found
 
 
@@ -113,19 +119,16 @@ def _scale(count: int) -> float:
 def decide(read: Rules) -> tuple[str, float, list[str]]:
     """(persona, confidence, evidence) of one comment."""
     weights = model()
-    text = gram_text(read)
-    found = grams(text)
-    scale = _scale(len(found))
+    get = weights.grams.get
+    looked = [list(map(get, sized)) for sized in grams(gram_text(read))]
+    scale = _scale(sum(map(len, looked)))
     logits = list(weights.intercept)
-    table = weights.grams
-    pulled: list[tuple[int, int, tuple[float, float, float]]] = []
-    for at, gram in found:
-        w = table.get(gram)
-        if w is not None:
-            pulled.append((at, len(gram), w))
-            logits[0] += w[0] * scale
-            logits[1] += w[1] * scale
-            logits[2] += w[2] * scale
+    found = [w for sized in looked for w in sized if w is not None]
+    if found:
+        for k, total in enumerate(map(sum, zip(*found, strict=True))):
+            if k == 3:
+                break
+            logits[k] += total * scale
     for name, value in dense_features(read).items():
         w = weights.dense.get(name)
         if w is not None:
@@ -142,12 +145,14 @@ def decide(read: Rules) -> tuple[str, float, list[str]]:
     confidence = round(min(0.99, exps[chosen] / sum(exps)), 2)
     if persona == "neutral":
         return persona, confidence, []
-    return persona, confidence, _evidence(read, persona, chosen, pulled, scale)
+    floor, margin = EVIDENCE_MIN / scale, 3 + chosen
+    pulled = [(w[margin] * scale, at - 1, at - 1 + size)
+              for size, sized in enumerate(looked, 1)
+              for at, w in enumerate(sized) if w is not None and w[margin] >= floor]  # fmt: skip
+    return persona, confidence, _evidence(read, persona, pulled)
 
 
-def _evidence(read: Rules, persona: str, chosen: int,
-              pulled: list[tuple[int, int, tuple[float, float, float]]],
-              scale: float) -> list[str]:  # fmt: skip
+def _evidence(read: Rules, persona: str, pulled: list[tuple[float, int, int]]) -> list[str]:
     """The rules' evidence for the persona, then the n-gram spans that pulled hardest towards
     it (above EVIDENCE_MIN), merged, widened to whole Latin words, quoted from the comment."""
     from advocado.text.analyze import _ordered
@@ -155,15 +160,10 @@ def _evidence(read: Rules, persona: str, chosen: int,
     items = list(read.found[persona])
     if read.fallback and read.persona == persona:
         items += read.sentiment_words
-    others = [index for index in range(3) if index != chosen]
-    ranked = sorted(
-        ((w[chosen] - max(w[i] for i in others)) * scale, at - 1, at - 1 + size)
-        for at, size, w in pulled
-    )
-    spans = [(start, end) for pull, start, end in reversed(ranked) if pull >= EVIDENCE_MIN]
+    spans = [(start, end) for _, start, end in heapq.nlargest(EVIDENCE_MAX * 2, pulled)]
     text, normal = read.text, read.normal
     merged: list[list[int]] = []
-    for start, end in sorted(spans[: EVIDENCE_MAX * 2]):
+    for start, end in sorted(spans):
         start, end = max(0, start), min(len(text), end)
         while start > 0 and _LATIN.match(normal[start]) and _LATIN.match(normal[start - 1]):
             start -= 1
