@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -96,44 +97,74 @@ def fit(gram_rows: list[dict[str, float]], dense_rows: list[dict[str, float]],
     return weights
 
 
-def predict(weights: dict[str, Any], grams_row: dict[str, float],
-            dense_row: dict[str, float]) -> str:  # fmt: skip
-    logits = list(weights["intercept"])
+def logits(weights: dict[str, Any], grams_row: dict[str, float],
+           dense_row: dict[str, float]) -> list[float]:  # fmt: skip
+    values = list(weights["intercept"])
     for gram, value in grams_row.items():
         for k, w in enumerate(weights["grams"].get(gram, ())):
-            logits[k] += w * value
+            values[k] += w * value
     for name, value in dense_row.items():
         for k, w in enumerate(weights["dense"].get(name, ())):
-            logits[k] += w * value
-    return weights["classes"][logits.index(max(logits))]
+            values[k] += w * value
+    return values
+
+
+def out_of_fold(gram_rows: list[dict[str, float]], dense_rows: list[dict[str, float]],
+                labels: list[str], c: float = C) -> list[list[float]]:  # fmt: skip
+    """Each training comment's logits from a model fitted on the other four folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    found: list[list[float]] = [[] for _ in labels]
+    folds = StratifiedKFold(5, shuffle=True, random_state=0).split(gram_rows, labels)
+    for train, test in folds:
+        weights = fit([gram_rows[i] for i in train], [dense_rows[i] for i in train],
+                      [labels[i] for i in train], c)  # fmt: skip
+        for i in test:
+            found[i] = logits(weights, gram_rows[i], dense_rows[i])
+    return found
+
+
+def temperature(found: list[list[float]], labels: list[str]) -> float:
+    """The divisor of the logits that makes the out-of-fold probabilities honest (least
+    log-loss): a strongly fitted model is over-confident, its confidence would say 0.99."""
+    from advocado.text.persona_model import CLASSES
+
+    def loss(t: float) -> float:
+        total = 0.0
+        for values, label in zip(found, labels, strict=True):
+            scaled = [v / t for v in values]
+            top = max(scaled)
+            norm = top + math.log(sum(math.exp(v - top) for v in scaled))
+            total += norm - scaled[CLASSES.index(label)]
+        return total / len(labels)
+
+    grid = [round(0.5 + 0.25 * step, 2) for step in range(31)]  # 0.5 .. 8
+    return min(grid, key=loss)
 
 
 def cross_validate(texts: list[str], labels: list[str], grid: list[float]) -> None:
-    from sklearn.model_selection import StratifiedKFold
-
     from advocado.text.analyze import rules
     from advocado.text.metrics import evaluate
+    from advocado.text.persona_model import CLASSES
 
     gram_rows, dense_rows = featurise(texts)
-    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(texts, labels))
     rule_only = [rules(text).persona for text in texts]
     print(f"rules alone on the training data: macro-F1 {evaluate(labels, rule_only).macro_f1}")
     for c in grid:
-        predicted = [""] * len(texts)
-        for train, test in folds:
-            weights = fit([gram_rows[i] for i in train], [dense_rows[i] for i in train],
-                          [labels[i] for i in train], c)  # fmt: skip
-            for i in test:
-                predicted[i] = predict(weights, gram_rows[i], dense_rows[i])
+        found = out_of_fold(gram_rows, dense_rows, labels, c)
+        predicted = [CLASSES[values.index(max(values))] for values in found]
         figures = evaluate(labels, predicted)
         recall = {k: v["recall"] for k, v in figures.per_label.items()}
-        print(f"C={c:<6} 5-fold macro-F1 {figures.macro_f1:.4f}  recall {recall}")
+        print(f"C={c:<6} 5-fold macro-F1 {figures.macro_f1:.4f}  recall {recall}  "
+              f"temperature {temperature(found, labels)}")  # fmt: skip
 
 
 def train() -> dict[str, Any]:
     texts, labels = read_training()
     gram_rows, dense_rows = featurise(texts)
-    return fit(gram_rows, dense_rows, labels)
+    weights = fit(gram_rows, dense_rows, labels)
+    weights["temperature"] = temperature(out_of_fold(gram_rows, dense_rows, labels), labels)
+    return weights
 
 
 def dump(weights: dict[str, Any]) -> str:

@@ -149,7 +149,8 @@ def rules(text: str | None, lexicon: Lexicon | None = None) -> Rules:
         if negation is not None:
             value = -value * (negation if value > 0 else negation * 0.6)
         if value > 0 and entry.persona is None and negation is None and strong:
-            intense.append((span_start, text[pending_start or start : end]))
+            at = start if pending_start is None else pending_start
+            intense.append((at, text[at:end]))
         if value:
             total += value
             magnitude += abs(value)

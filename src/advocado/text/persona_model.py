@@ -34,15 +34,18 @@ BEGIN, END = "\x02", "\x03"  # text boundaries: "^还行$" is not "还行" insid
 _FOLD = re.compile(r"\d")
 _SPACE = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
 BRAND_MARGIN = 4.0  # logit added per unit of brand-word weight: a brand word wins
+BRAND_ENOUGH = 1.0  # as in the rules: a brand word of weight 1 is enough on its own (no neutral)
 EVIDENCE_MIN = 0.25  # an n-gram's pull (logit, after scaling) to be quoted as evidence
 EVIDENCE_MAX = 3  # n-gram spans quoted at most
 _LATIN = re.compile(r"[a-z0-9']")
+_EDGES = re.compile(r"[^\W_](?:.*[^\W_])?", re.DOTALL)  # from the first to the last word character
 UNIT_BINS = (0, 1, 2, 4, 8, 15, 30)
 
 
 @dataclass(frozen=True)
 class PersonaModel:
     intercept: tuple[float, float, float]
+    temperature: float  # logits are divided by it: calibrated on out-of-fold training logits
     # n-gram -> (weight emotional, rational, neutral, then each class's margin over the
     # strongest other class: how hard the n-gram pulls towards it, for the evidence)
     grams: dict[str, tuple[float, ...]]
@@ -63,6 +66,7 @@ def model() -> PersonaModel:
         raise ValueError("persona_model.json: unexpected classes")
     return PersonaModel(
         intercept=tuple(raw["intercept"]),
+        temperature=float(raw["temperature"]),
         grams={gram: _with_margins(w) for gram, w in raw["grams"].items()},
         dense={name: tuple(w) for name, w in raw["dense"].items()},
     )
@@ -135,14 +139,19 @@ def decide(read: Rules) -> tuple[str, float, list[str]]:
             logits[0] += w[0] * value
             logits[1] += w[1] * value
             logits[2] += w[2] * value
+    logits = [value / weights.temperature for value in logits]
+    brand_weight = 0.0
     for index, persona in enumerate(CLASSES[:2]):
         for _, _, weight in read.brand[persona]:
             logits[index] += BRAND_MARGIN * weight
+            brand_weight = max(brand_weight, weight)
     top = max(logits)
     exps = [math.exp(value - top) for value in logits]
     chosen = exps.index(max(exps))
+    if chosen == 2 and brand_weight >= BRAND_ENOUGH:
+        chosen = 0 if logits[0] >= logits[1] else 1  # a brand word is enough on its own
     persona = CLASSES[chosen]
-    confidence = round(min(0.99, exps[chosen] / sum(exps)), 2)
+    confidence = round(min(0.999, exps[chosen] / sum(exps)), 3)  # never claims certainty
     if persona == "neutral":
         return persona, confidence, []
     floor, margin = EVIDENCE_MIN / scale, 3 + chosen
@@ -153,34 +162,33 @@ def decide(read: Rules) -> tuple[str, float, list[str]]:
 
 
 def _evidence(read: Rules, persona: str, pulled: list[tuple[float, int, int]]) -> list[str]:
-    """The rules' evidence for the persona, then the n-gram spans that pulled hardest towards
-    it (above EVIDENCE_MIN), merged, widened to whole Latin words, quoted from the comment."""
+    """The rules' evidence for the persona, then the EVIDENCE_MAX n-gram spans that pulled
+    hardest towards it (each above EVIDENCE_MIN; widened to whole Latin words, trimmed of
+    punctuation, two characters at least), overlapping or space-separated spans merged, all
+    quoted from the comment as written."""
     from advocado.text.analyze import _ordered
 
     items = list(read.found[persona])
     if read.fallback and read.persona == persona:
         items += read.sentiment_words
-    spans = [(start, end) for _, start, end in heapq.nlargest(EVIDENCE_MAX * 2, pulled)]
     text, normal = read.text, read.normal
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
+    spans = [(at, at + len(surface)) for at, surface in items]
+    for _, start, end in heapq.nlargest(EVIDENCE_MAX, pulled):
         start, end = max(0, start), min(len(text), end)
         while start > 0 and _LATIN.match(normal[start]) and _LATIN.match(normal[start - 1]):
             start -= 1
-        while end < len(text) and end > 0 and _LATIN.match(normal[end - 1]) \
+        while 0 < end < len(text) and _LATIN.match(normal[end - 1]) \
                 and _LATIN.match(normal[end]):  # fmt: skip
             end += 1
-        if merged and start <= merged[-1][1]:
+        trimmed = _EDGES.search(text, start, end)  # no punctuation or space at either end
+        if trimmed and trimmed.end() - trimmed.start() >= 2:  # one character says too little
+            spans.append(trimmed.span())
+    # Overlapping spans, or spans only a space apart ("makes me smile"), are quoted as one.
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and (start < merged[-1][1] or text[merged[-1][1] : start].isspace()):
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    quoted = {surface for _, surface in items}
-    covered = [(at, at + len(surface)) for at, surface in items]
-    for start, end in merged[:EVIDENCE_MAX]:
-        surface = text[start:end].strip()
-        if not surface or surface in quoted:
-            continue
-        if any(s <= start and end <= e for s, e in covered):
-            continue
-        items.append((start + text[start:end].index(surface[0]), surface))
+    items = [(start, text[start:end]) for start, end in merged]
     return _ordered(items)
