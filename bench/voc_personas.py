@@ -18,9 +18,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 # ADVOCADO_SHARED_DATA: where ../shared/data is when the checkout is not beside it (a worktree)
-SHARED = Path(
-    os.environ.get("ADVOCADO_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-)
+BESIDE = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("ADVOCADO_SHARED_DATA", BESIDE))
 
 
 def _labelled_csv(path: Path, label: str = "label", text: str = "review") -> list[str]:

@@ -18,9 +18,13 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 # regression. voc_eval.csv was written by the same hand as the first lexicon, so its figure is
 # optimistic; voc_holdout.csv was written after that lexicon was frozen, with new wording.
 EVAL_MACRO_F1 = 0.9955  # 1.0 first lexicon, 0.991 shipped vocab + structure
-HOLDOUT_MACRO_F1 = 0.9396  # 0.6377, then 0.7005 with the rules alone
-# Written by someone who never saw the lexicons, the model or the other sets.
-BLIND_MACRO_F1 = 0.9497  # 0.8279 first lexicons, 0.8738 rules alone, 0.9497 with the model
+HOLDOUT_MACRO_F1 = 0.931  # 0.6377, then 0.7005 with the rules alone
+# Written by someone who never saw the lexicons, the model or the other sets. 0.8279 first
+# lexicons, 0.8738 rules alone, 0.9497 with the model (last measured, run 4 of 4, before the 43
+# comments it shares verbatim with the training files were taken out of them; not re-measured
+# since: this guard and the goal below say it stayed above 0.9297 and 0.90).
+BLIND_MACRO_F1 = 0.9497
+GOAL_MACRO_F1 = 0.90  # issue 3
 MARGIN = 0.02
 
 
@@ -235,6 +239,7 @@ def test_blind_set_quality_holds() -> None:
     expected, predicted = _labelled("voc_blind.csv")
     assert len(expected) >= 400
     assert evaluate(expected, predicted).macro_f1 >= BLIND_MACRO_F1 - MARGIN
+    assert evaluate(expected, predicted).macro_f1 >= GOAL_MACRO_F1
 
 
 def test_enumeration_comma_and_cha_bu_duo_stop_a_negator() -> None:

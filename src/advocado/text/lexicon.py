@@ -318,7 +318,12 @@ def with_brand_terms(terms: Iterable[BrandTerm]) -> dict[str, Entry]:
             entries[term] = Entry(term, modifier="ignore")
         else:
             entries[term] = Entry(
-                term, brand.persona, brand.weight, base.polarity, base.modifier, base.factor,
+                term,
+                brand.persona,
+                brand.weight,
+                base.polarity,
+                base.modifier,
+                base.factor,
                 brand=True,
             )
     return entries
