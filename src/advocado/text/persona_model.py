@@ -15,7 +15,6 @@ of the n-grams as they are out of the vocabulary.
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import re
@@ -35,7 +34,7 @@ _FOLD = re.compile(r"\d")
 _SPACE = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
 BRAND_MARGIN = 4.0  # logit added per unit of brand-word weight: a brand word wins
 BRAND_ENOUGH = 1.0  # as in the rules: a brand word of weight 1 is enough on its own (no neutral)
-EVIDENCE_MIN = 0.25  # an n-gram's pull (logit, after scaling) to be quoted as evidence
+EVIDENCE_MIN = 1.0  # an n-gram's pull (its weight's margin over the next class) to be quoted
 EVIDENCE_MAX = 3  # n-gram spans quoted at most
 _LATIN = re.compile(r"[a-z0-9']")
 _EDGES = re.compile(r"[^\W_](?:.*[^\W_])?", re.DOTALL)  # from the first to the last word character
@@ -154,18 +153,18 @@ def decide(read: Rules) -> tuple[str, float, list[str]]:
     confidence = round(min(0.999, exps[chosen] / sum(exps)), 3)  # never claims certainty
     if persona == "neutral":
         return persona, confidence, []
-    floor, margin = EVIDENCE_MIN / scale, 3 + chosen
-    pulled = [(w[margin] * scale, at - 1, at - 1 + size)
+    margin = 3 + chosen
+    pulled = [(w[margin], at - 1, at - 1 + size)
               for size, sized in enumerate(looked, 1)
-              for at, w in enumerate(sized) if w is not None and w[margin] >= floor]  # fmt: skip
+              for at, w in enumerate(sized) if w is not None and w[margin] > 0]  # fmt: skip
     return persona, confidence, _evidence(read, persona, pulled)
 
 
 def _evidence(read: Rules, persona: str, pulled: list[tuple[float, int, int]]) -> list[str]:
-    """The rules' evidence for the persona, then the EVIDENCE_MAX n-gram spans that pulled
-    hardest towards it (each above EVIDENCE_MIN; widened to whole Latin words, trimmed of
-    punctuation, two characters at least), overlapping or space-separated spans merged, all
-    quoted from the comment as written."""
+    """The rules' evidence for the persona, then the EVIDENCE_MAX n-grams that pull hardest
+    towards it (two characters at least, pull above EVIDENCE_MIN; if that leaves nothing at
+    all, the one n-gram that pulls hardest), widened to whole Latin words, trimmed of
+    punctuation; overlapping or space-separated spans merged; all quoted as written."""
     from advocado.text.analyze import _ordered
 
     items = list(read.found[persona])
@@ -173,7 +172,11 @@ def _evidence(read: Rules, persona: str, pulled: list[tuple[float, int, int]]) -
         items += read.sentiment_words
     text, normal = read.text, read.normal
     spans = [(at, at + len(surface)) for at, surface in items]
-    for _, start, end in heapq.nlargest(EVIDENCE_MAX, pulled):
+    ranked = sorted(pulled, reverse=True)
+    strong = [item for item in ranked if item[0] >= EVIDENCE_MIN and item[2] - item[1] >= 2]
+    taken = 0
+    # Nothing else to show: the n-gram that pulls hardest (a label always says why).
+    for _, start, end in strong if strong or spans else ranked:
         start, end = max(0, start), min(len(text), end)
         while start > 0 and _LATIN.match(normal[start]) and _LATIN.match(normal[start - 1]):
             start -= 1
@@ -181,8 +184,11 @@ def _evidence(read: Rules, persona: str, pulled: list[tuple[float, int, int]]) -
                 and _LATIN.match(normal[end]):  # fmt: skip
             end += 1
         trimmed = _EDGES.search(text, start, end)  # no punctuation or space at either end
-        if trimmed and trimmed.end() - trimmed.start() >= 2:  # one character says too little
+        if trimmed:
             spans.append(trimmed.span())
+            taken += 1
+            if taken == (EVIDENCE_MAX if strong else 1):
+                break
     # Overlapping spans, or spans only a space apart ("makes me smile"), are quoted as one.
     merged: list[list[int]] = []
     for start, end in sorted(spans):
