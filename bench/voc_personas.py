@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import random
 import sys
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ADVOCADO_SHARED_DATA: where ../shared/data is when the checkout is not beside it (a worktree)
+BESIDE = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("ADVOCADO_SHARED_DATA", BESIDE))
 
 
 def _labelled_csv(path: Path, label: str = "label", text: str = "review") -> list[str]:

@@ -156,7 +156,7 @@ def lexicon_import(
     file: Annotated[Path, typer.Argument(help="CSV or TSV: term,persona[,weight].")],
 ) -> None:
     """Add or re-weight brand words from a file (persona: emotional, rational or ignore).
-    Comments already stored keep their analysis until `advocado voc reclassify`."""
+    Stored comments that contain them are re-classified in the same transaction."""
     from advocado.services.lexicon import LexiconError, import_file
     from advocado.store.db import default_engine, unit_of_work
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from advocado.domain.records import ResponseRecord
 from advocado.services import records
 from advocado.services.apikeys import create_api_key
-from advocado.services.lexicon import add_terms, brand_lexicon
+from advocado.services.lexicon import add_terms, brand_lexicon, remove_term
 from advocado.store.db import unit_of_work
 from advocado.store.models import Response
 from advocado.text import BrandTerm, analyze
@@ -85,7 +85,9 @@ def test_comment_change_reclassifies_and_unchanged_does_not(engine: Engine) -> N
     assert updated.outcome == records.Outcome.UPDATED
     row = stored(engine, "r1")
     assert row.persona == "rational"
-    assert row.evidence == ["Reliable", "fast", "delivery"]
+    quoted = " ".join(row.evidence)
+    assert "Reliable" in quoted and "delivery" in quoted
+    assert all(item in "Reliable and fast delivery" for item in row.evidence)
     assert row.analyzed_at is not None and row.analyzed_at >= first.analyzed_at
 
 
@@ -154,6 +156,7 @@ def test_lexicon_api(client: TestClient, engine: Engine, auth: Any) -> None:
                        json={"term": "y", "persona": "emotional"}).status_code == 403  # fmt: skip
     assert client.delete(f"{API}/lexicon/丝滑", headers=reader).status_code == 403
     assert client.delete(f"{API}/lexicon/丝滑", headers=writer).status_code == 204
+    assert stored(engine, "r1").persona == "neutral"  # re-classified with the word removed
     assert client.delete(f"{API}/lexicon/丝滑", headers=writer).status_code == 404
     assert client.get(f"{API}/lexicon", headers=reader).json() == {"items": []}
     assert client.get(f"{API}/lexicon").status_code == 401
@@ -239,14 +242,18 @@ def test_evaluate_command(tmp_path: Path, database_url: str, advocado: Any) -> N
     assert "macro-F1" in text.stdout and "accuracy   0.6667" in text.stdout
 
 
-def test_reclassify_applies_brand_words_to_stored_comments(engine: Engine) -> None:
+def test_reclassify_applies_brand_words_to_stored_comments(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from advocado.services.voc import reclassify_responses
 
     save(engine, response("a", "丝滑"), response("b", "还行"), response("c", "爱了"),
          response("d", None))  # fmt: skip
     assert stored(engine, "a").persona == "neutral"
-    with unit_of_work(engine) as session:
-        add_terms(session, [BrandTerm("丝滑", "emotional", 1.5)])
+    # Words from the ADVOCADO_LEXICON file change outside any transaction: `voc reclassify`.
+    path = tmp_path / "brand.csv"
+    path.write_text("term,persona,weight\n丝滑,emotional,1.5\n", encoding="utf-8")
+    monkeypatch.setenv("ADVOCADO_LEXICON", str(path))
     done = reclassify_responses(engine, batch_size=2)
     assert (done.examined, done.changed, done.batches) == (3, 1, 2)
     row = stored(engine, "a")
@@ -267,4 +274,38 @@ def test_reclassify_command(tmp_path: Path, database_url: str, advocado: Any) ->
     result = advocado("voc", "reclassify", "--batch-size", "10", cwd=tmp_path,
                       database_url=database_url)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "1 comments analysed again in 1 batches, 1 changed" in result.stdout
+    # `lexicon add` already re-classified the stored comment that contains the word
+    assert "1 comments analysed again in 1 batches, 0 changed" in result.stdout
+
+
+def test_brand_word_changes_reclassify_the_stored_comments_they_affect(engine: Engine) -> None:
+    save(engine, response("a", "丝滑"), response("b", "用起來很絲滑"), response("c", "还行"),
+         response("d", None), response("e", "ROI很高"))  # fmt: skip
+    before = {key: stored(engine, key) for key in "abce"}
+    assert before["a"].persona == "neutral"
+    with unit_of_work(engine) as session:
+        add_terms(session, [BrandTerm("丝滑", "emotional", 1.5)])
+    assert stored(engine, "a").persona == "emotional" and stored(engine, "a").evidence == ["丝滑"]
+    assert stored(engine, "b").persona == "emotional"  # traditional spelling, same word
+    assert "絲滑" in stored(engine, "b").evidence
+    for key in "ce":  # comments without the word are not touched
+        assert stored(engine, key).analyzed_at == before[key].analyzed_at
+    assert stored(engine, "d").persona is None
+
+    with unit_of_work(engine) as session:
+        add_terms(session, [BrandTerm("丝滑", "rational", 1.0)])  # moved to the other side
+    assert stored(engine, "a").persona == "rational"
+    with unit_of_work(engine) as session:
+        assert remove_term(session, term="丝滑")
+    assert stored(engine, "a").persona == before["a"].persona == "neutral"
+    assert stored(engine, "a").evidence == before["a"].evidence
+
+
+def test_brand_word_and_its_reclassification_commit_together(engine: Engine) -> None:
+    save(engine, response("a", "丝滑"))
+    with pytest.raises(RuntimeError), unit_of_work(engine) as session:
+        add_terms(session, [BrandTerm("丝滑", "emotional", 1.5)])
+        raise RuntimeError("crash before commit")
+    assert stored(engine, "a").persona == "neutral"
+    with unit_of_work(engine) as session:
+        assert "丝滑" not in brand_lexicon(session).entries  # the word is not kept either

@@ -13,14 +13,18 @@ from advocado.text import BrandTerm, analyze, detect_language, lexicon_for
 from advocado.text.metrics import evaluate
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-# Macro-F1 reached when the lexicon was last changed (tuned on voc_dev.csv only); a change that
-# loses more than the margin is a regression. voc_eval.csv was written first but by the same
-# hand as the lexicon, so its figure is optimistic; voc_holdout.csv was written after the
-# lexicon was frozen, with new wording, and is the honest one (see tests/data/README.md).
-EVAL_MACRO_F1 = 0.991  # was 1.0 before the shipped lexicons and structural signals
-HOLDOUT_MACRO_F1 = 0.7005  # was 0.6377
-# Written by someone who never saw the lexicons or the other sets (see tests/data/README.md).
-BLIND_MACRO_F1 = 0.8738  # 0.8279 with the first lexicons, 0.8738 with shipped vocab + structure
+# Macro-F1 of the shipped classifier (rules + the persona model trained on voc_train.csv and
+# voc_dev.csv only; see tests/data/README.md). A change that loses more than the margin is a
+# regression. voc_eval.csv was written by the same hand as the first lexicon, so its figure is
+# optimistic; voc_holdout.csv was written after that lexicon was frozen, with new wording.
+EVAL_MACRO_F1 = 0.9955  # 1.0 first lexicon, 0.991 shipped vocab + structure
+HOLDOUT_MACRO_F1 = 0.931  # 0.6377, then 0.7005 with the rules alone
+# Written by someone who never saw the lexicons, the model or the other sets. 0.8279 first
+# lexicons, 0.8738 rules alone, 0.9497 with the model (last measured, run 4 of 4, before the 43
+# comments it shares verbatim with the training files were taken out of them; not re-measured
+# since: this guard and the goal below say it stayed above 0.9297 and 0.90).
+BLIND_MACRO_F1 = 0.9497
+GOAL_MACRO_F1 = 0.90  # issue 3
 MARGIN = 0.02
 
 
@@ -138,7 +142,9 @@ def test_evidence_is_quoted_from_the_text(text: str) -> None:
 
 
 def test_evidence_of_traditional_text_is_traditional() -> None:
-    assert analyze("真的超級驚喜").evidence == ["驚喜"]
+    evidence = analyze("真的超級驚喜").evidence
+    assert "驚喜" in evidence  # quoted as written, not as the simplified form it matched
+    assert all(item in "真的超級驚喜" for item in evidence)
 
 
 def test_neutral_has_no_evidence_and_sure_confidence() -> None:
@@ -162,7 +168,7 @@ def test_slang_and_typos() -> None:
 
 
 def test_english_endings() -> None:
-    assert analyze("Loved it").evidence == ["Loved"]
+    assert analyze("Loved it").evidence[0].startswith("Loved")  # the whole word, as written
     assert analyze("It crashes daily").persona == "rational"
 
 
@@ -233,6 +239,7 @@ def test_blind_set_quality_holds() -> None:
     expected, predicted = _labelled("voc_blind.csv")
     assert len(expected) >= 400
     assert evaluate(expected, predicted).macro_f1 >= BLIND_MACRO_F1 - MARGIN
+    assert evaluate(expected, predicted).macro_f1 >= GOAL_MACRO_F1
 
 
 def test_enumeration_comma_and_cha_bu_duo_stop_a_negator() -> None:

@@ -113,7 +113,8 @@ def brand_lexicon(session: Session) -> Lexicon:
 
 def add_terms(session: Session, terms: Sequence[BrandTerm], *, actor: str = audit.SYSTEM) -> int:
     """Adds or re-weights terms. A term has one meaning: adding it to one side takes it off
-    the other. Returns how many were written."""
+    the other. The stored comments that contain a term are re-classified in the same
+    transaction. Returns how many terms were written."""
     now = clock.now()
     for brand in terms:
         old = session.scalar(select(LexiconTerm).where(LexiconTerm.term == brand.term))
@@ -133,11 +134,13 @@ def add_terms(session: Session, terms: Sequence[BrandTerm], *, actor: str = audi
         session.add(LexiconTerm(term=brand.term, persona=brand.persona, weight=brand.weight,
                                 created_at=now))  # fmt: skip
         session.flush()
+    _reclassify(session, [brand.term for brand in terms])
     return len(terms)
 
 
 def remove_term(session: Session, *, term: str, actor: str = audit.SYSTEM) -> bool:
-    """True if the term was there."""
+    """True if the term was there. The stored comments that contain it are re-classified in
+    the same transaction (the built-in meaning, if any, applies again)."""
     old = session.scalars(select(LexiconTerm).where(LexiconTerm.term == term.strip())).all()
     for row in old:
         audit.record(
@@ -149,7 +152,16 @@ def remove_term(session: Session, *, term: str, actor: str = audit.SYSTEM) -> bo
             before={"persona": row.persona, "weight": row.weight},
         )
     result = session.execute(delete(LexiconTerm).where(LexiconTerm.term == term.strip()))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    found = bool(result.rowcount)  # type: ignore[attr-defined]
+    if found:
+        _reclassify(session, [term])
+    return found
+
+
+def _reclassify(session: Session, terms: list[str]) -> int:
+    from advocado.services.voc import reclassify_containing
+
+    return reclassify_containing(session, terms=terms)
 
 
 def import_file(session: Session, path: Path, *, actor: str = audit.SYSTEM) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,3 +195,42 @@ def reclassify_responses(
                     update(Response).where(Response.id == row.id).values(**fields, analyzed_at=now)
                 )
     return Reclassified(examined, changed, batches)
+
+
+def reclassify_containing(session: Any, *, terms: Sequence[str]) -> int:
+    """Re-analyses, in the caller's transaction, the stored comments that contain one of
+    `terms` (compared as the classifier sees text: simplified script, lower case, half-width),
+    with the brand's lexicon as it now stands. Called when brand words are added or removed, so
+    the change and its effect on stored comments commit together. Returns how many changed.
+    Costs one pass over the stored comments (streamed); `advocado voc reclassify` does the
+    same for every comment in batches."""
+    from sqlalchemy import select, update
+
+    from advocado import clock
+    from advocado.services.lexicon import brand_lexicon
+    from advocado.services.records import ANALYSIS_FIELDS, _analysis_fields
+    from advocado.store.models import Response
+    from advocado.text.analyze import analyze_cached
+    from advocado.text.lexicon import normalise
+
+    wanted = {normalise(term.strip()) for term in terms if term.strip()}
+    if not wanted:
+        return 0
+    session.flush()
+    lexicon = brand_lexicon(session)
+    columns = [getattr(Response, name) for name in ANALYSIS_FIELDS]
+    query = select(Response.id, Response.comment, *columns).where(Response.comment.is_not(None))
+    changes: list[tuple[int, dict[str, Any]]] = []
+    for row in session.execute(query.order_by(Response.id).execution_options(yield_per=2000)):
+        normal = normalise(row.comment)
+        if not any(term in normal for term in wanted):
+            continue
+        fields = _analysis_fields(analyze_cached(row.comment, lexicon))
+        if fields != {name: getattr(row, name) for name in ANALYSIS_FIELDS}:
+            changes.append((row.id, fields))
+    now = clock.now()
+    for response_id, fields in changes:
+        session.execute(
+            update(Response).where(Response.id == response_id).values(**fields, analyzed_at=now)
+        )
+    return len(changes)

@@ -82,14 +82,40 @@ def _reach(entry: Entry) -> int:
     return REACH_LATIN if entry.term[0].isascii() else REACH_CJK
 
 
-def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
-    """Analyse one comment. `lexicon`: the built-in one unless a brand's is given."""
+@dataclass
+class Rules:
+    """What the vocabulary and the structural signals see in one comment: the inputs of the
+    learned model (advocado.text.persona_model) and the rule-only decision."""
+
+    text: str
+    normal: str
+    sentiment: float
+    magnitude: float
+    score: dict[str, float]
+    found: dict[str, list[tuple[int, str]]]  # persona -> (offset, surface) evidence
+    sentiment_words: list[tuple[int, str]]
+    signals: dict[str, float]  # exclamation, emoji, figure, reasoning, list, repeated, intense
+    units: int
+    persona: str  # the rules' own decision (before the model)
+    confidence: float
+    evidence: list[str]
+    fallback: bool  # decided by _says_enough (no persona word, long enough)
+    ignored: list[tuple[int, int]]  # spans an ignore term covers: no evidence, no n-gram
+    brand: dict[str, list[tuple[int, str, float]]]  # persona -> brand words found (weight)
+
+
+def rules(text: str | None, lexicon: Lexicon | None = None) -> Rules:
+    """The rule-based reading of one comment (vocabulary, negation, degree, structure)."""
     text = text or ""
     lexicon = lexicon or lexicon_for()
     normal = normalise(text)
-    hits = [hit for hit in lexicon.scan(normal) if hit[2].modifier != "ignore" or hit[2].is_word]
+    scanned = lexicon.scan(normal)
+    ignored = [(start, end) for start, end, entry in scanned
+               if entry.modifier == "ignore" and not entry.is_word]  # fmt: skip
+    hits = [hit for hit in scanned if hit[2].modifier != "ignore" or hit[2].is_word]
     score = {EMOTIONAL: 0.0, RATIONAL: 0.0}
     found: dict[str, list[tuple[int, str]]] = {EMOTIONAL: [], RATIONAL: []}
+    brand: dict[str, list[tuple[int, str, float]]] = {EMOTIONAL: [], RATIONAL: []}
     sentiment_words: list[tuple[int, str]] = []
     total = magnitude = 0.0
     intense: list[tuple[int, str]] = []
@@ -123,7 +149,8 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
         if negation is not None:
             value = -value * (negation if value > 0 else negation * 0.6)
         if value > 0 and entry.persona is None and negation is None and strong:
-            intense.append((span_start, text[pending_start or start : end]))
+            at = start if pending_start is None else pending_start
+            intense.append((at, text[at:end]))
         if value:
             total += value
             magnitude += abs(value)
@@ -134,6 +161,8 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
                 weight *= 0.5  # "一点都不惊喜" still speaks of feeling, less loudly
             score[entry.persona] += weight
             found[entry.persona].append((span_start, surface))
+            if entry.brand:
+                brand[entry.persona].append((span_start, surface, entry.weight))
         pending_start, degree, negation, strong = None, 1.0, None, False
         previous_end = end
 
@@ -150,15 +179,15 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
             emoji += EMOJI_WEIGHT
             found[EMOTIONAL].append((match.start(), match.group()))
     score[EMOTIONAL] += emoji
-    score[RATIONAL] += _capped(FIGURE.finditer(normal), FIGURE_WEIGHT, FIGURE_CAP,
-                               found[RATIONAL], text)  # fmt: skip
-    score[RATIONAL] += _capped(REASONING.finditer(normal), REASONING_WEIGHT, REASONING_CAP,
-                               found[RATIONAL], text)  # fmt: skip
+    figure = _capped(FIGURE.finditer(normal), FIGURE_WEIGHT, FIGURE_CAP, found[RATIONAL], text)
+    reasoning = _capped(REASONING.finditer(normal), REASONING_WEIGHT, REASONING_CAP,
+                        found[RATIONAL], text)  # fmt: skip
     separators = LIST_SEPARATOR.findall(normal)
-    if separators:
-        score[RATIONAL] += LIST_WEIGHT * min(2, len(separators))
-    score[EMOTIONAL] += _capped(REPEATED.finditer(normal), REPEATED_WEIGHT, REPEATED_CAP,
-                                found[EMOTIONAL], text)  # fmt: skip
+    listed = LIST_WEIGHT * min(2, len(separators))
+    repeated = _capped(REPEATED.finditer(normal), REPEATED_WEIGHT, REPEATED_CAP,
+                       found[EMOTIONAL], text)  # fmt: skip
+    score[RATIONAL] += figure + reasoning + listed
+    score[EMOTIONAL] += repeated
     if intense:
         score[EMOTIONAL] += INTENSE_WEIGHT
         found[EMOTIONAL].extend(intense[:1])
@@ -169,18 +198,37 @@ def analyze(text: str | None, lexicon: Lexicon | None = None) -> Analysis:
     sentiment = round(max(-1.0, min(1.0, sentiment)), 3)
     persona, confidence = _decide(score)
     evidence = [] if persona == NEUTRAL else _ordered(found[persona])
-    if persona == NEUTRAL and _says_enough(normal, magnitude, score):
+    units = _units(normal)
+    fallback = persona == NEUTRAL and _says_enough(units, magnitude, score)
+    if fallback:
         persona = RATIONAL if score[RATIONAL] > score[EMOTIONAL] else EMOTIONAL
         confidence = round(0.45 + 0.1 * min(1.0, magnitude), 2)
         evidence = _ordered(found[persona] + sentiment_words)
+    signals = {"exclamation": exclaim, "emoji": emoji, "figure": figure,
+               "reasoning": reasoning, "list": listed, "repeated": repeated,
+               "intense": INTENSE_WEIGHT if intense else 0.0}  # fmt: skip
+    return Rules(text, normal, sentiment, magnitude, score, found, sentiment_words, signals,
+                 units, persona, confidence, evidence, fallback, ignored, brand)  # fmt: skip
+
+
+def analyze(text: str | None, lexicon: Lexicon | None = None, *, learned: bool = True) -> Analysis:
+    """Analyse one comment. `lexicon`: the built-in one unless a brand's is given.
+    `learned=False`: the rules alone, without the learned model (for comparison)."""
+    read = rules(text, lexicon)
+    persona, confidence, evidence = read.persona, read.confidence, read.evidence
+    if learned:
+        from advocado.text.persona_model import decide
+
+        persona, confidence, evidence = decide(read)
+    text = read.text
     return Analysis(
         language=detect_language(text) if text.strip() else OTHER,
-        sentiment=sentiment,
+        sentiment=read.sentiment,
         persona=persona,
         confidence=confidence,
         evidence=evidence,
-        sentiment_words=_ordered(sentiment_words),
-        scores={name: round(value, 2) for name, value in score.items()},
+        sentiment_words=_ordered(read.sentiment_words),
+        scores={name: round(value, 2) for name, value in read.score.items()},
     )
 
 
@@ -228,10 +276,10 @@ def _units(normal: str) -> int:
     return len(HAN_CHAR.findall(normal)) + len(LATIN_WORD.findall(normal))
 
 
-def _says_enough(normal: str, magnitude: float, score: dict[str, float]) -> bool:
+def _says_enough(units: int, magnitude: float, score: dict[str, float]) -> bool:
     """A comment with no persona word still has one when it carries clear sentiment or some
     structural signal and is long enough not to be a generic verdict ("还行", "not bad")."""
-    if _units(normal) < FALLBACK_MIN_UNITS:
+    if units < FALLBACK_MIN_UNITS:
         return False
     return magnitude >= FALLBACK_MIN_SENTIMENT or max(score.values()) >= 0.5
 

@@ -35,6 +35,7 @@ class Entry:
     modifier: str | None = None  # negator / degree / ignore
     factor: float = 1.0
     bulk: bool = False  # from the large shipped lists: matched by dictionary lookup, not regex
+    brand: bool = False  # a brand's own word: it decides the persona over the learned model
 
     @property
     def is_word(self) -> bool:
@@ -317,7 +318,13 @@ def with_brand_terms(terms: Iterable[BrandTerm]) -> dict[str, Entry]:
             entries[term] = Entry(term, modifier="ignore")
         else:
             entries[term] = Entry(
-                term, brand.persona, brand.weight, base.polarity, base.modifier, base.factor
+                term,
+                brand.persona,
+                brand.weight,
+                base.polarity,
+                base.modifier,
+                base.factor,
+                brand=True,
             )
     return entries
 
