@@ -251,3 +251,18 @@ def test_balance_holds_expiry_soonest_first_and_reversals() -> None:
     assert (at_40.available, at_40.expired) == (40, 80)
     reversed_ = [*postings, Posting(5, -40, T0 + 2 * day, T0 + 2 * day, reverses=4)]
     assert balance(reversed_, T0 + 20 * day).available == 80
+
+
+def test_new_visitor_ids_are_unique_random_and_sort_by_first_click_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from advocado.web.links import _Visitors
+
+    visitors = _Visitors()
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    ids = [visitors.new(start + timedelta(milliseconds=i)) for i in range(10_000)]
+    assert len(set(ids)) == len(ids)  # 96 random bits each: no repeats across two batches
+    assert ids == sorted(ids)  # time first, in hex: the clicks' visitor index grows at its end
+    assert all(len(i) == 28 and i.isascii() and ";" not in i for i in ids)
+    same_ms = {visitors.new(start)[12:] for _ in range(1000)}
+    assert len(same_ms) == 1000
