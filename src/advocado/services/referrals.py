@@ -211,15 +211,14 @@ def _customer(session: Session, event: EventIn) -> Customer:
         )
     else:
         statement = statement.on_conflict_do_nothing(index_elements=[Customer.external_id])
-    customer_id = session.scalar(statement.returning(Customer.id))
-    if customer_id is None:
-        customer_id = session.scalar(
-            select(Customer.id).where(Customer.external_id == event.customer_external_id)
+    customer = session.scalar(
+        statement.returning(Customer), execution_options={"populate_existing": True}
+    )
+    if customer is None:  # known already, nothing new sent: read it
+        customer = session.scalar(
+            select(Customer).where(Customer.external_id == event.customer_external_id)
         )
-    customer = session.get(Customer, customer_id)
     assert customer is not None
-    if given:
-        session.refresh(customer)
     return customer
 
 
@@ -255,7 +254,7 @@ def _ordered_before(session: Session, customer_id: int, at: datetime, but: str |
 
 
 def _attribute(
-    session: Session, event: EventIn, friend: Customer
+    session: Session, event: EventIn, friend: Customer, existing: bool | None = None
 ) -> tuple[Attribution | NotAttributed, Program | None]:
     entered = None
     program = None
@@ -269,11 +268,14 @@ def _attribute(
             entered = _code_seen(found[1], found[0], event.occurred_at)
             program = found[1]
     clicks = _clicks_of(session, event.visitor_id, event.occurred_at)
-    existing = _ordered_before(session, friend.id, event.occurred_at, event.order_external_id)
+    if existing is None:
+        existing = _ordered_before(session, friend.id, event.occurred_at, event.order_external_id)
     decision = attribute(
         at=event.occurred_at, entered=entered, clicks=clicks, existing_customer=existing
     )
-    if isinstance(decision, Attribution):
+    if isinstance(decision, Attribution) and (
+        program is None or program.id != decision.code.program_id
+    ):
         program = session.get(Program, decision.code.program_id)
     if event.referral_code and entered is None and isinstance(decision, NotAttributed):
         decision = NotAttributed(
@@ -282,16 +284,32 @@ def _attribute(
     return decision, program
 
 
-def _identity(session: Session, customer: Customer, event: EventIn | None) -> fraud.Identity:
-    """What is known of a person from their own events (devices, networks, payments)."""
-    payloads = list(
-        session.scalars(
-            select(ReferralEvent.payload)
-            .where(ReferralEvent.customer_id == customer.id)
-            .order_by(ReferralEvent.id.desc())
-            .limit(50)
+def _recent_payloads(session: Session, *customer_ids: int) -> dict[int, list[dict[str, Any]]]:
+    """Each customer's last 50 event payloads, for all of them in one query."""
+    ranked = (
+        select(
+            ReferralEvent.customer_id,
+            ReferralEvent.payload,
+            func.row_number()
+            .over(partition_by=ReferralEvent.customer_id, order_by=ReferralEvent.id.desc())
+            .label("n"),
         )
+        .where(ReferralEvent.customer_id.in_(customer_ids))
+        .subquery()
     )
+    found: dict[int, list[dict[str, Any]]] = {i: [] for i in customer_ids}
+    for customer_id, payload in session.execute(
+        select(ranked.c.customer_id, ranked.c.payload).where(ranked.c.n <= 50)
+    ):
+        found[customer_id].append(payload)
+    return found
+
+
+def _identity(
+    customer: Customer, event: EventIn | None, payloads: list[dict[str, Any]]
+) -> fraud.Identity:
+    """What is known of a person from their own events (devices, networks, payments)."""
+    payloads = list(payloads)
     if event is not None:
         payloads.append(event.payload())
     visitors = {p["visitor_id"] for p in payloads if p.get("visitor_id")}
@@ -314,7 +332,12 @@ def _identity(session: Session, customer: Customer, event: EventIn | None) -> fr
 
 
 def _fraud_check(
-    session: Session, program: Program, advocate_id: int, friend: Customer, event: EventIn
+    session: Session,
+    program: Program,
+    advocate_id: int,
+    friend: Customer,
+    event: EventIn,
+    code_id: int | None = None,
 ) -> fraud.Verdict:
     config = config_of(program)
     advocate = session.get(Customer, advocate_id)
@@ -328,33 +351,35 @@ def _fraud_check(
             Referral.referee_id != friend.id,
         )
     )
-    code = session.scalar(
-        select(ReferralCode).where(
-            ReferralCode.program_id == program.id, ReferralCode.customer_id == advocate_id
+    if code_id is None:
+        code_id = session.scalar(
+            select(ReferralCode.id).where(
+                ReferralCode.program_id == program.id, ReferralCode.customer_id == advocate_id
+            )
         )
-    )
     unique_clicks, hosts = 0, []
-    if code is not None:
+    if code_id is not None:
         day_ago = event.occurred_at - timedelta(days=1)
         unique_clicks = (
             session.scalar(
                 select(func.count(func.distinct(Click.fingerprint))).where(
-                    Click.code_id == code.id, Click.clicked_at >= day_ago, Click.is_bot.is_(False)
+                    Click.code_id == code_id, Click.clicked_at >= day_ago, Click.is_bot.is_(False)
                 )
             )
             or 0
         )
         referrers = session.scalars(
             select(Click.referrer)
-            .where(Click.code_id == code.id, Click.referrer.is_not(None))
+            .where(Click.code_id == code_id, Click.referrer.is_not(None))
             .distinct()
             .limit(100)
         )
         hosts = [urlsplit(r).hostname or "" for r in referrers]
+    payloads = _recent_payloads(session, advocate.id, friend.id)
     return fraud.check(
         config,
-        advocate=_identity(session, advocate, None),
-        friend=_identity(session, friend, event),
+        advocate=_identity(advocate, None, payloads[advocate.id]),
+        friend=_identity(friend, event, payloads[friend.id]),
         referrals_last_hour=recent or 0,
         unique_clicks_last_day=unique_clicks,
         referrer_hosts=hosts,
@@ -380,22 +405,26 @@ def _notice(
 
 
 def _create_referral(
-    session: Session, event: EventIn, friend: Customer
-) -> tuple[Referral | None, dict[str, Any]]:
-    """The friend's referral, attributed now (signup, or a code entered at checkout)."""
-    decision, program = _attribute(session, event, friend)
+    session: Session, event: EventIn, friend: Customer, existing: bool | None = None
+) -> tuple[Referral | None, dict[str, Any], Program | None]:
+    """The friend's referral, attributed now (signup, or a code entered at checkout), with
+    its program."""
+    decision, program = _attribute(session, event, friend, existing)
     if isinstance(decision, NotAttributed) or program is None:
-        return None, {
-            "attributed": False,
-            "reason": {"en": decision.because_en, "zh": decision.because_zh},
-        }
+        return (
+            None,
+            {"attributed": False, "reason": {"en": decision.because_en, "zh": decision.because_zh}},
+            None,
+        )
     advocate_id = decision.code.advocate_id
-    verdict = _fraud_check(session, program, advocate_id, friend, event)
+    verdict = _fraud_check(
+        session, program, advocate_id, friend, event, code_id=decision.code.code_id
+    )
     status = {fraud.ALLOW: SIGNED_UP, fraud.REVIEW: REVIEW, fraud.REJECT: REJECTED}[
         verdict.decision
     ]
     now = clock.now()
-    referral_id = session.scalar(
+    referral = session.scalar(
         _dialect(session)
         .insert(Referral)
         .values(
@@ -412,17 +441,16 @@ def _create_referral(
             updated_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(Referral.id)
+        .returning(Referral),
+        execution_options={"populate_existing": True},
     )
-    if referral_id is None:  # already referred in this program: the first attribution stands
-        existing = session.scalar(
+    if referral is None:  # already referred in this program: the first attribution stands
+        first = session.scalar(
             select(Referral).where(
                 Referral.program_id == program.id, Referral.referee_id == friend.id
             )
         )
-        return existing, {"attributed": True, "already": True}
-    referral = session.get(Referral, referral_id)
-    assert referral is not None
+        return first, {"attributed": True, "already": True}, program
     config = config_of(program)
     friend_name = progress.mask(friend.name)
     if status == REJECTED:
@@ -439,23 +467,28 @@ def _create_referral(
             session, referral, advocate_id, "signed_up", progress.signed_up(friend_name, config)
         )
         _issue_on_signup(session, program, referral, friend, event.occurred_at)
-    return referral, {
-        "attributed": True,
-        "program": program.slug,
-        "source": decision.source,
-        "because": {"en": decision.because_en, "zh": decision.because_zh},
-        "status": status,
-        "findings": [f.as_dict() for f in verdict.findings],
-    }
+    return (
+        referral,
+        {
+            "attributed": True,
+            "program": program.slug,
+            "source": decision.source,
+            "because": {"en": decision.because_en, "zh": decision.because_zh},
+            "status": status,
+            "findings": [f.as_dict() for f in verdict.findings],
+        },
+        program,
+    )
 
 
 # --- the three events -------------------------------------------------------------------
 
 
 def _signup(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]:
-    referral, outcome = _create_referral(session, event, friend)
+    referral, outcome, program = _create_referral(session, event, friend)
     if referral is not None and referral.status == SIGNED_UP:
-        program = session.get(Program, referral.program_id)
+        if program is None or program.id != referral.program_id:
+            program = session.get(Program, referral.program_id)
         assert program is not None
         if config_of(program).qualifying_event == "signup":
             outcome["qualification"] = _qualify(session, program, referral, event, None, False)
@@ -487,13 +520,18 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
             select(Referral).where(Referral.referee_id == friend.id).order_by(Referral.id)
         )
     )
+    known: dict[int, Program] = {}  # held here: the session's identity map is weak
     if not referrals and (event.referral_code or event.visitor_id) and first:
-        referral, attributed = _create_referral(session, event, friend)
+        referral, attributed, program = _create_referral(
+            session, event, friend, existing=not first
+        )
         outcome.update(attributed)
         referrals = [referral] if referral is not None else []
+        if program is not None:
+            known[program.id] = program
     results = []
     for referral in referrals:
-        program = session.get(Program, referral.program_id)
+        program = known.get(referral.program_id) or session.get(Program, referral.program_id)
         assert program is not None
         results.append(_qualify(session, program, referral, event, event.amount, first))
     if results:
@@ -511,11 +549,16 @@ def _qualify(
 ) -> dict[str, Any]:
     config = config_of(program)
     result: dict[str, Any] = {"program": program.slug, "referral_id": referral.id}
-    # Lock the referral so two orders of one friend cannot both qualify it.
-    session.execute(
-        select(Referral.id).where(Referral.id == referral.id).with_for_update(key_share=True)
-    )
-    session.refresh(referral)
+    # Lock the referral so two orders of one friend cannot both qualify it, and read it as it
+    # is now. (SQLite: the transaction holds the only write lock since BEGIN IMMEDIATE, so
+    # what this session read is current.)
+    if _dialect(session) is postgresql:
+        session.execute(
+            select(Referral)
+            .where(Referral.id == referral.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
     if referral.status not in (SIGNED_UP, REVIEW) or referral.qualified_at is not None:
         return {
             **result,
@@ -636,9 +679,10 @@ def _issue(
     # FOR NO KEY UPDATE: serialises issuers of one program (tiers, caps, budgets count what is
     # there) without blocking the FOR KEY SHARE locks that inserting rows referencing the
     # program takes, which FOR UPDATE would turn into deadlocks between concurrent events.
-    session.execute(
-        select(Program.id).where(Program.id == program.id).with_for_update(key_share=True)
-    )
+    if _dialect(session) is postgresql:  # SQLite: BEGIN IMMEDIATE already serialises
+        session.execute(
+            select(Program.id).where(Program.id == program.id).with_for_update(key_share=True)
+        )
     successes = (
         session.scalar(
             select(func.count(Referral.id)).where(
