@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from advocado import clock
-from advocado.domain import fraud, progress
+from advocado.domain import fraud, progress, refunds
 from advocado.domain.attribution import (
     Attribution,
     ClickSeen,
@@ -45,9 +45,11 @@ from advocado.store.models import (
     Click,
     Customer,
     Order,
+    OrderRefund,
     Program,
     Referral,
     ReferralCode,
+    ReferralCounter,
     ReferralEvent,
     ReferralNotice,
     Reward,
@@ -126,6 +128,8 @@ def ingest_event(engine: Engine, event: EventIn) -> dict[str, Any]:
         raise EventError("order_external_id", f"needed for {event.type}")
     if event.type == "order" and (event.amount is None or not event.currency):
         raise EventError("amount", "an order needs amount (minor units) and currency")
+    if event.type == "refund" and event.amount is not None and event.amount <= 0:
+        raise EventError("amount", "a refund's amount is positive (minor units); omit it for all")
     if event.ip:
         event = dataclasses.replace(event, ip_hash=hash_ip(event.ip, ip_salt(engine)))
     for attempt in range(6):
@@ -522,9 +526,7 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
     )
     known: dict[int, Program] = {}  # held here: the session's identity map is weak
     if not referrals and (event.referral_code or event.visitor_id) and first:
-        referral, attributed, program = _create_referral(
-            session, event, friend, existing=not first
-        )
+        referral, attributed, program = _create_referral(session, event, friend, existing=not first)
         outcome.update(attributed)
         referrals = [referral] if referral is not None else []
         if program is not None:
@@ -582,7 +584,7 @@ def _qualify(
         assert friend is not None
         verdict = _fraud_check(session, program, referral.advocate_id, friend, event)
         if verdict.decision != fraud.ALLOW:
-            referral.status = REVIEW if verdict.decision == fraud.REVIEW else REJECTED
+            _set_status(session, referral, REVIEW if verdict.decision == fraud.REVIEW else REJECTED)
             referral.reason = verdict.reason
             referral.findings = [*referral.findings, *(f.as_dict() for f in verdict.findings)]
     if referral.status != SIGNED_UP:
@@ -596,7 +598,7 @@ def _qualify(
             },
             "findings": referral.findings,
         }
-    referral.status = QUALIFIED
+    _set_status(session, referral, QUALIFIED)
     cause = f"{event.type}:{event.order_external_id or referral.id}"
     issued = _issue(
         session,
@@ -643,6 +645,107 @@ def _qualifies(
     return True, "", ""
 
 
+# --- counters (budget, tiers, monthly cap) ---------------------------------------------
+# Kept in `referral_counters` in the same transaction as what they count; issuers of one
+# program are serialised (the program row's lock on PostgreSQL, the single writer on SQLite),
+# so a counter read under that lock is exact. Every change of a referral's status goes through
+# _set_status and every reward issued or reversed adjusts "spent", so a counter always equals
+# what a sum over the history would give (test_counters_equal_the_history checks it).
+
+SUCCESS = (QUALIFIED, REWARDED)
+
+
+def _month(at: datetime) -> tuple[str, datetime, datetime]:
+    start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return f"{start:%Y-%m}", start, end
+
+
+def _counter_history(session: Session, program_id: int, scope: str) -> int:
+    """What a counter is, summed from the history (its value the first time it is needed)."""
+    kind, _, rest = scope.partition(":")
+    if kind == "spent":
+        return sum(
+            money_value_of(k, a)
+            for k, a in session.execute(
+                select(Reward.kind, Reward.amount).where(
+                    Reward.program_id == program_id, Reward.reversed_at.is_(None)
+                )
+            )
+        )
+    if kind == "successes":
+        return (
+            session.scalar(
+                select(func.count(Referral.id)).where(
+                    Referral.program_id == program_id,
+                    Referral.advocate_id == int(rest),
+                    Referral.status.in_(SUCCESS),
+                )
+            )
+            or 0
+        )
+    if kind == "rewarded":
+        advocate, _, month = rest.partition(":")
+        _, start, end = _month(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC))
+        return (
+            session.scalar(
+                select(func.count(Referral.id)).where(
+                    Referral.program_id == program_id,
+                    Referral.advocate_id == int(advocate),
+                    Referral.status == REWARDED,
+                    Referral.qualified_at >= start,
+                    Referral.qualified_at < end,
+                )
+            )
+            or 0
+        )
+    raise ValueError(f"unknown counter {scope!r}")
+
+
+def counter(session: Session, program_id: int, scope: str) -> int:
+    """A counter's value (one indexed row); made from the history the first time."""
+    value = session.scalar(
+        select(ReferralCounter.value).where(
+            ReferralCounter.program_id == program_id, ReferralCounter.scope == scope
+        )
+    )
+    if value is None:
+        value = _counter_history(session, program_id, scope)
+        session.execute(
+            _dialect(session)
+            .insert(ReferralCounter)
+            .values(program_id=program_id, scope=scope, value=value)
+            .on_conflict_do_nothing()
+        )
+    return value
+
+
+def _bump(session: Session, program_id: int, scope: str, delta: int) -> None:
+    """Add to a counter if it exists (if not, it will be made from the history, which already
+    includes this change)."""
+    if delta:
+        session.execute(
+            update(ReferralCounter)
+            .where(ReferralCounter.program_id == program_id, ReferralCounter.scope == scope)
+            .values(value=ReferralCounter.value + delta)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _set_status(session: Session, referral: Referral, status: str) -> None:
+    """The one place a stored referral changes status, keeping the counters in step."""
+    old = referral.status
+    if old == status:
+        return
+    program_id, advocate = referral.program_id, referral.advocate_id
+    delta = (status in SUCCESS) - (old in SUCCESS)
+    _bump(session, program_id, f"successes:{advocate}", delta)
+    if REWARDED in (old, status) and referral.qualified_at is not None:
+        month = _month(referral.qualified_at)[0]
+        _bump(session, program_id, f"rewarded:{advocate}:{month}", 1 if status == REWARDED else -1)
+    referral.status = status
+
+
 def _issue_on_signup(session, program, referral, friend, at) -> None:  # type: ignore[no-untyped-def]
     """The rewards of the "attributed" stage (the friend's offer), caused by the signup."""
     _issue(
@@ -674,7 +777,7 @@ def _issue(
     recipients = ("referee",) if stage == "attributed" else ("referrer", "level2")
     if not any(rule.to in recipients for rule in config.rules):
         if stage == "qualified":
-            referral.status = QUALIFIED
+            _set_status(session, referral, QUALIFIED)
         return {"rewards": [], "skipped": []}
     # FOR NO KEY UPDATE: serialises issuers of one program (tiers, caps, budgets count what is
     # there) without blocking the FOR KEY SHARE locks that inserting rows referencing the
@@ -683,16 +786,9 @@ def _issue(
         session.execute(
             select(Program.id).where(Program.id == program.id).with_for_update(key_share=True)
         )
-    successes = (
-        session.scalar(
-            select(func.count(Referral.id)).where(
-                Referral.program_id == program.id,
-                Referral.advocate_id == referral.advocate_id,
-                Referral.status.in_((REWARDED, QUALIFIED)),
-                Referral.id != referral.id,
-            )
-        )
-        or 0
+    # The advocate's other successful referrals (this one is counted if it already is one).
+    successes = counter(session, program.id, f"successes:{referral.advocate_id}") - (
+        referral.status in SUCCESS
     )
     # Surprises won so far (their budget), counted on the (program, rule, …) unique index,
     # and only for programs that have hidden rules: this runs on every rewarding event.
@@ -716,18 +812,11 @@ def _issue(
     grants = [g for g in evaluate(config, trigger, surprises_won=won) if g.to in recipients]
     skipped: list[dict[str, str]] = []
     if stage == "qualified" and config.cap_per_advocate_per_month is not None:
-        month = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        this_month = (
-            session.scalar(
-                select(func.count(Referral.id)).where(
-                    Referral.program_id == program.id,
-                    Referral.advocate_id == referral.advocate_id,
-                    Referral.status == REWARDED,
-                    Referral.qualified_at >= month,
-                    Referral.id != referral.id,
-                )
-            )
-            or 0
+        month = _month(at)[0]
+        this_month = counter(session, program.id, f"rewarded:{referral.advocate_id}:{month}") - (
+            referral.status == REWARDED
+            and referral.qualified_at is not None
+            and _month(referral.qualified_at)[0] == month
         )
         if this_month >= config.cap_per_advocate_per_month:
             skipped += [
@@ -738,14 +827,7 @@ def _issue(
             grants = [g for g in grants if g.to != "referrer"]
     spent = 0
     if config.budget is not None:
-        spent = sum(
-            money_value_of(kind, amount)
-            for kind, amount in session.execute(
-                select(Reward.kind, Reward.amount).where(
-                    Reward.program_id == program.id, Reward.reversed_at.is_(None)
-                )
-            )
-        )
+        spent = counter(session, program.id, "spent")
     hold_end = at + timedelta(days=config.hold_days) if stage == "qualified" else at
     issued: list[dict[str, Any]] = []
     friend = session.get(Customer, referral.referee_id)
@@ -788,7 +870,7 @@ def _issue(
             )
             _notice(session, referral, beneficiary, f"reward:{grant.rule}", text)
     if stage == "qualified":
-        referral.status = REWARDED if issued else QUALIFIED
+        _set_status(session, referral, REWARDED if issued else QUALIFIED)
         if not issued and skipped:
             referral.reason = " | ".join(f"{s['en']} / {s['zh']}" for s in skipped)
     return {"rewards": issued, "skipped": skipped}
@@ -850,6 +932,7 @@ def _grant(
     )
     if reward_id is None:
         return None
+    _bump(session, program.id, "spent", money_value(grant))
     if grant.type in ("points", "credit"):
         asset = ledger.POINTS if grant.type == "points" else config.currency
         expires = hold_end + timedelta(days=grant.valid_days) if grant.valid_days else None
@@ -878,20 +961,89 @@ def _grant(
 
 
 def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, Any]:
+    """A refund of the whole order (no amount, or as much as is left) or of part of it. Per
+    program (domain/refunds): if what the friend kept no longer meets the program's minimum,
+    rewards still in their hold are clawed back and the referral is rejected; a reward whose
+    hold has ended stands; a partial refund that leaves enough changes nothing."""
     order_id = event.order_external_id
+    assert order_id is not None
     order = session.scalar(select(Order).where(Order.external_id == order_id))
+    refunded_before = (
+        session.scalar(
+            select(func.coalesce(func.sum(OrderRefund.amount), 0)).where(
+                OrderRefund.order_external_id == order_id
+            )
+        )
+        or 0
+    )
     if order is not None:
-        order.status = "refunded"
+        left = order.amount - refunded_before
+        amount = left if event.amount is None else min(event.amount, max(left, 0))
+    else:
+        amount = event.amount or 0
+    session.execute(
+        _dialect(session)
+        .insert(OrderRefund)
+        .values(
+            event_id=event.event_id,
+            order_external_id=order_id,
+            amount=amount,
+            refunded_at=event.occurred_at,
+        )
+        .on_conflict_do_nothing()
+    )
+    whole = order is None or event.amount is None or refunded_before + amount >= order.amount
+    if order is not None:
+        order.status = "refunded" if whole else "partially_refunded"
         order.updated_at = clock.now()
     rewards = list(
         session.scalars(
             select(Reward)
             .where(Reward.trigger == f"order:{order_id}", Reward.reversed_at.is_(None))
-            .with_for_update(key_share=True)
+            .order_by(Reward.id)
         )
     )
+    program_ids = sorted({r.program_id for r in rewards})
+    waiting = list(
+        session.scalars(
+            select(Referral).where(
+                Referral.qualifying_order == order_id, Referral.status.in_((REVIEW, QUALIFIED))
+            )
+        )
+    )
+    program_ids = sorted({*program_ids, *(r.program_id for r in waiting)})
+    if _dialect(session) is postgresql and program_ids:  # counters change: as issuers do
+        session.execute(
+            select(Program.id)
+            .where(Program.id.in_(program_ids))
+            .order_by(Program.id)
+            .with_for_update(key_share=True)
+        )
+        rewards = list(
+            session.scalars(
+                select(Reward)
+                .where(Reward.id.in_([r.id for r in rewards]), Reward.reversed_at.is_(None))
+                .order_by(Reward.id)
+                .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
+            )
+        )
+    decisions: dict[int, refunds.AfterRefund] = {}
+    for program_id in program_ids:
+        program = session.get(Program, program_id)
+        assert program is not None
+        decisions[program_id] = refunds.after_refund(
+            order_amount=order.amount if order is not None else None,
+            refunded_before=refunded_before,
+            refund=None if whole else amount,
+            min_amount=config_of(program).min_amount,
+        )
     reversed_, kept = [], []
     for reward in rewards:
+        decision = decisions[reward.program_id]
+        if decision.still_qualifies:
+            kept.append({"reward_id": reward.id, "en": decision.en, "zh": decision.zh})
+            continue
         if event.occurred_at >= reward.available_at:
             kept.append(
                 {
@@ -901,14 +1053,17 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
                 }
             )
             continue
-        claw_back(session, reward, en="order refunded within the hold", zh="订单在退款期内退款")
+        en = f"{decision.en} within the hold" if decision.full else decision.en
+        zh = f"{decision.zh}（在保留期内）"
+        claw_back(session, reward, en=en, zh=zh)
         reversed_.append(reward.id)
-    referral_ids = {r.referral_id for r in rewards if r.id in reversed_}
+    referral_ids = sorted({r.referral_id for r in rewards if r.id in reversed_})
     for referral_id in referral_ids:
         referral = session.get(Referral, referral_id)
         assert referral is not None
-        referral.status = REJECTED
-        referral.reason = "order refunded within the hold / 订单在退款期内退款"
+        decision = decisions[referral.program_id]
+        _set_status(session, referral, REJECTED)
+        referral.reason = f"{decision.en} within the hold / {decision.zh}（在保留期内）"
         referral.updated_at = clock.now()
         friend = session.get(Customer, referral.referee_id)
         _notice(
@@ -919,18 +1074,25 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
             progress.clawed_back(progress.mask(friend.name if friend else None)),
         )
     # A refunded order that only qualified (rewards not yet out, e.g. under review) no longer
-    # qualifies: the referral goes back to waiting.
-    waiting = session.scalars(
-        select(Referral).where(
-            Referral.qualifying_order == order_id, Referral.status.in_((REVIEW, QUALIFIED))
-        )
-    )
+    # qualifies unless enough of it was kept: the referral goes back to waiting.
     for referral in waiting:
+        if decisions[referral.program_id].still_qualifies:
+            continue
         referral.qualified_at = None
         referral.qualifying_order = None
         if referral.status == QUALIFIED:
-            referral.status = SIGNED_UP
-    return {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
+            _set_status(session, referral, SIGNED_UP)
+    outcome: dict[str, Any] = {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
+    outcome["refund"] = {
+        "amount": amount,
+        "whole": whole,
+        "remaining": 0 if whole or order is None else order.amount - refunded_before - amount,
+        "decisions": {
+            str(pid): {"qualifies": d.still_qualifies, "en": d.en, "zh": d.zh}
+            for pid, d in decisions.items()
+        },
+    }
+    return outcome
 
 
 def claw_back(session: Session, reward: Reward, *, en: str, zh: str) -> None:
@@ -939,6 +1101,7 @@ def claw_back(session: Session, reward: Reward, *, en: str, zh: str) -> None:
 
     reward.reversed_at = clock.now()
     reward.reversal_reason = f"{en} / {zh}"
+    _bump(session, reward.program_id, "spent", -money_value_of(reward.kind, reward.amount))
     entry = session.scalar(
         select(LedgerEntry).where(
             LedgerEntry.reward_id == reward.id, LedgerEntry.reverses_id.is_(None)
@@ -984,7 +1147,7 @@ def decide(engine: Engine, *, referral_id: int, approve: bool, note: str = "") -
         assert friend is not None
         referral.updated_at = clock.now()
         if not approve:
-            referral.status = REJECTED
+            _set_status(session, referral, REJECTED)
             referral.reason = f"rejected on review: {note}" if note else (referral.reason or "")
             _notice(
                 session,
@@ -996,11 +1159,11 @@ def decide(engine: Engine, *, referral_id: int, approve: bool, note: str = "") -
                 ),
             )
             return _referral_view(session, referral, program.slug)
-        referral.status = SIGNED_UP
+        _set_status(session, referral, SIGNED_UP)
         referral.reason = f"approved on review: {note}" if note else "approved on review / 审核通过"
         _issue_on_signup(session, program, referral, friend, referral.signed_up_at)
         if referral.qualified_at is not None:
-            referral.status = QUALIFIED
+            _set_status(session, referral, QUALIFIED)
             order = session.scalar(
                 select(Order).where(Order.external_id == referral.qualifying_order)
             )
