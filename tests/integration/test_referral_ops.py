@@ -64,6 +64,18 @@ def test_counters_equal_the_history_through_rewards_caps_and_clawbacks(engine: E
     assert found["spent"][0] == 9000
     assert status_of(engine, "f-2") == "rejected"
     assert count(engine, Reward, Reward.kind == "coupon", Reward.reversed_at.is_(None)) == 3
+    # New rules (a lower cap): the counters are dropped and made again from the history.
+    setup(
+        engine,
+        rewards=[COUPON, POINTS],
+        caps={"per_advocate_per_month": 2, "budget": 20_000},
+        fraud={"velocity_per_hour": 100},
+    )
+    assert counters(engine) == {}
+    signup(engine, "f-7", code)
+    outcome = order(engine, "f-7", "A-7", occurred_at=T0 + timedelta(days=3))
+    assert outcome["referrals"][0]["status"] == "qualified"  # 3 rewarded this month ≥ 2
+    assert all(stored == history for stored, history in counters(engine).values())
 
 
 def test_a_partial_refund_keeps_the_referral_while_the_minimum_is_kept(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from advocado.domain.programs import (
     parse_program,
 )
 from advocado.services.upserts import Kind, Mode, upsert
-from advocado.store.models import Customer, Program, ReferralCode
+from advocado.store.models import Customer, Program, ReferralCode, ReferralCounter
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ def apply_program(session: Session, data: dict[str, Any]) -> Applied:
     row.updated_at = now
     session.flush()
     _configs.pop(row.id, None)
+    if not created:  # counters follow the rules: made again from the history when next needed
+        session.execute(delete(ReferralCounter).where(ReferralCounter.program_id == row.id))
     warnings = [SECOND_LEVEL_WARNING] if config.second_level else []
     return Applied(config.slug, created, warnings)
 

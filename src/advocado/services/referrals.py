@@ -551,6 +551,7 @@ def _qualify(
 ) -> dict[str, Any]:
     config = config_of(program)
     result: dict[str, Any] = {"program": program.slug, "referral_id": referral.id}
+    _lock_program(session, program.id)
     # Lock the referral so two orders of one friend cannot both qualify it, and read it as it
     # is now. (SQLite: the transaction holds the only write lock since BEGIN IMMEDIATE, so
     # what this session read is current.)
@@ -598,7 +599,7 @@ def _qualify(
             },
             "findings": referral.findings,
         }
-    _set_status(session, referral, QUALIFIED)
+    _set_status(session, referral, QUALIFIED, config)
     cause = f"{event.type}:{event.order_external_id or referral.id}"
     issued = _issue(
         session,
@@ -702,8 +703,16 @@ def _counter_history(session: Session, program_id: int, scope: str) -> int:
     raise ValueError(f"unknown counter {scope!r}")
 
 
+def _seen(session: Session) -> dict[tuple[int, str], int]:
+    """Counter values this transaction has read or written (no second read)."""
+    return session.info.setdefault("referral_counters", {})
+
+
 def counter(session: Session, program_id: int, scope: str) -> int:
     """A counter's value (one indexed row); made from the history the first time."""
+    seen = _seen(session)
+    if (program_id, scope) in seen:
+        return seen[program_id, scope]
     value = session.scalar(
         select(ReferralCounter.value).where(
             ReferralCounter.program_id == program_id, ReferralCounter.scope == scope
@@ -717,6 +726,7 @@ def counter(session: Session, program_id: int, scope: str) -> int:
             .values(program_id=program_id, scope=scope, value=value)
             .on_conflict_do_nothing()
         )
+    seen[program_id, scope] = value
     return value
 
 
@@ -724,26 +734,55 @@ def _bump(session: Session, program_id: int, scope: str, delta: int) -> None:
     """Add to a counter if it exists (if not, it will be made from the history, which already
     includes this change)."""
     if delta:
-        session.execute(
+        value = session.scalar(
             update(ReferralCounter)
             .where(ReferralCounter.program_id == program_id, ReferralCounter.scope == scope)
             .values(value=ReferralCounter.value + delta)
+            .returning(ReferralCounter.value)
             .execution_options(synchronize_session=False)
         )
+        if value is None:
+            _seen(session).pop((program_id, scope), None)
+        else:
+            _seen(session)[program_id, scope] = value
 
 
-def _set_status(session: Session, referral: Referral, status: str) -> None:
-    """The one place a stored referral changes status, keeping the counters in step."""
+def _set_status(
+    session: Session, referral: Referral, status: str, config: ProgramConfig | None = None
+) -> None:
+    """The one place a stored referral changes status, keeping the counters in step. The
+    monthly counter is kept only while the program has a monthly cap (applying a program
+    drops its counters, so they are made again from the history under the new rules)."""
     old = referral.status
     if old == status:
         return
     program_id, advocate = referral.program_id, referral.advocate_id
     delta = (status in SUCCESS) - (old in SUCCESS)
     _bump(session, program_id, f"successes:{advocate}", delta)
-    if REWARDED in (old, status) and referral.qualified_at is not None:
+    if config is None:
+        program = session.get(Program, program_id)
+        assert program is not None
+        config = config_of(program)
+    capped = config.cap_per_advocate_per_month is not None
+    if capped and REWARDED in (old, status) and referral.qualified_at is not None:
         month = _month(referral.qualified_at)[0]
         _bump(session, program_id, f"rewarded:{advocate}:{month}", 1 if status == REWARDED else -1)
     referral.status = status
+
+
+def _lock_program(session: Session, program_id: int) -> None:
+    """Serialise the writers of one program's counters (qualifying, issuing, clawing back),
+    taken before any of them changes: FOR NO KEY UPDATE, which does not block the FOR KEY
+    SHARE locks that inserting rows referencing the program takes (FOR UPDATE would turn those
+    into deadlocks). Once per transaction. SQLite: BEGIN IMMEDIATE already serialises."""
+    if _dialect(session) is not postgresql:
+        return
+    locked = session.info.setdefault("locked_programs", set())
+    if program_id not in locked:
+        session.execute(
+            select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
+        )
+        locked.add(program_id)
 
 
 def _issue_on_signup(session, program, referral, friend, at) -> None:  # type: ignore[no-untyped-def]
@@ -779,13 +818,7 @@ def _issue(
         if stage == "qualified":
             _set_status(session, referral, QUALIFIED)
         return {"rewards": [], "skipped": []}
-    # FOR NO KEY UPDATE: serialises issuers of one program (tiers, caps, budgets count what is
-    # there) without blocking the FOR KEY SHARE locks that inserting rows referencing the
-    # program takes, which FOR UPDATE would turn into deadlocks between concurrent events.
-    if _dialect(session) is postgresql:  # SQLite: BEGIN IMMEDIATE already serialises
-        session.execute(
-            select(Program.id).where(Program.id == program.id).with_for_update(key_share=True)
-        )
+    _lock_program(session, program.id)
     # The advocate's other successful referrals (this one is counted if it already is one).
     successes = counter(session, program.id, f"successes:{referral.advocate_id}") - (
         referral.status in SUCCESS
@@ -870,7 +903,7 @@ def _issue(
             )
             _notice(session, referral, beneficiary, f"reward:{grant.rule}", text)
     if stage == "qualified":
-        _set_status(session, referral, REWARDED if issued else QUALIFIED)
+        _set_status(session, referral, REWARDED if issued else QUALIFIED, config)
         if not issued and skipped:
             referral.reason = " | ".join(f"{s['en']} / {s['zh']}" for s in skipped)
     return {"rewards": issued, "skipped": skipped}
@@ -932,7 +965,8 @@ def _grant(
     )
     if reward_id is None:
         return None
-    _bump(session, program.id, "spent", money_value(grant))
+    if config.budget is not None:
+        _bump(session, program.id, "spent", money_value(grant))
     if grant.type in ("points", "credit"):
         asset = ledger.POINTS if grant.type == "points" else config.currency
         expires = hold_end + timedelta(days=grant.valid_days) if grant.valid_days else None
@@ -1012,13 +1046,9 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
         )
     )
     program_ids = sorted({*program_ids, *(r.program_id for r in waiting)})
-    if _dialect(session) is postgresql and program_ids:  # counters change: as issuers do
-        session.execute(
-            select(Program.id)
-            .where(Program.id.in_(program_ids))
-            .order_by(Program.id)
-            .with_for_update(key_share=True)
-        )
+    for program_id in program_ids:  # counters change: as issuers do
+        _lock_program(session, program_id)
+    if _dialect(session) is postgresql and program_ids:
         rewards = list(
             session.scalars(
                 select(Reward)
@@ -1101,7 +1131,10 @@ def claw_back(session: Session, reward: Reward, *, en: str, zh: str) -> None:
 
     reward.reversed_at = clock.now()
     reward.reversal_reason = f"{en} / {zh}"
-    _bump(session, reward.program_id, "spent", -money_value_of(reward.kind, reward.amount))
+    program = session.get(Program, reward.program_id)
+    assert program is not None
+    if config_of(program).budget is not None:
+        _bump(session, reward.program_id, "spent", -money_value_of(reward.kind, reward.amount))
     entry = session.scalar(
         select(LedgerEntry).where(
             LedgerEntry.reward_id == reward.id, LedgerEntry.reverses_id.is_(None)
@@ -1134,6 +1167,9 @@ def review_queue(session: Session) -> list[dict[str, Any]]:
 def decide(engine: Engine, *, referral_id: int, approve: bool, note: str = "") -> dict[str, Any]:
     """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
     with unit_of_work(engine) as session:
+        program_id = session.scalar(select(Referral.program_id).where(Referral.id == referral_id))
+        if program_id is not None:
+            _lock_program(session, program_id)
         referral = session.scalar(
             select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)
         )
