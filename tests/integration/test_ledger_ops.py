@@ -4,16 +4,18 @@ fulfilment queue."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from test_referrals import T0, order, race, setup, signup
 
@@ -204,3 +206,65 @@ def test_gift_queue_ships_after_the_hold_once(engine: Engine) -> None:
     with pytest.raises(gifts.GiftError) as missing:
         gifts.mark_shipped(engine, reward_id=999, tracking="x")
     assert missing.value.status == 404
+
+
+def test_spend_and_gift_endpoints(engine: Engine, client: TestClient) -> None:
+    from advocado.services.apikeys import create_api_key
+
+    earn(engine, rewards=[POINTS, GIFT])
+    with unit_of_work(engine) as session:
+        token = create_api_key(session, name="shop", scopes=["read", "write"])[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    url = "/api/v1/advocates/adv-1/spend"
+    body = {"asset": "points", "amount": 30, "key": "order-77"}
+    short = client.post(url, json=body, headers=auth)
+    assert short.status_code == 409 and short.json()["available"] == 0  # in the hold
+    clock.set_now(AFTER_HOLD)
+    made = client.post(url, json=body, headers=auth)
+    assert made.status_code == 201 and made.json()["balance"]["available"] == 20
+    again = client.post(url, json=body, headers=auth)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    reused = client.post(url, json={**body, "amount": 5}, headers=auth)
+    assert reused.status_code == 422 and reused.json()["detail"][0]["field"] == "key"
+    negative = client.post(url, json={**body, "amount": -5}, headers=auth)
+    assert negative.status_code == 422 and negative.json()["detail"][0]["field"] == "amount"
+    nobody = client.post("/api/v1/advocates/nobody/spend", json=body, headers=auth)
+    assert nobody.status_code == 404
+    assert client.get("/api/v1/gifts/pending").status_code == 401
+    (gift,) = client.get("/api/v1/gifts/pending", headers=auth).json()["items"]
+    assert gift["ready"] is True and gift["customer"] == "adv-1"
+    ship = f"/api/v1/gifts/{gift['reward_id']}/ship"
+    assert client.post(ship, json={"tracking": "SF1"}, headers=auth).status_code == 201
+    assert client.post(ship, json={"tracking": "SF1"}, headers=auth).json()["duplicate"]
+    other = client.post(ship, json={"tracking": "SF2"}, headers=auth)
+    assert other.status_code == 409 and "已发货" in other.json()["detail"]
+    assert client.post(ship, json={"tracking": ""}, headers=auth).status_code == 422
+    assert client.get("/api/v1/gifts/pending", headers=auth).json()["items"] == []
+
+
+def test_ledger_and_gift_commands(
+    engine: Engine, advocado, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earn(engine, rewards=[POINTS, GIFT])
+
+    def run(*args: str, at: datetime):  # type: ignore[no-untyped-def]
+        monkeypatch.setenv("ADVOCADO_NOW", at.isoformat())
+        return advocado(*args, cwd=tmp_path, database_url=database_url)
+
+    spent = run("ledger", "spend", "adv-1", "30", "--key", "k1", "--json", at=AFTER_HOLD)
+    assert spent.returncode == 0, spent.stderr
+    assert json.loads(spent.stdout)["balance"]["available"] == 20
+    again = run("ledger", "spend", "adv-1", "30", "--key", "k1", at=AFTER_HOLD)
+    assert again.returncode == 0 and "already spent" in again.stdout
+    short = run("ledger", "spend", "adv-1", "21", "--key", "k2", at=AFTER_HOLD)
+    assert short.returncode == 3 and "余额不足" in short.stderr
+    lapsed = T0 + timedelta(days=38)
+    assert run("ledger", "expire", at=lapsed).stdout.strip() == "1"
+    assert run("ledger", "expire", at=lapsed).stdout.strip() == "0"
+    listed = run("referral", "gifts", "--json", at=T0)
+    (gift,) = json.loads(listed.stdout)
+    early = run("referral", "ship", str(gift["reward_id"]), "--tracking", "SF1", at=T0)
+    assert early.returncode == 2 and "hold" in early.stderr
+    shipped = run("referral", "ship", str(gift["reward_id"]), "--tracking", "SF1", at=AFTER_HOLD)
+    assert shipped.returncode == 0 and "保温杯" in shipped.stdout
+    assert "没有待发货" in run("referral", "gifts", at=AFTER_HOLD).stdout

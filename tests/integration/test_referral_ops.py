@@ -142,3 +142,37 @@ def test_racing_orders_never_spend_past_the_budget(engine: Engine) -> None:
     assert count(engine, Reward, Reward.kind == "coupon") == 3
     found = counters(engine)
     assert found["spent"] == (9000, 9000)
+
+
+def test_progress_shows_clicked_as_the_first_step(engine: Engine) -> None:
+    from advocado.store.models import Click, ReferralCode
+
+    code = setup(engine, rewards=[POINTS])
+    with unit_of_work(engine) as session:
+        code_id = session.scalar(select(ReferralCode.id).where(ReferralCode.code == code))
+        for visitor, days in (("v-1", 2), ("v-1", 1), ("v-2", 1), ("bot", 1)):
+            session.add(
+                Click(
+                    code_id=code_id,
+                    clicked_at=T0 - timedelta(days=days),
+                    visitor_id=visitor,
+                    fingerprint=visitor,
+                    is_bot=visitor == "bot",
+                )
+            )
+    clock.set_now(T0)
+    signup(engine, "f-1", None, visitor_id="v-1", name="张三")
+    order(engine, "f-1", "A-1")
+    signup(engine, "f-3", code)  # entered the code: no click known
+    with unit_of_work(engine) as session:
+        (view,) = referrals.advocate_progress(session, "adv-1")["programs"]
+    first, third = view["friends"]
+    assert [s["status"] for s in first["timeline"]] == [
+        "clicked",
+        "signed_up",
+        "qualified",
+        "reward_pending",
+    ]
+    assert first["timeline"][0]["at"] == (T0 - timedelta(days=2)).isoformat()
+    assert [s["status"] for s in third["timeline"]] == ["signed_up"]
+    assert view["clicked_not_joined"] == 1  # v-2 clicked and has not joined; bots not counted

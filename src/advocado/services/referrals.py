@@ -1336,6 +1336,44 @@ def program_stats(session: Session, slug: str | None = None) -> list[dict[str, A
     return found
 
 
+def _visitor_ids(session: Session, customer_id: int) -> set[str]:
+    """The visitor cookies a customer's own events carried."""
+    return {
+        p["visitor_id"]
+        for p in session.scalars(
+            select(ReferralEvent.payload).where(ReferralEvent.customer_id == customer_id)
+        )
+        if isinstance(p, dict) and p.get("visitor_id")
+    }
+
+
+STEPS = ("clicked", "signed_up", "qualified", "reward_pending", "rewarded")
+
+
+def _timeline(
+    session: Session, referral: Referral, status: str, code_id: int, visitors: set[str]
+) -> list[dict[str, Any]]:
+    """The steps a referral went through, oldest first: "clicked" (when the friend's first
+    click on the advocate's link is known), then signed up, qualified, and where it is now."""
+    steps: list[dict[str, Any]] = []
+    if visitors:
+        first = session.scalar(
+            select(func.min(Click.clicked_at)).where(
+                Click.code_id == code_id,
+                Click.visitor_id.in_(visitors),
+                Click.clicked_at <= referral.signed_up_at,
+            )
+        )
+        if first is not None:
+            steps.append({"status": "clicked", "at": first.isoformat()})
+    steps.append({"status": "signed_up", "at": referral.signed_up_at.isoformat()})
+    if referral.qualified_at is not None and status in ("qualified", *STEPS[3:], REJECTED):
+        steps.append({"status": "qualified", "at": referral.qualified_at.isoformat()})
+    if status not in ("signed_up", "qualified"):
+        steps.append({"status": status, "at": referral.updated_at.isoformat()})
+    return steps
+
+
 def advocate_progress(session: Session, customer_external_id: str) -> dict[str, Any]:
     """What the advocate sees: per program their code, link stats, friends and statuses;
     their notices (newest first); their balances and coupons."""
@@ -1362,6 +1400,7 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
             or 0
         )
         friends = []
+        joined_visitors: set[str] = set()
         for referral in session.scalars(
             select(Referral)
             .where(Referral.program_id == program.id, Referral.advocate_id == customer.id)
@@ -1369,14 +1408,29 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
         ):
             rewards = list(session.scalars(select(Reward).where(Reward.referral_id == referral.id)))
             friend = session.get(Customer, referral.referee_id)
+            visitors = _visitor_ids(session, referral.referee_id)
+            joined_visitors |= visitors
+            status = visible_status(referral, rewards, now)
             friends.append(
                 {
                     "friend": progress.mask(friend.name if friend else None),
-                    "status": visible_status(referral, rewards, now),
+                    "status": status,
                     "signed_up_at": referral.signed_up_at.isoformat(),
+                    "timeline": _timeline(session, referral, status, code.id, visitors),
                 }
             )
         joined = sum(1 for f in friends if f["status"] != REJECTED)
+        # People who clicked (no bots) and have not signed up yet: "clicked", the first status.
+        clicked_only = len(
+            set(
+                session.scalars(
+                    select(Click.visitor_id)
+                    .where(Click.code_id == code.id, Click.is_bot.is_(False))
+                    .distinct()
+                )
+            )
+            - joined_visitors
+        )
         programs.append(
             {
                 "program": program.slug,
@@ -1385,6 +1439,7 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
                 "clicks": raw,
                 "unique_clicks": unique,
                 "friends_joined": joined,
+                "clicked_not_joined": clicked_only,
                 "summary": {
                     "en": f"your link was clicked {raw} times, {joined} friends joined",
                     "zh": f"您的链接已被点击{raw}次，已有{joined}位好友加入",
