@@ -49,7 +49,7 @@ def post(
     same entry) already exists, so a retried cause posts nothing."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(LedgerEntry)
+        dialect.insert(LedgerEntry.__table__)
         .values(
             key=key,
             asset=asset,
@@ -64,7 +64,7 @@ def post(
             created_at=clock.now(),
         )
         .on_conflict_do_nothing()
-        .returning(LedgerEntry.id)
+        .returning(LedgerEntry.__table__.c.id)
     )
     return session.scalar(statement)
 

@@ -153,7 +153,7 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
     now = clock.now()
     claimed = session.scalar(
         _dialect(session)
-        .insert(ReferralEvent)
+        .insert(ReferralEvent.__table__)  # Core: no ORM bookkeeping per column
         .values(
             event_id=event.event_id,
             type=event.type,
@@ -162,7 +162,7 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
             received_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(ReferralEvent.id)
+        .returning(ReferralEvent.__table__.c.id)
     )
     if claimed is None:
         stored = session.scalar(
@@ -395,7 +395,7 @@ def _notice(
 ) -> None:
     session.execute(
         _dialect(session)
-        .insert(ReferralNotice)
+        .insert(ReferralNotice.__table__)
         .values(
             referral_id=referral.id,
             customer_id=customer_id,
@@ -512,11 +512,9 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
     }
     session.execute(
         _dialect(session)
-        .insert(Order)
+        .insert(Order.__table__)
         .values(external_id=order_id, status="paid", created_at=now, updated_at=now, **fields)
-        .on_conflict_do_update(
-            index_elements=[Order.external_id], set_={**fields, "updated_at": now}
-        )
+        .on_conflict_do_update(index_elements=["external_id"], set_={**fields, "updated_at": now})
     )
     outcome: dict[str, Any] = {"order": order_id, "first_order": first}
     referrals = list(
@@ -944,7 +942,7 @@ def _grant(
     trigger); None if it already exists."""
     reward_id = session.scalar(
         _dialect(session)
-        .insert(Reward)
+        .insert(Reward.__table__)
         .values(
             program_id=program.id,
             rule=grant.rule,
@@ -961,7 +959,7 @@ def _grant(
             created_at=clock.now(),
         )
         .on_conflict_do_nothing()
-        .returning(Reward.id)
+        .returning(Reward.__table__.c.id)
     )
     if reward_id is None:
         return None
