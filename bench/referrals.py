@@ -1,12 +1,16 @@
 """Referral engine benchmarks (issue 4). Prints figures with a reference from the same run.
 
     .venv/bin/python bench/referrals.py [--database sqlite|postgresql] [--events 100000]
-                                        [--duration 10] [--skip-redirect] [--skip-events]
+                                        [--duration 10] [--workers 1] [--pin]
+                                        [--skip-redirect] [--skip-events]
 
 - redirect: wrk, 64 connections, `--duration` s, against /r/{code} served by
   `advocado serve` (granian, clicks recorded), then against nginx returning a static 302 on
-  another port (the reference). Goal: ≥ 30 % of nginx's requests/s, p99 < 10 ms. Then the
-  server is stopped cleanly and the clicks in the database are compared with the 302s served:
+  another port (the reference), with the same number of worker processes as advocado
+  (`--workers`, default 1). The machine has 2 cores that wrk shares with the server;
+  `--pin` puts the server on CPU 0 and wrk on CPU 1 for both, which is the fairer split.
+  Goal: ≥ 30 % of nginx's requests/s, p99 < 10 ms. Then the server is stopped cleanly and
+  the clicks in the database are compared with the 302s served:
   wrk does not count responses still in flight when it stops (≤ 64), so an exact phase
   follows: a known number of requests, and the click count must grow by exactly that.
 - events: N order events, each from a new friend carrying an advocate's code at checkout
@@ -88,9 +92,13 @@ def drop(handle: object | None) -> None:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
-def wrk(url: str, duration: int) -> dict[str, float]:
+def pinned(cpus: str | None, command: list[str]) -> list[str]:
+    return ["taskset", "-c", cpus, *command] if cpus else command
+
+
+def wrk(url: str, duration: int, cpus: str | None) -> dict[str, float]:
     result = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", url],
+        pinned(cpus, ["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", url]),
         capture_output=True,
         text=True,
         check=True,
@@ -111,16 +119,17 @@ def wrk(url: str, duration: int) -> dict[str, float]:
     }
 
 
-def nginx(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def nginx(workdir: Path, port: int, workers: int, cpus: str | None) -> subprocess.Popen[bytes]:
+    """The reference: nginx with as many worker processes as advocado gets, on the same CPUs."""
     conf = workdir / "nginx.conf"
     conf.write_text(f"""
-worker_processes auto; daemon off; pid {workdir}/nginx.pid; error_log {workdir}/nginx.err;
+worker_processes {workers}; daemon off; pid {workdir}/nginx.pid; error_log {workdir}/nginx.err;
 events {{ worker_connections 1024; }}
 http {{ access_log off;
-  server {{ listen 127.0.0.1:{port};
+  server {{ listen 127.0.0.1:{port} backlog=2048;
     location / {{ return 302 https://shop.example.com/welcome?ref=X&utm_source=advocado; }} }} }}
 """)
-    process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir)])
+    process = subprocess.Popen(pinned(cpus, ["nginx", "-c", str(conf), "-p", str(workdir)]))
     wait_http(f"http://127.0.0.1:{port}/r/x")
     return process
 
@@ -136,18 +145,23 @@ def wait_http(url: str) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def serve(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(
+    url: str, port: int, workers: int, log: Path, cpus: str | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ADVOCADO_DATABASE_URL": url}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "advocado"),
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
+            pinned(
+                cpus,
+                [
+                    str(Path(sys.executable).parent / "advocado"),
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                ],
+            ),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -183,7 +197,10 @@ async def exact(url: str, n: int) -> int:
         return sum(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-def bench_redirect(url: str, workdir: Path, duration: int, workers: int) -> None:
+def bench_redirect(url: str, workdir: Path, duration: int, workers: int, pin: bool) -> None:
+    # --pin: the server (nginx or advocado) on CPU 0, wrk on CPU 1, so neither steals the
+    # other's core; without it the scheduler shares both cores among all of them.
+    server_cpus, wrk_cpus = ("0", "1") if pin else (None, None)
     engine = make_engine(url)
     ensure_schema(engine)
     with unit_of_work(engine) as session:
@@ -192,14 +209,14 @@ def bench_redirect(url: str, workdir: Path, duration: int, workers: int) -> None
         code = programs.code_for(session, program_slug="bench", customer_external_id="adv").code
     engine.dispose()
     nginx_port, app_port = free_port(), free_port()
-    reference = nginx(workdir, nginx_port)
+    reference = nginx(workdir, nginx_port, workers, server_cpus)
     try:
-        ref = wrk(f"http://127.0.0.1:{nginx_port}/r/{code}", duration)
+        ref = wrk(f"http://127.0.0.1:{nginx_port}/r/{code}", duration, wrk_cpus)
     finally:
         reference.send_signal(signal.SIGQUIT)
         reference.wait(timeout=30)
-    server = serve(url, app_port, workers, workdir / "server.log")
-    ours = wrk(f"http://127.0.0.1:{app_port}/r/{code}", duration)
+    server = serve(url, app_port, workers, workdir / "server.log", server_cpus)
+    ours = wrk(f"http://127.0.0.1:{app_port}/r/{code}", duration, wrk_cpus)
     time.sleep(1)
     stop(server)
     after_wrk = clicks(url)
@@ -207,8 +224,12 @@ def bench_redirect(url: str, workdir: Path, duration: int, workers: int) -> None
     served = asyncio.run(exact(f"http://127.0.0.1:{app_port}/r/{code}", 5000))
     stop(server)
     after_exact = clicks(url)
-    print(f"redirect ({workers} worker(s)), wrk -t2 -c64 -d{duration}s:")
-    print(f"  nginx static 302   {ref['rps']:>10,.0f} req/s  p99 {ref['p99_ms']:.2f} ms")
+    where = "server on CPU 0, wrk on CPU 1" if pin else "unpinned, 2 cores shared"
+    print(f"redirect ({workers} worker(s) each, {where}), wrk -t2 -c64 -d{duration}s:")
+    print(
+        f"  nginx static 302 ({workers} worker(s)) {ref['rps']:>10,.0f} req/s  "
+        f"p99 {ref['p99_ms']:.2f} ms"
+    )
     print(
         f"  advocado /r/{{code}} {ours['rps']:>10,.0f} req/s  p99 {ours['p99_ms']:.2f} ms  "
         f"non-3xx {ours['bad']}  socket errors {ours['socket_errors']}"
@@ -311,10 +332,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
     parser.add_argument("--skip-redirect", action="store_true")
     parser.add_argument("--skip-events", action="store_true")
     args = parser.parse_args()
-    print(f"database: {args.database}; cores: {os.cpu_count()}")
+    print(
+        f"database: {args.database}; cores: {os.cpu_count()}; "
+        f"load average now {os.getloadavg()[0]:.2f} (the machine may be shared)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if not args.skip_redirect:
@@ -322,7 +347,7 @@ def main() -> None:
                 raise SystemExit("needs wrk and nginx: apt-get install -y wrk nginx-light")
             url, handle = database(args.database, workdir)
             try:
-                bench_redirect(url, workdir, args.duration, args.workers)
+                bench_redirect(url, workdir, args.duration, args.workers, args.pin)
             finally:
                 drop(handle)
         if not args.skip_events:

@@ -153,3 +153,89 @@ def ledger_balance(external_id: str, as_json: JsonOption = False) -> None:
         print(
             f"{asset}\tavailable {b['available']}\tpending {b['pending']}\texpired {b['expired']}"
         )
+
+
+@ledger_app.command("spend")
+def ledger_spend(
+    external_id: str,
+    amount: Annotated[int, typer.Argument(help="Points, or minor units of store credit.")],
+    key: Annotated[str, typer.Option(help="Idempotency key: the same key spends once.")],
+    asset: Annotated[str, typer.Option(help='"points" or a currency code (credit).')] = "points",
+    memo: Annotated[str, typer.Option(help="What it was spent on.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Spend a customer's points or store credit (exit 3 if the balance is short)."""
+    from advocado.services import ledger
+
+    try:
+        spent = ledger.spend_balance(
+            default_engine(),
+            customer_external_id=external_id,
+            asset=asset,
+            amount=amount,
+            client_key=key,
+            memo=memo,
+        )
+    except ledger.InsufficientBalance as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(3) from None
+    except ledger.SpendError as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(spent.as_dict()))
+        return
+    again = " (already spent with this key: nothing more)" if spent.duplicate else ""
+    print(
+        f"spent {spent.amount} {spent.asset} for {external_id}{again}; "
+        f"available now {spent.balance.available}"
+    )
+
+
+@ledger_app.command("expire")
+def ledger_expire() -> None:
+    """Post the expiry of points and credit that lapsed unspent (soonest first; safe to run
+    again: each lot expires once). Prints how many entries were posted."""
+    from advocado import clock
+    from advocado.services.ledger import expire_due
+
+    with unit_of_work(default_engine()) as session:
+        posted = expire_due(session, now=clock.now())
+    print(posted)
+
+
+@referral_app.command("gifts")
+def referral_gifts(
+    program: Annotated[str | None, typer.Option(help="Only this program (slug).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The gift fulfilment queue: gifts won and not yet shipped, oldest first."""
+    from advocado.services.gifts import pending_gifts
+
+    items = pending_gifts(default_engine(), program_slug=program)
+    if as_json:
+        print(json.dumps(items, ensure_ascii=False))
+        return
+    if not items:
+        print("no gifts waiting / 没有待发货的礼品")
+    for g in items:
+        state = "ready" if g["ready"] else f"hold until {g['ship_from'][:10]}"
+        print(f"{g['reward_id']}\t{g['program']}\t{g['customer']}\t{g['gift']}\t{state}")
+
+
+@referral_app.command("ship")
+def referral_ship(
+    reward_id: int,
+    tracking: Annotated[str, typer.Option(help="Carrier and tracking number, or a note.")],
+    by: Annotated[str | None, typer.Option(help="Who shipped it.")] = None,
+) -> None:
+    """Mark a gift reward shipped (once; exit 2 with the reason if it cannot be)."""
+    from advocado.services.gifts import GiftError, mark_shipped
+
+    try:
+        view = mark_shipped(default_engine(), reward_id=reward_id, tracking=tracking, shipped_by=by)
+    except GiftError as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(2) from None
+    again = " (already recorded)" if view["duplicate"] else ""
+    print(f"shipped {view['gift']} to {view['customer']}: {tracking}{again}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -136,3 +137,50 @@ def test_fifty_racing_deliveries_of_one_order_over_http_pay_once(
     assert codes == [200] * 49 + [201]
     assert count(engine, Reward) == 1
     assert count(engine, LedgerEntry) == 1
+
+
+SERVED: list[int] = []
+
+
+def redirect(server: Server, code: str) -> httpx.Response:
+    answer = httpx.get(
+        f"{server.url}/r/{code}", headers={"user-agent": "Mozilla/5.0"}, follow_redirects=False
+    )
+    SERVED.append(answer.status_code == 302)
+    return answer
+
+
+def eventually(check: Any, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_the_link_cache_sees_changes_made_by_another_process(
+    server: Server, engine: Engine
+) -> None:
+    """The server caches code -> landing URL; a change from elsewhere (here: this test process,
+    as the CLI would) is seen within a couple of seconds: an edited landing URL, a vanity code
+    made after it was asked for (a cached 404), and a program that ended."""
+    SERVED.clear()
+    with unit_of_work(engine) as session:
+        code = programs.code_for(session, program_slug="friends", customer_external_id="a").code
+    assert redirect(server, code).headers["location"].startswith("https://shop.example.com/?")
+    assert redirect(server, "LATERVANITY").status_code == 404  # now cached as unknown
+    with unit_of_work(engine) as session:
+        programs.apply_program(session, {**PROGRAM, "landing_url": "https://new.example.com/"})
+        programs.code_for(
+            session, program_slug="friends", customer_external_id="b", vanity="LATERVANITY"
+        )
+    assert eventually(
+        lambda: redirect(server, code).headers["location"].startswith("https://new.example.com/")
+    )
+    assert eventually(lambda: redirect(server, "LATERVANITY").status_code == 302)
+    with unit_of_work(engine) as session:
+        programs.apply_program(session, {**PROGRAM, "ends_at": "2026-02-01"})
+    assert eventually(lambda: redirect(server, code).status_code == 404)
+    server.stop()
+    assert count(engine, Click) == sum(SERVED)  # the 302s served, and only those

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 
 from advocado import clock
 from advocado.domain.records import CustomerRecord
@@ -11,26 +11,11 @@ from advocado.services.records import save_customers
 from advocado.services.users import verify_login
 from advocado.store.db import unit_of_work
 from advocado.store.models import (
-    AuditEntry,
-    Challenge,
-    ChallengeEntry,
-    ChallengeInvitation,
-    Click,
-    Coupon,
+    Base,
     Customer,
-    CustomerInsight,
-    LedgerEntry,
     Order,
-    Program,
-    Referral,
-    ReferralCode,
-    ReferralEvent,
-    ReferralNotice,
     Response,
-    ResponseDayCount,
-    Reward,
-    SocialProfile,
-    Task,
+    Setting,
     User,
 )
 
@@ -58,31 +43,11 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _empty(engine: Engine) -> None:
+    """Every table the demo may fill, children first (settings such as secrets stay)."""
     with unit_of_work(engine) as session:
-        for model in (
-            ChallengeEntry,  # the demo's challenge and tasks (issue 5)
-            ChallengeInvitation,
-            Challenge,
-            Task,
-            AuditEntry,
-            ReferralNotice,
-            LedgerEntry,
-            Coupon,
-            Reward,
-            Referral,
-            ReferralEvent,
-            Click,
-            ReferralCode,
-            Program,
-            ResponseDayCount,
-            Response,
-            Order,
-            SocialProfile,
-            CustomerInsight,
-            Customer,
-            User,
-        ):
-            session.execute(delete(model))
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != Setting.__tablename__:
+                session.execute(table.delete())
 
 
 def test_same_seed_gives_identical_rows(engine: Engine) -> None:

@@ -251,3 +251,57 @@ def test_balance_holds_expiry_soonest_first_and_reversals() -> None:
     assert (at_40.available, at_40.expired) == (40, 80)
     reversed_ = [*postings, Posting(5, -40, T0 + 2 * day, T0 + 2 * day, reverses=4)]
     assert balance(reversed_, T0 + 20 * day).available == 80
+
+
+def test_new_visitor_ids_are_unique_random_and_sort_by_first_click_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from advocado.web.links import _Visitors
+
+    visitors = _Visitors()
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    ids = [visitors.new(start + timedelta(milliseconds=i)) for i in range(10_000)]
+    assert len(set(ids)) == len(ids)  # 96 random bits each: no repeats across two batches
+    assert ids == sorted(ids)  # time first, in hex: the clicks' visitor index grows at its end
+    assert all(len(i) == 28 and i.isascii() and ";" not in i for i in ids)
+    same_ms = {visitors.new(start)[12:] for _ in range(1000)}
+    assert len(same_ms) == 1000
+
+
+def test_partial_refund_rule_keeps_what_meets_the_minimum() -> None:
+    from advocado.domain.refunds import after_refund
+
+    kept = after_refund(order_amount=15000, refunded_before=0, refund=6000, min_amount=5000)
+    assert (kept.still_qualifies, kept.full, kept.remaining) == (True, False, 9000)
+    assert "90.00" in kept.en and "50.00" in kept.zh
+    below = after_refund(order_amount=15000, refunded_before=6000, refund=5000, min_amount=5000)
+    assert (below.still_qualifies, below.remaining) == (False, 4000)
+    assert "below the minimum" in below.en and "低于门槛" in below.zh
+    one_left = after_refund(order_amount=100, refunded_before=0, refund=99, min_amount=0)
+    assert one_left.still_qualifies
+    nothing_left = after_refund(order_amount=100, refunded_before=50, refund=50, min_amount=0)
+    assert nothing_left.full and not nothing_left.still_qualifies
+    assert after_refund(order_amount=None, refunded_before=0, refund=10, min_amount=0).full
+    assert after_refund(order_amount=500, refunded_before=0, refund=None, min_amount=0).full
+
+
+def test_expiry_postings_take_their_own_lot_and_keep_the_balance_the_same() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from advocado.domain.ledger import Posting, balance, expiring
+
+    t0, day = datetime(2026, 1, 1, tzinfo=UTC), timedelta(days=1)
+    lots = [
+        Posting(1, 100, t0, t0, expires_at=t0 + 10 * day),
+        Posting(2, 100, t0, t0, expires_at=t0 + 20 * day),
+        Posting(3, 50, t0, t0),  # never expires
+        Posting(4, -120, t0 + day, t0 + day),  # soonest first: all of lot 1, 20 of lot 2
+    ]
+    at_30 = t0 + 30 * day
+    assert expiring(lots, t0 + 15 * day) == []  # lot 1 was spent in full
+    assert expiring(lots, at_30) == [(2, 80)]
+    before = balance(lots, at_30)
+    assert before.as_dict() == {"available": 50, "pending": 0, "expired": 80}
+    posted = [*lots, Posting(5, -80, at_30, at_30, expires_lot=2)]
+    assert balance(posted, at_30) == before  # posting the expiry changes nothing visible
+    assert expiring(posted, at_30) == []  # and there is nothing left to expire

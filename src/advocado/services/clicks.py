@@ -144,9 +144,12 @@ class ClickRecorder:
         user_agent: str,
         referrer: str | None,
         method: str,
+        at: datetime | None = None,
     ) -> None:
         """Queue a click. Hashing waits for the writer thread: the redirect only appends."""
-        self._rows.append((code_id, clock.now(), visitor_id, ip, user_agent, referrer, method))
+        self._rows.append(
+            (code_id, at or clock.now(), visitor_id, ip, user_agent, referrer, method)
+        )
         if self._wake is not None and len(self._rows) >= self.batch:
             self._wake.set()
 

@@ -1,19 +1,30 @@
-"""The points and credit ledger: post, reverse, read balances, spend. Append-only: no row is
-ever updated or deleted; balances are derived from the rows (domain/ledger)."""
+"""The points and credit ledger: post, reverse, read balances, spend, expire. Append-only: no
+row is ever updated or deleted; balances are derived from the rows (domain/ledger).
+
+Exactly once, by the entry's unique key: a spend is `spend:{customer}:{client key}` (the
+caller's idempotency key), an expiry `expire:{lot entry id}`, a reversal `reverse:{entry id}`.
+Writers to one customer's account take that customer's row lock first (PostgreSQL; SQLite's
+single writer already serialises), so two spends cannot both see the same balance."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Engine, String, cast, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado import clock
-from advocado.domain.ledger import Balance, Posting, balance
+from advocado.domain.ledger import Balance, Posting, balance, expiring
+from advocado.store.db import unit_of_work
 from advocado.store.models import Customer, LedgerEntry
 
 POINTS = "POINTS"
+EXPIRE = "expire:"
+EXPIRED_ACCOUNT = "expired"
+SPENT_ACCOUNT = "redemptions"
 
 
 def account(customer_id: int, asset: str) -> str:
@@ -38,7 +49,7 @@ def post(
     same entry) already exists, so a retried cause posts nothing."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(LedgerEntry)
+        dialect.insert(LedgerEntry.__table__)
         .values(
             key=key,
             asset=asset,
@@ -53,7 +64,7 @@ def post(
             created_at=clock.now(),
         )
         .on_conflict_do_nothing()
-        .returning(LedgerEntry.id)
+        .returning(LedgerEntry.__table__.c.id)
     )
     return session.scalar(statement)
 
@@ -86,6 +97,7 @@ def postings(session: Session, account_name: str) -> list[Posting]:
     found = []
     for row in rows:
         sign = 1 if row.credit_account == account_name else -1
+        lot = int(row.key.split(":", 1)[1]) if row.key.startswith(EXPIRE) else None
         found.append(
             Posting(
                 row.id,
@@ -94,6 +106,7 @@ def postings(session: Session, account_name: str) -> list[Posting]:
                 row.available_at,
                 row.expires_at,
                 row.reverses_id,
+                expires_lot=lot,
             )
         )
     return found
@@ -119,7 +132,29 @@ def balances(session: Session, customer_id: int) -> dict[str, Balance]:
 
 
 class InsufficientBalance(ValueError):
-    pass
+    def __init__(self, available: int, wanted: int) -> None:
+        super().__init__(
+            f"amount: {wanted} wanted but only {available} available / "
+            f"余额不足：需要{wanted}，可用{available}"
+        )
+        self.available = available
+        self.wanted = wanted
+        self.field = "amount"
+
+
+class SpendError(ValueError):
+    """A spend that cannot be made, naming the field and the reason (English / 中文)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _lock_customer(session: Session, customer_id: int) -> None:
+    session.execute(
+        select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True)
+    )
 
 
 def spend(
@@ -128,20 +163,150 @@ def spend(
     """Take `amount` out of the available balance, once per key. The customer row is locked
     first so two spends cannot both see the same balance (PostgreSQL; SQLite's write lock
     already serialises). InsufficientBalance if it is not there."""
-    session.execute(
-        select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True)
-    )
+    _lock_customer(session, customer_id)
     name = account(customer_id, asset)
     available = balance(postings(session, name), clock.now()).available
     if amount <= 0 or amount > available:
-        raise InsufficientBalance(f"balance {available} < {amount} / 余额{available}不足{amount}")
+        raise InsufficientBalance(available, amount)
     return post(
         session,
         key=key,
         asset=asset,
         debit=name,
-        credit="redemptions",
+        credit=SPENT_ACCOUNT,
         amount=amount,
         available_at=clock.now(),
         memo=memo,
     )
+
+
+@dataclass(frozen=True)
+class Spent:
+    entry_id: int
+    customer: str
+    asset: str
+    amount: int
+    key: str
+    duplicate: bool
+    balance: Balance
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "customer": self.customer,
+            "asset": self.asset,
+            "amount": self.amount,
+            "key": self.key,
+            "duplicate": self.duplicate,
+            "balance": self.balance.as_dict(),
+        }
+
+
+def asset_of(name: str) -> str:
+    """ "points" (any case) is POINTS; anything else is a store-credit currency code."""
+    if name.strip().lower() == "points":
+        return POINTS
+    code = name.strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise SpendError(
+            "asset", '"points" or a 3-letter currency code / 应为 points 或三位币种代码'
+        )
+    return code
+
+
+def spend_balance(
+    engine: Engine,
+    *,
+    customer_external_id: str,
+    asset: str,
+    amount: int,
+    client_key: str,
+    memo: str = "",
+) -> Spent:
+    """Spend points or store credit, once per client key: a retry with the same key answers
+    with the first spend (`duplicate`), the same key for a different spend is an error, and
+    more than is available is InsufficientBalance (nothing is written)."""
+    code = asset_of(asset)
+    if amount <= 0:
+        raise SpendError("amount", "a positive whole number (points or minor units) / 应为正整数")
+    if not client_key or len(client_key) > 150:
+        raise SpendError("key", "1 to 150 characters / 1至150个字符")
+    with unit_of_work(engine) as session:
+        customer_id = session.scalar(
+            select(Customer.id).where(Customer.external_id == customer_external_id)
+        )
+        if customer_id is None:
+            raise SpendError("customer", f"no customer {customer_external_id!r} / 客户不存在")
+        _lock_customer(session, customer_id)
+        key = f"spend:{customer_id}:{client_key}"
+        earlier = session.scalar(select(LedgerEntry).where(LedgerEntry.key == key))
+        name = account(customer_id, code)
+        if earlier is not None:
+            if (earlier.asset, earlier.amount) != (code, amount):
+                raise SpendError(
+                    "key",
+                    f"already used for a spend of {earlier.amount} {earlier.asset} / "
+                    "该幂等键已用于另一笔消费",
+                )
+            entry_id, duplicate = earlier.id, True
+        else:
+            available = balance(postings(session, name), clock.now()).available
+            if amount > available:
+                raise InsufficientBalance(available, amount)
+            posted = post(
+                session,
+                key=key,
+                asset=code,
+                debit=name,
+                credit=SPENT_ACCOUNT,
+                amount=amount,
+                available_at=clock.now(),
+                memo=memo or None,
+            )
+            assert posted is not None  # the lock and the read above make the key free
+            entry_id, duplicate = posted, False
+        after = balance(postings(session, name), clock.now())
+    return Spent(entry_id, customer_external_id, code, amount, client_key, duplicate, after)
+
+
+def expire_due(session: Session, *, now: datetime) -> int:
+    """Post the expiry of every lot that lapsed by `now` with something left (soonest first),
+    once per lot (key `expire:{lot id}`): running it again, or twice at once, posts nothing
+    more. Returns how many entries it posted. For the worker, and `advocado ledger expire`."""
+    marker = literal(EXPIRE) + cast(LedgerEntry.id, String)
+    done = select(LedgerEntry.key).where(LedgerEntry.key.like(f"{EXPIRE}%"))
+    accounts = sorted(
+        set(
+            session.scalars(
+                select(LedgerEntry.credit_account).where(
+                    LedgerEntry.expires_at.is_not(None),
+                    LedgerEntry.expires_at <= now,
+                    LedgerEntry.reverses_id.is_(None),
+                    LedgerEntry.credit_account.like("customer:%"),
+                    marker.not_in(done),
+                )
+            )
+        )
+    )
+    posted = 0
+    for name in accounts:
+        customer_id = int(name.split(":")[1])
+        _lock_customer(session, customer_id)
+        lots = {row.id: row for row in session.scalars(
+            select(LedgerEntry).where(LedgerEntry.credit_account == name)
+        )}  # fmt: skip
+        for lot_id, remaining in expiring(postings(session, name), now):
+            lot = lots[lot_id]
+            if post(
+                session,
+                key=f"{EXPIRE}{lot_id}",
+                asset=lot.asset,
+                debit=name,
+                credit=EXPIRED_ACCOUNT,
+                amount=remaining,
+                available_at=now,
+                reward_id=lot.reward_id,
+                memo=f"expired unspent on {lot.expires_at:%Y-%m-%d} / 过期未使用",
+            ):
+                posted += 1
+    return posted

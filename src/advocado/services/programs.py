@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from advocado.domain.programs import (
 )
 from advocado.services import audit
 from advocado.services.upserts import Kind, Mode, upsert
-from advocado.store.models import Customer, Program, ReferralCode
+from advocado.store.models import Customer, Program, ReferralCode, ReferralCounter
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ def apply_program(session: Session, data: dict[str, Any], *, actor: str = audit.
             before=before,
             after=row.config,
         )
+    if not created:  # counters follow the rules: made again from the history when next needed
+        session.execute(delete(ReferralCounter).where(ReferralCounter.program_id == row.id))
     warnings = [SECOND_LEVEL_WARNING] if config.second_level else []
     return Applied(config.slug, created, warnings)
 

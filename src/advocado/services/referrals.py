@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from advocado import clock
-from advocado.domain import fraud, progress
+from advocado.domain import fraud, progress, refunds
 from advocado.domain.attribution import (
     Attribution,
     ClickSeen,
@@ -45,9 +45,11 @@ from advocado.store.models import (
     Click,
     Customer,
     Order,
+    OrderRefund,
     Program,
     Referral,
     ReferralCode,
+    ReferralCounter,
     ReferralEvent,
     ReferralNotice,
     Reward,
@@ -126,6 +128,8 @@ def ingest_event(engine: Engine, event: EventIn) -> dict[str, Any]:
         raise EventError("order_external_id", f"needed for {event.type}")
     if event.type == "order" and (event.amount is None or not event.currency):
         raise EventError("amount", "an order needs amount (minor units) and currency")
+    if event.type == "refund" and event.amount is not None and event.amount <= 0:
+        raise EventError("amount", "a refund's amount is positive (minor units); omit it for all")
     if event.ip:
         event = dataclasses.replace(event, ip_hash=hash_ip(event.ip, ip_salt(engine)))
     for attempt in range(6):
@@ -149,7 +153,7 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
     now = clock.now()
     claimed = session.scalar(
         _dialect(session)
-        .insert(ReferralEvent)
+        .insert(ReferralEvent.__table__)  # Core: no ORM bookkeeping per column
         .values(
             event_id=event.event_id,
             type=event.type,
@@ -158,7 +162,7 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
             received_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(ReferralEvent.id)
+        .returning(ReferralEvent.__table__.c.id)
     )
     if claimed is None:
         stored = session.scalar(
@@ -211,15 +215,14 @@ def _customer(session: Session, event: EventIn) -> Customer:
         )
     else:
         statement = statement.on_conflict_do_nothing(index_elements=[Customer.external_id])
-    customer_id = session.scalar(statement.returning(Customer.id))
-    if customer_id is None:
-        customer_id = session.scalar(
-            select(Customer.id).where(Customer.external_id == event.customer_external_id)
+    customer = session.scalar(
+        statement.returning(Customer), execution_options={"populate_existing": True}
+    )
+    if customer is None:  # known already, nothing new sent: read it
+        customer = session.scalar(
+            select(Customer).where(Customer.external_id == event.customer_external_id)
         )
-    customer = session.get(Customer, customer_id)
     assert customer is not None
-    if given:
-        session.refresh(customer)
     return customer
 
 
@@ -255,7 +258,7 @@ def _ordered_before(session: Session, customer_id: int, at: datetime, but: str |
 
 
 def _attribute(
-    session: Session, event: EventIn, friend: Customer
+    session: Session, event: EventIn, friend: Customer, existing: bool | None = None
 ) -> tuple[Attribution | NotAttributed, Program | None]:
     entered = None
     program = None
@@ -269,11 +272,14 @@ def _attribute(
             entered = _code_seen(found[1], found[0], event.occurred_at)
             program = found[1]
     clicks = _clicks_of(session, event.visitor_id, event.occurred_at)
-    existing = _ordered_before(session, friend.id, event.occurred_at, event.order_external_id)
+    if existing is None:
+        existing = _ordered_before(session, friend.id, event.occurred_at, event.order_external_id)
     decision = attribute(
         at=event.occurred_at, entered=entered, clicks=clicks, existing_customer=existing
     )
-    if isinstance(decision, Attribution):
+    if isinstance(decision, Attribution) and (
+        program is None or program.id != decision.code.program_id
+    ):
         program = session.get(Program, decision.code.program_id)
     if event.referral_code and entered is None and isinstance(decision, NotAttributed):
         decision = NotAttributed(
@@ -282,16 +288,32 @@ def _attribute(
     return decision, program
 
 
-def _identity(session: Session, customer: Customer, event: EventIn | None) -> fraud.Identity:
-    """What is known of a person from their own events (devices, networks, payments)."""
-    payloads = list(
-        session.scalars(
-            select(ReferralEvent.payload)
-            .where(ReferralEvent.customer_id == customer.id)
-            .order_by(ReferralEvent.id.desc())
-            .limit(50)
+def _recent_payloads(session: Session, *customer_ids: int) -> dict[int, list[dict[str, Any]]]:
+    """Each customer's last 50 event payloads, for all of them in one query."""
+    ranked = (
+        select(
+            ReferralEvent.customer_id,
+            ReferralEvent.payload,
+            func.row_number()
+            .over(partition_by=ReferralEvent.customer_id, order_by=ReferralEvent.id.desc())
+            .label("n"),
         )
+        .where(ReferralEvent.customer_id.in_(customer_ids))
+        .subquery()
     )
+    found: dict[int, list[dict[str, Any]]] = {i: [] for i in customer_ids}
+    for customer_id, payload in session.execute(
+        select(ranked.c.customer_id, ranked.c.payload).where(ranked.c.n <= 50)
+    ):
+        found[customer_id].append(payload)
+    return found
+
+
+def _identity(
+    customer: Customer, event: EventIn | None, payloads: list[dict[str, Any]]
+) -> fraud.Identity:
+    """What is known of a person from their own events (devices, networks, payments)."""
+    payloads = list(payloads)
     if event is not None:
         payloads.append(event.payload())
     visitors = {p["visitor_id"] for p in payloads if p.get("visitor_id")}
@@ -314,7 +336,12 @@ def _identity(session: Session, customer: Customer, event: EventIn | None) -> fr
 
 
 def _fraud_check(
-    session: Session, program: Program, advocate_id: int, friend: Customer, event: EventIn
+    session: Session,
+    program: Program,
+    advocate_id: int,
+    friend: Customer,
+    event: EventIn,
+    code_id: int | None = None,
 ) -> fraud.Verdict:
     config = config_of(program)
     advocate = session.get(Customer, advocate_id)
@@ -328,33 +355,35 @@ def _fraud_check(
             Referral.referee_id != friend.id,
         )
     )
-    code = session.scalar(
-        select(ReferralCode).where(
-            ReferralCode.program_id == program.id, ReferralCode.customer_id == advocate_id
+    if code_id is None:
+        code_id = session.scalar(
+            select(ReferralCode.id).where(
+                ReferralCode.program_id == program.id, ReferralCode.customer_id == advocate_id
+            )
         )
-    )
     unique_clicks, hosts = 0, []
-    if code is not None:
+    if code_id is not None:
         day_ago = event.occurred_at - timedelta(days=1)
         unique_clicks = (
             session.scalar(
                 select(func.count(func.distinct(Click.fingerprint))).where(
-                    Click.code_id == code.id, Click.clicked_at >= day_ago, Click.is_bot.is_(False)
+                    Click.code_id == code_id, Click.clicked_at >= day_ago, Click.is_bot.is_(False)
                 )
             )
             or 0
         )
         referrers = session.scalars(
             select(Click.referrer)
-            .where(Click.code_id == code.id, Click.referrer.is_not(None))
+            .where(Click.code_id == code_id, Click.referrer.is_not(None))
             .distinct()
             .limit(100)
         )
         hosts = [urlsplit(r).hostname or "" for r in referrers]
+    payloads = _recent_payloads(session, advocate.id, friend.id)
     return fraud.check(
         config,
-        advocate=_identity(session, advocate, None),
-        friend=_identity(session, friend, event),
+        advocate=_identity(advocate, None, payloads[advocate.id]),
+        friend=_identity(friend, event, payloads[friend.id]),
         referrals_last_hour=recent or 0,
         unique_clicks_last_day=unique_clicks,
         referrer_hosts=hosts,
@@ -366,7 +395,7 @@ def _notice(
 ) -> None:
     session.execute(
         _dialect(session)
-        .insert(ReferralNotice)
+        .insert(ReferralNotice.__table__)
         .values(
             referral_id=referral.id,
             customer_id=customer_id,
@@ -380,22 +409,26 @@ def _notice(
 
 
 def _create_referral(
-    session: Session, event: EventIn, friend: Customer
-) -> tuple[Referral | None, dict[str, Any]]:
-    """The friend's referral, attributed now (signup, or a code entered at checkout)."""
-    decision, program = _attribute(session, event, friend)
+    session: Session, event: EventIn, friend: Customer, existing: bool | None = None
+) -> tuple[Referral | None, dict[str, Any], Program | None]:
+    """The friend's referral, attributed now (signup, or a code entered at checkout), with
+    its program."""
+    decision, program = _attribute(session, event, friend, existing)
     if isinstance(decision, NotAttributed) or program is None:
-        return None, {
-            "attributed": False,
-            "reason": {"en": decision.because_en, "zh": decision.because_zh},
-        }
+        return (
+            None,
+            {"attributed": False, "reason": {"en": decision.because_en, "zh": decision.because_zh}},
+            None,
+        )
     advocate_id = decision.code.advocate_id
-    verdict = _fraud_check(session, program, advocate_id, friend, event)
+    verdict = _fraud_check(
+        session, program, advocate_id, friend, event, code_id=decision.code.code_id
+    )
     status = {fraud.ALLOW: SIGNED_UP, fraud.REVIEW: REVIEW, fraud.REJECT: REJECTED}[
         verdict.decision
     ]
     now = clock.now()
-    referral_id = session.scalar(
+    referral = session.scalar(
         _dialect(session)
         .insert(Referral)
         .values(
@@ -412,17 +445,16 @@ def _create_referral(
             updated_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(Referral.id)
+        .returning(Referral),
+        execution_options={"populate_existing": True},
     )
-    if referral_id is None:  # already referred in this program: the first attribution stands
-        existing = session.scalar(
+    if referral is None:  # already referred in this program: the first attribution stands
+        first = session.scalar(
             select(Referral).where(
                 Referral.program_id == program.id, Referral.referee_id == friend.id
             )
         )
-        return existing, {"attributed": True, "already": True}
-    referral = session.get(Referral, referral_id)
-    assert referral is not None
+        return first, {"attributed": True, "already": True}, program
     config = config_of(program)
     friend_name = progress.mask(friend.name)
     if status == REJECTED:
@@ -439,23 +471,28 @@ def _create_referral(
             session, referral, advocate_id, "signed_up", progress.signed_up(friend_name, config)
         )
         _issue_on_signup(session, program, referral, friend, event.occurred_at)
-    return referral, {
-        "attributed": True,
-        "program": program.slug,
-        "source": decision.source,
-        "because": {"en": decision.because_en, "zh": decision.because_zh},
-        "status": status,
-        "findings": [f.as_dict() for f in verdict.findings],
-    }
+    return (
+        referral,
+        {
+            "attributed": True,
+            "program": program.slug,
+            "source": decision.source,
+            "because": {"en": decision.because_en, "zh": decision.because_zh},
+            "status": status,
+            "findings": [f.as_dict() for f in verdict.findings],
+        },
+        program,
+    )
 
 
 # --- the three events -------------------------------------------------------------------
 
 
 def _signup(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]:
-    referral, outcome = _create_referral(session, event, friend)
+    referral, outcome, program = _create_referral(session, event, friend)
     if referral is not None and referral.status == SIGNED_UP:
-        program = session.get(Program, referral.program_id)
+        if program is None or program.id != referral.program_id:
+            program = session.get(Program, referral.program_id)
         assert program is not None
         if config_of(program).qualifying_event == "signup":
             outcome["qualification"] = _qualify(session, program, referral, event, None, False)
@@ -475,11 +512,9 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
     }
     session.execute(
         _dialect(session)
-        .insert(Order)
+        .insert(Order.__table__)
         .values(external_id=order_id, status="paid", created_at=now, updated_at=now, **fields)
-        .on_conflict_do_update(
-            index_elements=[Order.external_id], set_={**fields, "updated_at": now}
-        )
+        .on_conflict_do_update(index_elements=["external_id"], set_={**fields, "updated_at": now})
     )
     outcome: dict[str, Any] = {"order": order_id, "first_order": first}
     referrals = list(
@@ -487,13 +522,16 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
             select(Referral).where(Referral.referee_id == friend.id).order_by(Referral.id)
         )
     )
+    known: dict[int, Program] = {}  # held here: the session's identity map is weak
     if not referrals and (event.referral_code or event.visitor_id) and first:
-        referral, attributed = _create_referral(session, event, friend)
+        referral, attributed, program = _create_referral(session, event, friend, existing=not first)
         outcome.update(attributed)
         referrals = [referral] if referral is not None else []
+        if program is not None:
+            known[program.id] = program
     results = []
     for referral in referrals:
-        program = session.get(Program, referral.program_id)
+        program = known.get(referral.program_id) or session.get(Program, referral.program_id)
         assert program is not None
         results.append(_qualify(session, program, referral, event, event.amount, first))
     if results:
@@ -511,11 +549,17 @@ def _qualify(
 ) -> dict[str, Any]:
     config = config_of(program)
     result: dict[str, Any] = {"program": program.slug, "referral_id": referral.id}
-    # Lock the referral so two orders of one friend cannot both qualify it.
-    session.execute(
-        select(Referral.id).where(Referral.id == referral.id).with_for_update(key_share=True)
-    )
-    session.refresh(referral)
+    _lock_program(session, program.id)
+    # Lock the referral so two orders of one friend cannot both qualify it, and read it as it
+    # is now. (SQLite: the transaction holds the only write lock since BEGIN IMMEDIATE, so
+    # what this session read is current.)
+    if _dialect(session) is postgresql:
+        session.execute(
+            select(Referral)
+            .where(Referral.id == referral.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
     if referral.status not in (SIGNED_UP, REVIEW) or referral.qualified_at is not None:
         return {
             **result,
@@ -539,7 +583,7 @@ def _qualify(
         assert friend is not None
         verdict = _fraud_check(session, program, referral.advocate_id, friend, event)
         if verdict.decision != fraud.ALLOW:
-            referral.status = REVIEW if verdict.decision == fraud.REVIEW else REJECTED
+            _set_status(session, referral, REVIEW if verdict.decision == fraud.REVIEW else REJECTED)
             referral.reason = verdict.reason
             referral.findings = [*referral.findings, *(f.as_dict() for f in verdict.findings)]
     if referral.status != SIGNED_UP:
@@ -553,7 +597,7 @@ def _qualify(
             },
             "findings": referral.findings,
         }
-    referral.status = QUALIFIED
+    _set_status(session, referral, QUALIFIED, config)
     cause = f"{event.type}:{event.order_external_id or referral.id}"
     issued = _issue(
         session,
@@ -600,6 +644,145 @@ def _qualifies(
     return True, "", ""
 
 
+# --- counters (budget, tiers, monthly cap) ---------------------------------------------
+# Kept in `referral_counters` in the same transaction as what they count; issuers of one
+# program are serialised (the program row's lock on PostgreSQL, the single writer on SQLite),
+# so a counter read under that lock is exact. Every change of a referral's status goes through
+# _set_status and every reward issued or reversed adjusts "spent", so a counter always equals
+# what a sum over the history would give (test_counters_equal_the_history checks it).
+
+SUCCESS = (QUALIFIED, REWARDED)
+
+
+def _month(at: datetime) -> tuple[str, datetime, datetime]:
+    start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return f"{start:%Y-%m}", start, end
+
+
+def _counter_history(session: Session, program_id: int, scope: str) -> int:
+    """What a counter is, summed from the history (its value the first time it is needed)."""
+    kind, _, rest = scope.partition(":")
+    if kind == "spent":
+        return sum(
+            money_value_of(k, a)
+            for k, a in session.execute(
+                select(Reward.kind, Reward.amount).where(
+                    Reward.program_id == program_id, Reward.reversed_at.is_(None)
+                )
+            )
+        )
+    if kind == "successes":
+        return (
+            session.scalar(
+                select(func.count(Referral.id)).where(
+                    Referral.program_id == program_id,
+                    Referral.advocate_id == int(rest),
+                    Referral.status.in_(SUCCESS),
+                )
+            )
+            or 0
+        )
+    if kind == "rewarded":
+        advocate, _, month = rest.partition(":")
+        _, start, end = _month(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC))
+        return (
+            session.scalar(
+                select(func.count(Referral.id)).where(
+                    Referral.program_id == program_id,
+                    Referral.advocate_id == int(advocate),
+                    Referral.status == REWARDED,
+                    Referral.qualified_at >= start,
+                    Referral.qualified_at < end,
+                )
+            )
+            or 0
+        )
+    raise ValueError(f"unknown counter {scope!r}")
+
+
+def _seen(session: Session) -> dict[tuple[int, str], int]:
+    """Counter values this transaction has read or written (no second read)."""
+    return session.info.setdefault("referral_counters", {})
+
+
+def counter(session: Session, program_id: int, scope: str) -> int:
+    """A counter's value (one indexed row); made from the history the first time."""
+    seen = _seen(session)
+    if (program_id, scope) in seen:
+        return seen[program_id, scope]
+    value = session.scalar(
+        select(ReferralCounter.value).where(
+            ReferralCounter.program_id == program_id, ReferralCounter.scope == scope
+        )
+    )
+    if value is None:
+        value = _counter_history(session, program_id, scope)
+        session.execute(
+            _dialect(session)
+            .insert(ReferralCounter)
+            .values(program_id=program_id, scope=scope, value=value)
+            .on_conflict_do_nothing()
+        )
+    seen[program_id, scope] = value
+    return value
+
+
+def _bump(session: Session, program_id: int, scope: str, delta: int) -> None:
+    """Add to a counter if it exists (if not, it will be made from the history, which already
+    includes this change)."""
+    if delta:
+        value = session.scalar(
+            update(ReferralCounter)
+            .where(ReferralCounter.program_id == program_id, ReferralCounter.scope == scope)
+            .values(value=ReferralCounter.value + delta)
+            .returning(ReferralCounter.value)
+            .execution_options(synchronize_session=False)
+        )
+        if value is None:
+            _seen(session).pop((program_id, scope), None)
+        else:
+            _seen(session)[program_id, scope] = value
+
+
+def _set_status(
+    session: Session, referral: Referral, status: str, config: ProgramConfig | None = None
+) -> None:
+    """The one place a stored referral changes status, keeping the counters in step. The
+    monthly counter is kept only while the program has a monthly cap (applying a program
+    drops its counters, so they are made again from the history under the new rules)."""
+    old = referral.status
+    if old == status:
+        return
+    program_id, advocate = referral.program_id, referral.advocate_id
+    delta = (status in SUCCESS) - (old in SUCCESS)
+    _bump(session, program_id, f"successes:{advocate}", delta)
+    if config is None:
+        program = session.get(Program, program_id)
+        assert program is not None
+        config = config_of(program)
+    capped = config.cap_per_advocate_per_month is not None
+    if capped and REWARDED in (old, status) and referral.qualified_at is not None:
+        month = _month(referral.qualified_at)[0]
+        _bump(session, program_id, f"rewarded:{advocate}:{month}", 1 if status == REWARDED else -1)
+    referral.status = status
+
+
+def _lock_program(session: Session, program_id: int) -> None:
+    """Serialise the writers of one program's counters (qualifying, issuing, clawing back),
+    taken before any of them changes: FOR NO KEY UPDATE, which does not block the FOR KEY
+    SHARE locks that inserting rows referencing the program takes (FOR UPDATE would turn those
+    into deadlocks). Once per transaction. SQLite: BEGIN IMMEDIATE already serialises."""
+    if _dialect(session) is not postgresql:
+        return
+    locked = session.info.setdefault("locked_programs", set())
+    if program_id not in locked:
+        session.execute(
+            select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
+        )
+        locked.add(program_id)
+
+
 def _issue_on_signup(session, program, referral, friend, at) -> None:  # type: ignore[no-untyped-def]
     """The rewards of the "attributed" stage (the friend's offer), caused by the signup."""
     _issue(
@@ -631,24 +814,12 @@ def _issue(
     recipients = ("referee",) if stage == "attributed" else ("referrer", "level2")
     if not any(rule.to in recipients for rule in config.rules):
         if stage == "qualified":
-            referral.status = QUALIFIED
+            _set_status(session, referral, QUALIFIED)
         return {"rewards": [], "skipped": []}
-    # FOR NO KEY UPDATE: serialises issuers of one program (tiers, caps, budgets count what is
-    # there) without blocking the FOR KEY SHARE locks that inserting rows referencing the
-    # program takes, which FOR UPDATE would turn into deadlocks between concurrent events.
-    session.execute(
-        select(Program.id).where(Program.id == program.id).with_for_update(key_share=True)
-    )
-    successes = (
-        session.scalar(
-            select(func.count(Referral.id)).where(
-                Referral.program_id == program.id,
-                Referral.advocate_id == referral.advocate_id,
-                Referral.status.in_((REWARDED, QUALIFIED)),
-                Referral.id != referral.id,
-            )
-        )
-        or 0
+    _lock_program(session, program.id)
+    # The advocate's other successful referrals (this one is counted if it already is one).
+    successes = counter(session, program.id, f"successes:{referral.advocate_id}") - (
+        referral.status in SUCCESS
     )
     # Surprises won so far (their budget), counted on the (program, rule, …) unique index,
     # and only for programs that have hidden rules: this runs on every rewarding event.
@@ -672,18 +843,11 @@ def _issue(
     grants = [g for g in evaluate(config, trigger, surprises_won=won) if g.to in recipients]
     skipped: list[dict[str, str]] = []
     if stage == "qualified" and config.cap_per_advocate_per_month is not None:
-        month = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        this_month = (
-            session.scalar(
-                select(func.count(Referral.id)).where(
-                    Referral.program_id == program.id,
-                    Referral.advocate_id == referral.advocate_id,
-                    Referral.status == REWARDED,
-                    Referral.qualified_at >= month,
-                    Referral.id != referral.id,
-                )
-            )
-            or 0
+        month = _month(at)[0]
+        this_month = counter(session, program.id, f"rewarded:{referral.advocate_id}:{month}") - (
+            referral.status == REWARDED
+            and referral.qualified_at is not None
+            and _month(referral.qualified_at)[0] == month
         )
         if this_month >= config.cap_per_advocate_per_month:
             skipped += [
@@ -694,14 +858,7 @@ def _issue(
             grants = [g for g in grants if g.to != "referrer"]
     spent = 0
     if config.budget is not None:
-        spent = sum(
-            money_value_of(kind, amount)
-            for kind, amount in session.execute(
-                select(Reward.kind, Reward.amount).where(
-                    Reward.program_id == program.id, Reward.reversed_at.is_(None)
-                )
-            )
-        )
+        spent = counter(session, program.id, "spent")
     hold_end = at + timedelta(days=config.hold_days) if stage == "qualified" else at
     issued: list[dict[str, Any]] = []
     friend = session.get(Customer, referral.referee_id)
@@ -744,7 +901,7 @@ def _issue(
             )
             _notice(session, referral, beneficiary, f"reward:{grant.rule}", text)
     if stage == "qualified":
-        referral.status = REWARDED if issued else QUALIFIED
+        _set_status(session, referral, REWARDED if issued else QUALIFIED, config)
         if not issued and skipped:
             referral.reason = " | ".join(f"{s['en']} / {s['zh']}" for s in skipped)
     return {"rewards": issued, "skipped": skipped}
@@ -785,7 +942,7 @@ def _grant(
     trigger); None if it already exists."""
     reward_id = session.scalar(
         _dialect(session)
-        .insert(Reward)
+        .insert(Reward.__table__)
         .values(
             program_id=program.id,
             rule=grant.rule,
@@ -802,10 +959,12 @@ def _grant(
             created_at=clock.now(),
         )
         .on_conflict_do_nothing()
-        .returning(Reward.id)
+        .returning(Reward.__table__.c.id)
     )
     if reward_id is None:
         return None
+    if config.budget is not None:
+        _bump(session, program.id, "spent", money_value(grant))
     if grant.type in ("points", "credit"):
         asset = ledger.POINTS if grant.type == "points" else config.currency
         expires = hold_end + timedelta(days=grant.valid_days) if grant.valid_days else None
@@ -834,20 +993,85 @@ def _grant(
 
 
 def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, Any]:
+    """A refund of the whole order (no amount, or as much as is left) or of part of it. Per
+    program (domain/refunds): if what the friend kept no longer meets the program's minimum,
+    rewards still in their hold are clawed back and the referral is rejected; a reward whose
+    hold has ended stands; a partial refund that leaves enough changes nothing."""
     order_id = event.order_external_id
+    assert order_id is not None
     order = session.scalar(select(Order).where(Order.external_id == order_id))
+    refunded_before = (
+        session.scalar(
+            select(func.coalesce(func.sum(OrderRefund.amount), 0)).where(
+                OrderRefund.order_external_id == order_id
+            )
+        )
+        or 0
+    )
     if order is not None:
-        order.status = "refunded"
+        left = order.amount - refunded_before
+        amount = left if event.amount is None else min(event.amount, max(left, 0))
+    else:
+        amount = event.amount or 0
+    session.execute(
+        _dialect(session)
+        .insert(OrderRefund)
+        .values(
+            event_id=event.event_id,
+            order_external_id=order_id,
+            amount=amount,
+            refunded_at=event.occurred_at,
+        )
+        .on_conflict_do_nothing()
+    )
+    whole = order is None or event.amount is None or refunded_before + amount >= order.amount
+    if order is not None:
+        order.status = "refunded" if whole else "partially_refunded"
         order.updated_at = clock.now()
     rewards = list(
         session.scalars(
             select(Reward)
             .where(Reward.trigger == f"order:{order_id}", Reward.reversed_at.is_(None))
-            .with_for_update(key_share=True)
+            .order_by(Reward.id)
         )
     )
+    program_ids = sorted({r.program_id for r in rewards})
+    waiting = list(
+        session.scalars(
+            select(Referral).where(
+                Referral.qualifying_order == order_id, Referral.status.in_((REVIEW, QUALIFIED))
+            )
+        )
+    )
+    program_ids = sorted({*program_ids, *(r.program_id for r in waiting)})
+    for program_id in program_ids:  # counters change: as issuers do
+        _lock_program(session, program_id)
+    if _dialect(session) is postgresql and program_ids:
+        rewards = list(
+            session.scalars(
+                select(Reward)
+                .where(Reward.id.in_([r.id for r in rewards]), Reward.reversed_at.is_(None))
+                .order_by(Reward.id)
+                .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
+            )
+        )
+    decisions: dict[int, refunds.AfterRefund] = {}
+    for program_id in program_ids:
+        program = session.get(Program, program_id)
+        assert program is not None
+        decisions[program_id] = refunds.after_refund(
+            order_amount=order.amount if order is not None else None,
+            refunded_before=refunded_before,
+            refund=None if whole else amount,
+            min_amount=config_of(program).min_amount,
+        )
     reversed_, kept = [], []
     for reward in rewards:
+        decision = decisions[reward.program_id]
+        if decision.still_qualifies:
+            kept.append({"reward_id": reward.id, "en": decision.en, "zh": decision.zh})
+            continue
         if event.occurred_at >= reward.available_at:
             kept.append(
                 {
@@ -857,14 +1081,17 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
                 }
             )
             continue
-        claw_back(session, reward, en="order refunded within the hold", zh="订单在退款期内退款")
+        en = f"{decision.en} within the hold" if decision.full else decision.en
+        zh = f"{decision.zh}（在保留期内）"
+        claw_back(session, reward, en=en, zh=zh)
         reversed_.append(reward.id)
-    referral_ids = {r.referral_id for r in rewards if r.id in reversed_}
+    referral_ids = sorted({r.referral_id for r in rewards if r.id in reversed_})
     for referral_id in referral_ids:
         referral = session.get(Referral, referral_id)
         assert referral is not None
-        referral.status = REJECTED
-        referral.reason = "order refunded within the hold / 订单在退款期内退款"
+        decision = decisions[referral.program_id]
+        _set_status(session, referral, REJECTED)
+        referral.reason = f"{decision.en} within the hold / {decision.zh}（在保留期内）"
         referral.updated_at = clock.now()
         friend = session.get(Customer, referral.referee_id)
         _notice(
@@ -875,18 +1102,25 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
             progress.clawed_back(progress.mask(friend.name if friend else None)),
         )
     # A refunded order that only qualified (rewards not yet out, e.g. under review) no longer
-    # qualifies: the referral goes back to waiting.
-    waiting = session.scalars(
-        select(Referral).where(
-            Referral.qualifying_order == order_id, Referral.status.in_((REVIEW, QUALIFIED))
-        )
-    )
+    # qualifies unless enough of it was kept: the referral goes back to waiting.
     for referral in waiting:
+        if decisions[referral.program_id].still_qualifies:
+            continue
         referral.qualified_at = None
         referral.qualifying_order = None
         if referral.status == QUALIFIED:
-            referral.status = SIGNED_UP
-    return {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
+            _set_status(session, referral, SIGNED_UP)
+    outcome: dict[str, Any] = {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
+    outcome["refund"] = {
+        "amount": amount,
+        "whole": whole,
+        "remaining": 0 if whole or order is None else order.amount - refunded_before - amount,
+        "decisions": {
+            str(pid): {"qualifies": d.still_qualifies, "en": d.en, "zh": d.zh}
+            for pid, d in decisions.items()
+        },
+    }
+    return outcome
 
 
 def claw_back(
@@ -906,6 +1140,10 @@ def claw_back(
     )
     reward.reversed_at = clock.now()
     reward.reversal_reason = f"{en} / {zh}"
+    program = session.get(Program, reward.program_id)
+    assert program is not None
+    if config_of(program).budget is not None:
+        _bump(session, reward.program_id, "spent", -money_value_of(reward.kind, reward.amount))
     entry = session.scalar(
         select(LedgerEntry).where(
             LedgerEntry.reward_id == reward.id, LedgerEntry.reverses_id.is_(None)
@@ -940,6 +1178,9 @@ def decide(
 ) -> dict[str, Any]:
     """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
     with unit_of_work(engine) as session:
+        program_id = session.scalar(select(Referral.program_id).where(Referral.id == referral_id))
+        if program_id is not None:
+            _lock_program(session, program_id)
         referral = session.scalar(
             select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)
         )
@@ -962,7 +1203,7 @@ def decide(
             after={"status": SIGNED_UP if approve else REJECTED, "note": note},
         )
         if not approve:
-            referral.status = REJECTED
+            _set_status(session, referral, REJECTED)
             referral.reason = f"rejected on review: {note}" if note else (referral.reason or "")
             _notice(
                 session,
@@ -974,11 +1215,11 @@ def decide(
                 ),
             )
             return _referral_view(session, referral, program.slug)
-        referral.status = SIGNED_UP
+        _set_status(session, referral, SIGNED_UP)
         referral.reason = f"approved on review: {note}" if note else "approved on review / 审核通过"
         _issue_on_signup(session, program, referral, friend, referral.signed_up_at)
         if referral.qualified_at is not None:
-            referral.status = QUALIFIED
+            _set_status(session, referral, QUALIFIED)
             order = session.scalar(
                 select(Order).where(Order.external_id == referral.qualifying_order)
             )
@@ -1115,6 +1356,44 @@ def program_stats(session: Session, slug: str | None = None) -> list[dict[str, A
     return found
 
 
+def _visitor_ids(session: Session, customer_id: int) -> set[str]:
+    """The visitor cookies a customer's own events carried."""
+    return {
+        p["visitor_id"]
+        for p in session.scalars(
+            select(ReferralEvent.payload).where(ReferralEvent.customer_id == customer_id)
+        )
+        if isinstance(p, dict) and p.get("visitor_id")
+    }
+
+
+STEPS = ("clicked", "signed_up", "qualified", "reward_pending", "rewarded")
+
+
+def _timeline(
+    session: Session, referral: Referral, status: str, code_id: int, visitors: set[str]
+) -> list[dict[str, Any]]:
+    """The steps a referral went through, oldest first: "clicked" (when the friend's first
+    click on the advocate's link is known), then signed up, qualified, and where it is now."""
+    steps: list[dict[str, Any]] = []
+    if visitors:
+        first = session.scalar(
+            select(func.min(Click.clicked_at)).where(
+                Click.code_id == code_id,
+                Click.visitor_id.in_(visitors),
+                Click.clicked_at <= referral.signed_up_at,
+            )
+        )
+        if first is not None:
+            steps.append({"status": "clicked", "at": first.isoformat()})
+    steps.append({"status": "signed_up", "at": referral.signed_up_at.isoformat()})
+    if referral.qualified_at is not None and status in ("qualified", *STEPS[3:], REJECTED):
+        steps.append({"status": "qualified", "at": referral.qualified_at.isoformat()})
+    if status not in ("signed_up", "qualified"):
+        steps.append({"status": status, "at": referral.updated_at.isoformat()})
+    return steps
+
+
 def advocate_progress(session: Session, customer_external_id: str) -> dict[str, Any]:
     """What the advocate sees: per program their code, link stats, friends and statuses;
     their notices (newest first); their balances and coupons."""
@@ -1141,6 +1420,7 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
             or 0
         )
         friends = []
+        joined_visitors: set[str] = set()
         for referral in session.scalars(
             select(Referral)
             .where(Referral.program_id == program.id, Referral.advocate_id == customer.id)
@@ -1148,14 +1428,29 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
         ):
             rewards = list(session.scalars(select(Reward).where(Reward.referral_id == referral.id)))
             friend = session.get(Customer, referral.referee_id)
+            visitors = _visitor_ids(session, referral.referee_id)
+            joined_visitors |= visitors
+            status = visible_status(referral, rewards, now)
             friends.append(
                 {
                     "friend": progress.mask(friend.name if friend else None),
-                    "status": visible_status(referral, rewards, now),
+                    "status": status,
                     "signed_up_at": referral.signed_up_at.isoformat(),
+                    "timeline": _timeline(session, referral, status, code.id, visitors),
                 }
             )
         joined = sum(1 for f in friends if f["status"] != REJECTED)
+        # People who clicked (no bots) and have not signed up yet: "clicked", the first status.
+        clicked_only = len(
+            set(
+                session.scalars(
+                    select(Click.visitor_id)
+                    .where(Click.code_id == code.id, Click.is_bot.is_(False))
+                    .distinct()
+                )
+            )
+            - joined_visitors
+        )
         programs.append(
             {
                 "program": program.slug,
@@ -1164,6 +1459,7 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
                 "clicks": raw,
                 "unique_clicks": unique,
                 "friends_joined": joined,
+                "clicked_not_joined": clicked_only,
                 "summary": {
                     "en": f"your link was clicked {raw} times, {joined} friends joined",
                     "zh": f"您的链接已被点击{raw}次，已有{joined}位好友加入",

@@ -628,3 +628,46 @@ class AuditEntry(Base):
 # The dashboard's click figures (all clicks and unique visitors of a period) read this index
 # alone, not the click rows.
 Index("ix_clicks_dashboard", Click.clicked_at, Click.is_bot, Click.fingerprint)
+# --- referrals ops (issue 4, migration 0004): counters, gift fulfilment, partial refunds ---
+
+
+class ReferralCounter(Base):
+    """A running count kept in the same transaction as what it counts, so a rule reads one
+    row instead of summing history on every event: a program's budget spent ("spent"), an
+    advocate's successful referrals ("successes:{advocate}", for tiers) and rewarded
+    referrals per month ("rewarded:{advocate}:{YYYY-MM}", for the monthly cap). A missing
+    row is computed from the history the first time it is needed."""
+
+    __tablename__ = "referral_counters"
+    __table_args__ = (UniqueConstraint("program_id", "scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    scope: Mapped[str] = mapped_column(String(100))
+    value: Mapped[int] = mapped_column(Integer)
+
+
+class GiftShipment(Base):
+    """A physical gift reward sent: at most one per reward (the unique key is the effect), with
+    the operator's tracking note. Gifts without a row are the fulfilment queue."""
+
+    __tablename__ = "gift_shipments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"), unique=True)
+    tracking: Mapped[str] = mapped_column(Text)
+    shipped_by: Mapped[str | None] = mapped_column(String(200))
+    shipped_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OrderRefund(Base):
+    """One refund of (part of) an order, once per refund event: what remains of the order is
+    its amount minus these."""
+
+    __tablename__ = "order_refunds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    order_external_id: Mapped[str] = mapped_column(String(200), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    refunded_at: Mapped[datetime] = mapped_column(UtcDateTime)

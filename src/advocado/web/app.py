@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from advocado import __version__
@@ -91,3 +92,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
 
     return app
+
+
+def create_server_app(database_url: str | None = None) -> ASGIApp:
+    """The app as served: /r/{code} answered at the front door (see web/links.front_door)."""
+    return links.front_door(create_app(database_url))

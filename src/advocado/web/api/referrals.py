@@ -20,7 +20,7 @@ from advocado import clock
 from advocado.domain.programs import ProgramError
 from advocado.domain.records import FieldError
 from advocado.domain.signing import sign
-from advocado.services import audit, coupons, programs, referrals
+from advocado.services import audit, coupons, gifts, ledger, programs, referrals
 from advocado.services.clicks import stored_secret
 from advocado.services.ledger import balances
 from advocado.store.db import unit_of_work
@@ -286,3 +286,79 @@ def reject(
     request: Request, referral_id: int, body: DecisionIn, key: ApiKey = Depends(api_key)
 ) -> Response:
     return _decide(request, key, referral_id, False, body.note)
+
+
+class SpendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    asset: str = Field("points", description='"points", or a currency code for store credit')
+    amount: int = Field(gt=0, description="Points, or minor units of credit.")
+    key: Text200 = Field(description="Your idempotency key: a retry with it spends nothing more.")
+    memo: str = Field("", max_length=500)
+
+
+@router.post(
+    "/advocates/{external_id}/spend",
+    summary="Spend points or store credit (idempotent by your key)",
+    description="201 with the entry and the balance after it; 200 with `duplicate: true` "
+    "when this key was used for this spend before; 409 when the available balance is "
+    "short (nothing is written); 422 naming the field otherwise.",
+)
+def spend(request: Request, external_id: str, body: SpendIn) -> Response:
+    try:
+        spent = ledger.spend_balance(
+            request.app.state.engine,
+            customer_external_id=external_id,
+            asset=body.asset,
+            amount=body.amount,
+            client_key=body.key,
+            memo=body.memo,
+        )
+    except ledger.InsufficientBalance as error:
+        return _json(
+            409,
+            {
+                "detail": str(error),
+                "field": "amount",
+                "available": error.available,
+                "wanted": error.wanted,
+            },
+        )
+    except ledger.SpendError as error:
+        if error.field == "customer":
+            return _json(404, {"detail": error.reason})
+        raise FieldError(error.field, error.reason) from None
+    return _json(200 if spent.duplicate else 201, spent.as_dict())
+
+
+@router.get("/gifts/pending", summary="The gift fulfilment queue (won, not yet shipped)")
+def get_pending_gifts(request: Request, program: str | None = None) -> Response:
+    items = gifts.pending_gifts(request.app.state.engine, program_slug=program)
+    return _json(200, {"items": items})
+
+
+class ShipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tracking: str = Field(min_length=1, max_length=500, description="Carrier and number, or a note")
+    shipped_by: str | None = Field(None, max_length=200)
+
+
+@router.post(
+    "/gifts/{reward_id}/ship",
+    summary="Mark a gift shipped, with its tracking note (once)",
+    description="201 when recorded; 200 with `duplicate: true` for the same note again; "
+    "404 no such gift; 409 still in the refund hold, clawed back, or shipped with "
+    "another note.",
+)
+def ship_gift(request: Request, reward_id: int, body: ShipIn) -> Response:
+    try:
+        view = gifts.mark_shipped(
+            request.app.state.engine,
+            reward_id=reward_id,
+            tracking=body.tracking,
+            shipped_by=body.shipped_by,
+        )
+    except gifts.GiftError as error:
+        if error.status == 422:
+            raise FieldError(error.field, error.reason) from None
+        return _json(error.status, {"detail": error.reason, "field": error.field})
+    return _json(200 if view["duplicate"] else 201, view)
