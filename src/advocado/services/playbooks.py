@@ -1,0 +1,878 @@
+"""Playbooks: applying them (versioned), enrolling customers, and running due steps durably.
+
+- *Apply*: a changed text makes a new version; enrolments keep the version they started on.
+- *Events*: what may enrol someone is an outbox row (`playbook_events`) written in the same
+  transaction as its cause (a response saved, an activity, a referral status change).
+  `dispatch_events` turns pending rows into enrolments, in one transaction per batch.
+- *Steps*: an enrolment's next step and when it falls due live in its row. A worker claims due
+  rows with a lease (a crashed worker's lease lapses and another takes the row over), runs
+  their steps and advances them in one transaction per batch (a savepoint per enrolment).
+  Each step's effect is keyed `enrolment:<id>:<step>` (the message, task, invitation, code all
+  carry it as a unique key), so re-running a step after a crash or a lapsed lease creates
+  nothing twice; the step's log row is unique on (enrolment, step) as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import yaml
+from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from advocado import clock
+from advocado.config import settings
+from advocado.domain import playbooks as rules
+from advocado.domain.playbooks import Condition, PlaybookError, PlaybookSpec, Step
+from advocado.services import segments
+from advocado.store.db import unit_of_work
+from advocado.store.models import (
+    Customer,
+    Enrolment,
+    EnrolmentStep,
+    Playbook,
+    PlaybookEvent,
+    PlaybookVersion,
+    Setting,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FILE = "default.yaml"
+DEFAULT_INSTALLED = "default_playbook_installed"
+LEASE = timedelta(seconds=int(os.environ.get("ADVOCADO_LEASE_SECONDS", "120")))
+MAX_ATTEMPTS = 5
+MAX_STEPS_PER_RUN = 64  # more than any playbook can have in a row without a wait
+ENDED = ("completed", "exited", "handed_off", "failed")
+
+
+class UnknownPlaybook(LookupError):
+    pass
+
+
+def _insert(session: Session) -> Any:
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+
+
+# --- applying -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    name: str
+    version: int
+    created: bool  # a new playbook
+    changed: bool  # a new version (False: the same text was applied again)
+
+
+def default_source() -> str:
+    return files("advocado.playbooks").joinpath(DEFAULT_FILE).read_text(encoding="utf-8")
+
+
+def apply_source(session: Session, *, source: str, file: str = "<playbook>") -> Applied:
+    """Create or update a playbook from YAML (or JSON) text. PlaybookError names file, line and
+    field. The same text again changes nothing; a changed one is the next version."""
+    data, spec = rules.load_source(source, file)
+    return _store(session, spec, source, data)
+
+
+def apply_data(session: Session, *, data: Any) -> Applied:
+    """The same from data (the API's JSON body)."""
+    spec = rules.parse_playbook(data)
+    source = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    return _store(session, spec, source, data)
+
+
+def _plain(data: Any) -> Any:
+    return json.loads(json.dumps(data, default=str, ensure_ascii=False))
+
+
+def _store(session: Session, spec: PlaybookSpec, source: str, data: Any) -> Applied:
+    now = clock.now()
+    definition = _plain(data)
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    playbook = session.scalar(select(Playbook).where(Playbook.name == spec.name).with_for_update())
+    created = playbook is None
+    if playbook is None:
+        playbook = Playbook(name=spec.name, enabled=spec.enabled, version=0, created_at=now,
+                            updated_at=now)  # fmt: skip
+        session.add(playbook)
+        session.flush()
+    else:
+        latest = session.scalar(
+            select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
+                                          PlaybookVersion.version == playbook.version)
+        )  # fmt: skip
+        if latest is not None and latest.digest == digest:
+            if latest.source != source:
+                latest.source = source  # comments or layout only: same behaviour
+            return Applied(spec.name, playbook.version, False, False)
+    playbook.version += 1
+    playbook.updated_at = now
+    if not created:
+        playbook.enabled = spec.enabled
+    session.add(PlaybookVersion(playbook_id=playbook.id, version=playbook.version, source=source,
+                                definition=definition, digest=digest,
+                                created_at=now))  # fmt: skip
+    session.flush()
+    return Applied(spec.name, playbook.version, created, True)
+
+
+def install_default(session: Session) -> bool:
+    """Applies the shipped default playbook once per database (the first time anything asks):
+    a user who disables or changes it later does not get it back. True if it was installed."""
+    inserted = session.execute(
+        _insert(session)(Setting)
+        .values(key=DEFAULT_INSTALLED, value=clock.now().isoformat())
+        .on_conflict_do_nothing(index_elements=[Setting.key])
+    )
+    if not inserted.rowcount:
+        return False
+    apply_source(session, source=default_source(), file=DEFAULT_FILE)
+    return True
+
+
+@cache
+def _spec_of(version_id: int, definition_json: str) -> PlaybookSpec:
+    return rules.parse_playbook(json.loads(definition_json))
+
+
+def spec_of(version: PlaybookVersion) -> PlaybookSpec:
+    """A version's parsed playbook (versions never change: parsed once per process)."""
+    return _spec_of(version.id, json.dumps(version.definition, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class PlaybookView:
+    name: str
+    title: dict[str, str]
+    enabled: bool
+    version: int
+    triggers: list[str]
+    steps: int
+    active: int  # enrolments running
+    ended: int
+    updated_at: datetime
+    source: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "enabled": self.enabled,
+                "version": self.version, "triggers": self.triggers, "steps": self.steps,
+                "active": self.active, "ended": self.ended,
+                "updated_at": self.updated_at.isoformat(), "source": self.source}  # fmt: skip
+
+
+def _find(session: Session, name: str) -> Playbook:
+    playbook = session.scalar(select(Playbook).where(Playbook.name == name))
+    if playbook is None:
+        raise UnknownPlaybook(f"no playbook {name!r} / 没有名为 {name} 的自动化剧本")
+    return playbook
+
+
+def _current(session: Session, playbook: Playbook) -> PlaybookVersion:
+    version = session.scalar(
+        select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
+                                      PlaybookVersion.version == playbook.version)
+    )  # fmt: skip
+    assert version is not None
+    return version
+
+
+def _view(session: Session, playbook: Playbook, counts: dict[tuple[int, bool], int],
+          with_source: bool) -> PlaybookView:  # fmt: skip
+    version = _current(session, playbook)
+    spec = spec_of(version)
+    return PlaybookView(
+        name=playbook.name, title=dict(spec.title), enabled=playbook.enabled,
+        version=playbook.version, triggers=[t.type for t in spec.triggers],
+        steps=len(spec.steps), active=counts.get((playbook.id, True), 0),
+        ended=counts.get((playbook.id, False), 0), updated_at=playbook.updated_at,
+        source=version.source if with_source else "",
+    )  # fmt: skip
+
+
+def _counts(session: Session) -> dict[tuple[int, bool], int]:
+    active = Enrolment.status == "active"
+    rows = session.execute(
+        select(Enrolment.playbook_id, active, func.count()).group_by(Enrolment.playbook_id, active)
+    )
+    return {(playbook_id, bool(is_active)): n for playbook_id, is_active, n in rows}
+
+
+def list_playbooks(session: Session) -> list[PlaybookView]:
+    counts = _counts(session)
+    found = session.scalars(select(Playbook).order_by(Playbook.name))
+    return [_view(session, playbook, counts, False) for playbook in found]
+
+
+def get_playbook(session: Session, *, name: str) -> PlaybookView:
+    return _view(session, _find(session, name), _counts(session), True)
+
+
+def set_enabled(session: Session, *, name: str, enabled: bool) -> PlaybookView:
+    """A disabled playbook enrols no one new; enrolments already running go on."""
+    playbook = _find(session, name)
+    playbook.enabled = enabled
+    playbook.updated_at = clock.now()
+    session.flush()
+    return get_playbook(session, name=name)
+
+
+def validate_source(source: str, file: str = "<playbook>") -> PlaybookError | None:
+    try:
+        rules.load_source(source, file)
+    except PlaybookError as error:
+        return error
+    return None
+
+
+# --- the outbox ---------------------------------------------------------------------------
+
+
+def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Outbox rows (kind, customer_id, subject, payload, occurred_at), in the caller's
+    transaction, set-based (one statement per batch)."""
+    if not rows:
+        return
+    table = PlaybookEvent.__table__
+    session.connection().execute(table.insert(), list(rows))
+
+
+def record_response_events(session: Session, changes: Iterable[tuple[Any, dict[str, Any]]]) -> None:
+    """Called by services.records for every response created or changed, in its transaction:
+    one `response_submitted` / `response_updated` row per response of a known customer."""
+    now = clock.now()
+    rows = []
+    for old, new in changes:
+        row_id = new.get("id") or (old or {}).get("id")
+        if new.get("customer_id") is None or row_id is None:
+            continue
+        rows.append({
+            "kind": "response_submitted" if old is None else "response_updated",
+            "customer_id": new["customer_id"], "subject": f"response:{row_id}",
+            "payload": {"score": new["score"], "survey": new["survey"],
+                        "submitted_at": new["submitted_at"].isoformat()},
+            "occurred_at": now, "processed_at": None,
+        })  # fmt: skip
+    record_events(session, rows)
+
+
+def record_event(
+    session: Session, *, kind: str, customer_id: int, subject: str,
+    payload: dict[str, Any] | None = None, occurred_at: datetime | None = None,
+) -> None:  # fmt: skip
+    """One outbox row (an activity, a referral status change), in the caller's transaction."""
+    if kind not in rules.EVENT_TRIGGERS:
+        raise ValueError(f"{kind!r} is not one of {', '.join(rules.EVENT_TRIGGERS)}")
+    record_events(session, [{"kind": kind, "customer_id": customer_id, "subject": subject,
+                             "payload": _plain(payload or {}),
+                             "occurred_at": occurred_at or clock.now(),
+                             "processed_at": None}])  # fmt: skip
+
+
+# --- enrolling ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Live:
+    playbook: Playbook
+    version: PlaybookVersion
+    spec: PlaybookSpec
+
+
+def live_playbooks(session: Session) -> list[Live]:
+    found = []
+    for playbook in session.scalars(select(Playbook).where(Playbook.enabled.is_(True))):
+        version = _current(session, playbook)
+        found.append(Live(playbook, version, spec_of(version)))
+    return found
+
+
+def not_asked_since(session: Session, customer_ids: list[int], since: datetime) -> set[int]:
+    """Those not sent a marketing ask since `since` (messaging keeps that)."""
+    from advocado.services.messaging import last_asked_at
+
+    found = set()
+    for customer_id in customer_ids:
+        asked = last_asked_at(session, customer_id=customer_id)
+        if asked is None or asked < since:
+            found.add(customer_id)
+    return found
+
+
+def matching(session: Session, condition: Condition, customer_ids: list[int],
+             now: datetime) -> set[int]:  # fmt: skip
+    """Which of these customers meet the condition (a segment filter + not asked in N days)."""
+    if not customer_ids:
+        return set()
+    chosen = set(customer_ids)
+    if condition.filters.as_dict():
+        chosen = segments.members_among(session, condition.filters, sorted(chosen))
+    if condition.not_asked_in_days is not None and chosen:
+        since = now - timedelta(days=condition.not_asked_in_days)
+        chosen = not_asked_since(session, sorted(chosen), since)
+    return chosen
+
+
+def _enrol(session: Session, live: Live, wanted: dict[int, tuple[str, dict[str, Any]]],
+           now: datetime) -> int:  # fmt: skip
+    """Enrols customer -> (cause, context) where the playbook's conditions hold, once per
+    cause, and not while the customer is still running in the playbook. Returns how many."""
+    ids = sorted(matching(session, live.spec.conditions, sorted(wanted), now))
+    if not ids:
+        return 0
+    running: set[int] = set()
+    for start in range(0, len(ids), 900):
+        running.update(session.scalars(
+            select(Enrolment.customer_id).where(
+                Enrolment.playbook_id == live.playbook.id, Enrolment.status == "active",
+                Enrolment.customer_id.in_(ids[start : start + 900]))
+        ))  # fmt: skip
+    first = live.spec.steps[0].id
+    rows = [
+        {"playbook_id": live.playbook.id, "version_id": live.version.id, "customer_id": cid,
+         "cause": wanted[cid][0], "status": "active", "step": first, "due_at": now,
+         "attempts": 0, "context": wanted[cid][1], "created_at": now, "updated_at": now}
+        for cid in ids if cid not in running
+    ]  # fmt: skip
+    made = 0
+    for start in range(0, len(rows), 500):
+        statement = _insert(session)(Enrolment).on_conflict_do_nothing(
+            index_elements=["playbook_id", "customer_id", "cause"]
+        )
+        made += session.execute(statement, rows[start : start + 500]).rowcount or 0
+    return made
+
+
+def _event_matches(trigger: rules.Trigger, event: PlaybookEvent) -> bool:
+    payload = event.payload or {}
+    if trigger.within is not None and "submitted_at" in payload:
+        submitted = datetime.fromisoformat(payload["submitted_at"])
+        if event.occurred_at - submitted > trigger.within:
+            return False
+    if trigger.survey and payload.get("survey") != trigger.survey:
+        return False
+    return not (trigger.statuses and payload.get("status") not in trigger.statuses)
+
+
+def dispatch_events(engine: Engine, *, now: datetime | None = None, batch: int = 2000) -> int:
+    """Turns pending outbox rows into enrolments; each batch in one transaction (a crash
+    leaves the batch pending, and enrolling twice is stopped by the unique cause)."""
+    now = now or clock.now()
+    enrolled = 0
+    while True:
+        with unit_of_work(engine) as session:
+            query = select(PlaybookEvent).where(PlaybookEvent.processed_at.is_(None))
+            query = query.order_by(PlaybookEvent.id).limit(batch)
+            if engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            events = list(session.scalars(query))
+            if not events:
+                return enrolled
+            for live in live_playbooks(session):
+                wanted: dict[int, tuple[str, dict[str, Any]]] = {}
+                for event in events:
+                    for trigger in live.spec.triggered_by(event.kind):
+                        if _event_matches(trigger, event):
+                            wanted.setdefault(
+                                event.customer_id,
+                                (event.subject, {"trigger": event.kind, **(event.payload or {})}),
+                            )
+                if wanted:
+                    enrolled += _enrol(session, live, wanted, now)
+            session.execute(
+                update(PlaybookEvent).where(PlaybookEvent.id.in_([e.id for e in events]))
+                .values(processed_at=now)
+            )  # fmt: skip
+            if len(events) < batch:
+                return enrolled
+
+
+def scan_triggers(engine: Engine, *, now: datetime | None = None) -> int:
+    """Enrols on the triggers that are states, not events: `segment_entered` (each member,
+    once per playbook: cause segment:<slug>) and `date` (on that day: cause date:<day>)."""
+    now = now or clock.now()
+    enrolled = 0
+    with unit_of_work(engine) as session:
+        for live in live_playbooks(session):
+            for trigger in live.spec.triggers:
+                audience: list[int] | None = None
+                cause = ""
+                if trigger.type == "segment_entered" and trigger.segment:
+                    try:
+                        _, spec = segments.segment_filter(session, slug=trigger.segment)
+                    except segments.SegmentNotFound:
+                        log.warning("playbook %s: no segment %s", live.spec.name, trigger.segment)
+                        continue
+                    audience = list(session.scalars(segments._members(session, spec, False)))
+                    cause = f"segment:{trigger.segment}"
+                elif trigger.type == "date" and trigger.on:
+                    day = trigger.on.replace(year=now.year) if trigger.yearly else trigger.on
+                    if not (day <= now.date() < day + timedelta(days=1)):
+                        continue
+                    cause = f"date:{day.isoformat()}"
+                    if trigger.segment:
+                        _, spec = segments.segment_filter(session, slug=trigger.segment)
+                        audience = list(session.scalars(segments._members(session, spec, False)))
+                    else:
+                        audience = list(session.scalars(select(Customer.id)))
+                if audience:
+                    context = {"trigger": trigger.type}
+                    enrolled += _enrol(session, live, {c: (cause, context) for c in audience},
+                                       now)  # fmt: skip
+    return enrolled
+
+
+def enrol_manually(
+    session: Session, *, name: str, customer_external_ids: Sequence[str], key: str | None = None
+) -> int:
+    """Enrols named customers by hand (CLI, API, console), through the playbook's conditions.
+    The same `key` again enrols no one twice. Unknown customers: LookupError naming them."""
+    playbook = _find(session, name)
+    version = _current(session, playbook)
+    live = Live(playbook, version, spec_of(version))
+    ids = dict(session.execute(
+        select(Customer.external_id, Customer.id).where(
+            Customer.external_id.in_(list(customer_external_ids)))
+    ).tuples())  # fmt: skip
+    missing = [e for e in customer_external_ids if e not in ids]
+    if missing:
+        raise LookupError(f"no customer {missing[0]!r} / 没有客户 {missing[0]}")
+    now = clock.now()
+    cause = f"manual:{key or now.isoformat()}"
+    return _enrol(session, live, {cid: (cause, {"trigger": "manual"}) for cid in ids.values()},
+                  now)  # fmt: skip
+
+
+# --- running steps ------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    outcome: str
+    reason: str
+    effect: str | None = None
+    goto: str | None = None  # jump to this step instead of the following one
+    end: str | None = None  # ends the enrolment with this status
+    due_at: datetime | None = None  # a wait: the following step runs then
+
+
+@dataclass
+class RunReport:
+    enrolled: int = 0
+    claimed: int = 0
+    steps: int = 0
+    failed: int = 0
+    delivered: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        delivered = self.delivered
+        if delivered is not None and hasattr(delivered, "__dataclass_fields__"):
+            from dataclasses import asdict
+
+            delivered = asdict(delivered)
+        return {"enrolled": self.enrolled, "claimed": self.claimed, "steps": self.steps,
+                "failed": self.failed, "delivered": delivered, **self.extra}  # fmt: skip
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_due(engine: Engine, *, now: datetime, owner: str, limit: int) -> list[int]:
+    """Takes up to `limit` due enrolments that nobody holds (or whose holder's lease lapsed)
+    and holds them for LEASE. Concurrent workers never get the same row."""
+    with unit_of_work(engine) as session:
+        free = or_(Enrolment.lease_until.is_(None), Enrolment.lease_until < now)
+        query = (
+            select(Enrolment.id)
+            .where(Enrolment.status == "active", Enrolment.due_at <= now, free)
+            .order_by(Enrolment.due_at, Enrolment.id)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if ids:
+            session.execute(
+                update(Enrolment).where(Enrolment.id.in_(ids), Enrolment.status == "active",
+                                        free)
+                .values(lease_owner=owner, lease_until=now + LEASE)
+            )  # fmt: skip
+        return ids
+
+
+class _Runner:
+    """Runs one enrolment's due steps inside the caller's transaction."""
+
+    def __init__(self, session: Session, enrolment: Enrolment, customer: Customer,
+                 spec: PlaybookSpec, now: datetime) -> None:  # fmt: skip
+        self.session, self.enrolment, self.customer = session, enrolment, customer
+        self.spec, self.now = spec, now
+        self.context: dict[str, Any] = dict(enrolment.context or {})
+
+    def key(self, step: Step) -> str:
+        return f"enrolment:{self.enrolment.id}:{step.id}"
+
+    def run(self) -> int:
+        """Runs steps until a wait or the end; returns how many ran."""
+        ran = 0
+        step_id = self.enrolment.step
+        status, due_at, reason = "active", self.now, None
+        while step_id is not None and ran < MAX_STEPS_PER_RUN:
+            step = self.spec.step(step_id)
+            result = getattr(self, f"_{step.action}")(step)
+            self.session.add(EnrolmentStep(
+                enrolment_id=self.enrolment.id, step=step.id, action=step.action,
+                outcome=result.outcome, reason=result.reason, effect=result.effect,
+                ran_at=self.now))  # fmt: skip
+            ran += 1
+            if result.end:
+                status, step_id, due_at, reason = result.end, None, None, result.reason
+                break
+            step_id = result.goto or self.spec.following(step)
+            if step_id is None:
+                status, due_at, reason = "completed", None, "all steps done / 全部步骤完成"
+                break
+            if result.due_at is not None and result.due_at > self.now:
+                due_at = result.due_at
+                break
+        self.session.flush()
+        changed = self.session.execute(
+            update(Enrolment).where(Enrolment.id == self.enrolment.id,
+                                    Enrolment.step == self.enrolment.step,
+                                    Enrolment.status == "active")
+            .values(step=step_id, status=status, due_at=due_at, lease_owner=None,
+                    lease_until=None, context=self.context, end_reason=reason,
+                    updated_at=self.now, attempts=0, last_error=None)
+        )  # fmt: skip
+        if changed.rowcount != 1:  # someone else advanced it meanwhile: undo ours
+            raise _Moved()
+        return ran
+
+    # one method per action ----------------------------------------------------------------
+
+    def _wait(self, step: Step) -> Outcome:
+        due = self.now + timedelta(seconds=step.params["for"])
+        if step.params["until"]:
+            due = rules.next_local_time(due, rules.parse_clock(step.params["until"]),
+                                        self.customer.timezone)  # fmt: skip
+        return Outcome("waiting", f"until {due.isoformat()} / 等待至 {due.isoformat()}",
+                       due_at=due)  # fmt: skip
+
+    def _branch(self, step: Step) -> Outcome:
+        for arm in rules.branch_arms(step):
+            if arm.condition is None or self.customer.id in matching(
+                self.session, arm.condition, [self.customer.id], self.now
+            ):
+                said = arm.condition.describe() if arm.condition else "otherwise"
+                return Outcome("chose", f"{said} -> {arm.goto} / 条件 {said} 成立,转到 "
+                                        f"{arm.goto}", goto=arm.goto)  # fmt: skip
+        return Outcome("chose", "no condition held: next step / 条件均不成立,继续下一步")
+
+    def _message_context(self) -> dict[str, Any]:
+        return {**self.spec.vars, **self.context, "playbook": self.spec.name}
+
+    def _send_message(self, step: Step) -> Outcome:
+        from advocado.services.messaging import enqueue_message
+
+        queued = enqueue_message(
+            self.session, customer_id=self.customer.id, template=step.params["template"],
+            channel=step.params["channel"], cause_key=self.key(step),
+            context=_plain(self._message_context()), marketing=step.params["marketing"],
+        )  # fmt: skip
+        return Outcome(
+            str(queued.status),
+            str(queued.reason or ""),
+            effect=f"message:{queued.message_id}" if queued.message_id else None,
+        )
+
+    def _issue_referral_code(self, step: Step) -> Outcome:
+        from advocado.services.programs import UnknownProgram, code_for
+
+        try:
+            code = code_for(self.session, program_slug=step.params["program"],
+                            customer_external_id=self.customer.external_id)  # fmt: skip
+        except UnknownProgram as error:
+            return Outcome("skipped", f"{error} / 没有推荐计划 {step.params['program']}")
+        self.context.update(referral_code=code.code, referral_path=f"/r/{code.code}",
+                            program=step.params["program"])  # fmt: skip
+        return Outcome("issued", f"code {code.code} in {step.params['program']} / 推荐码 "
+                                 f"{code.code}", effect=f"code:{code.code}")  # fmt: skip
+
+    def _invite_challenge(self, step: Step) -> Outcome:
+        from advocado.services import challenges
+
+        wanted = step.params["challenge"]
+        if wanted == "active":
+            challenge = challenges.active_challenge(self.session, now=self.now)
+        else:
+            challenge = challenges.challenge_by_slug(self.session, slug=wanted)
+        if challenge is None:
+            reason = "no challenge running / 当前没有进行中的挑战赛"
+            return Outcome("skipped", reason, goto=step.params.get("otherwise"))
+        invitation = challenges.invite(self.session, challenge=challenge,
+                                       customer_id=self.customer.id,
+                                       cause_key=self.key(step))  # fmt: skip
+        self.context.update(challenge=challenges.message_context(challenge, invitation))
+        return Outcome("invited", f"challenge {challenge.slug} / 挑战赛 {challenge.slug}",
+                       effect=f"invitation:{invitation.id}")  # fmt: skip
+
+    def _add_tag(self, step: Step) -> Outcome:
+        tag = step.params["tag"]
+        tags = list(self.customer.tags or [])
+        if tag in tags:
+            return Outcome("unchanged", f"already tagged {tag} / 已有标签 {tag}")
+        self.customer.tags = [*tags, tag]
+        return Outcome("tagged", f"tag {tag} added / 添加标签 {tag}")
+
+    def _remove_tag(self, step: Step) -> Outcome:
+        tag = step.params["tag"]
+        tags = list(self.customer.tags or [])
+        if tag not in tags:
+            return Outcome("unchanged", f"not tagged {tag} / 没有标签 {tag}")
+        self.customer.tags = [t for t in tags if t != tag]
+        return Outcome("untagged", f"tag {tag} removed / 移除标签 {tag}")
+
+    def _call_webhook(self, step: Step) -> Outcome:
+        body = json.dumps({
+            "event": step.params["event"], "playbook": self.spec.name,
+            "enrolment": self.enrolment.id, "step": step.id,
+            "customer": {"external_id": self.customer.external_id, "email": self.customer.email},
+            "context": _plain(self.context), "at": self.now.isoformat(),
+        }, ensure_ascii=False).encode()  # fmt: skip
+        status = post_signed(step.params["url"], body, key=self.key(step))
+        return Outcome("called", f"HTTP {status} / 已调用", effect=f"webhook:{status}")
+
+    def _create_task(self, step: Step) -> Outcome:
+        from advocado.services.tasks import create_task
+
+        params = step.params
+        task = create_task(
+            self.session, customer_id=self.customer.id, kind=params["kind"],
+            title=rules.localized(params["title"], self.customer.locale),
+            assignee_role=params["assignee_role"],
+            due_at=self.now + timedelta(seconds=params["due_in"]),
+            cause_key=self.key(step),
+            script=rules.localized(params["script"], self.customer.locale) or None,
+            context={"playbook": self.spec.name, "enrolment": self.enrolment.id,
+                     **_plain(self.context)},
+        )  # fmt: skip
+        return Outcome("handed_off", f"task {params['kind']} for {params['assignee_role']}: the "
+                                     f"automation ends / 转人工({params['kind']}),自动化结束",
+                       effect=f"task:{task.id}", end="handed_off")  # fmt: skip
+
+    def _exit(self, step: Step) -> Outcome:
+        return Outcome("exited", step.params["reason"] or "exit / 退出", end="exited")
+
+
+class _Moved(Exception):
+    pass
+
+
+def webhook_secret() -> bytes:
+    secret = os.environ.get("ADVOCADO_WEBHOOK_SECRET") or settings().secret_key or ""
+    return secret.encode()
+
+
+def signature(body: bytes, secret: bytes | None = None) -> str:
+    """`sha256=<hex HMAC of the body>`: the receiver recomputes it with the shared secret."""
+    return "sha256=" + hmac.new(secret or webhook_secret(), body, hashlib.sha256).hexdigest()
+
+
+def post_signed(url: str, body: bytes, *, key: str, timeout: float = 10.0) -> int:
+    """POSTs a signed JSON body; `Idempotency-Key` lets the receiver drop a repeat (a webhook
+    is at-least-once: a crash after the call and before the commit calls it again)."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "Idempotency-Key": key,
+        "X-Advocado-Signature": signature(body)})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http(s) only)
+        return int(answer.status)
+
+
+def run_claimed(engine: Engine, *, ids: list[int], owner: str, now: datetime,
+                chunk: int = 200) -> tuple[int, int]:  # fmt: skip
+    """Runs the held enrolments: a transaction per chunk, a savepoint per enrolment. A step
+    that raises is retried with backoff (1, 4, 16 … minutes); after MAX_ATTEMPTS the
+    enrolment is `failed` (the dead-letter list) with the error kept."""
+    steps = failed = 0
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        with unit_of_work(engine) as session:
+            rows = session.execute(
+                select(Enrolment, Customer, PlaybookVersion)
+                .join(Customer, Customer.id == Enrolment.customer_id)
+                .join(PlaybookVersion, PlaybookVersion.id == Enrolment.version_id)
+                .where(Enrolment.id.in_(part), Enrolment.lease_owner == owner,
+                       Enrolment.status == "active")
+                .order_by(Enrolment.id)
+            ).all()  # fmt: skip
+            for enrolment, customer, version in rows:
+                savepoint = session.begin_nested()
+                try:
+                    steps += _Runner(session, enrolment, customer, spec_of(version), now).run()
+                    savepoint.commit()
+                except (_Moved, IntegrityError):
+                    savepoint.rollback()  # another worker did it: nothing to do
+                except Exception as error:  # a step failed: retry later, then dead-letter
+                    savepoint.rollback()
+                    failed += 1
+                    _failed(session, enrolment.id, error, now)
+    return steps, failed
+
+
+def _failed(session: Session, enrolment_id: int, error: Exception, now: datetime) -> None:
+    attempts = (session.scalar(select(Enrolment.attempts).where(Enrolment.id == enrolment_id))
+                or 0) + 1  # fmt: skip
+    log.warning("enrolment %s failed (attempt %s): %r", enrolment_id, attempts, error)
+    values: dict[str, Any] = {"attempts": attempts, "last_error": f"{type(error).__name__}: "
+                              f"{error}"[:2000], "lease_owner": None, "lease_until": None,
+                              "updated_at": now}  # fmt: skip
+    if attempts >= MAX_ATTEMPTS:
+        values.update(status="failed", end_reason=f"failed {attempts} times / 失败 {attempts} 次")
+    else:
+        values["due_at"] = now + timedelta(minutes=4 ** (attempts - 1))
+    session.execute(update(Enrolment).where(Enrolment.id == enrolment_id).values(**values))
+
+
+def run_due_steps(engine: Engine, *, now: datetime | None = None, owner: str | None = None,
+                  limit: int = 1000) -> RunReport:  # fmt: skip
+    """Claims and runs due steps until none is due (or `limit` were claimed in one round and
+    none remain); returns what was done."""
+    now = now or clock.now()
+    owner = owner or worker_id()
+    report = RunReport()
+    while True:
+        ids = claim_due(engine, now=now, owner=owner, limit=limit)
+        if not ids:
+            return report
+        report.claimed += len(ids)
+        steps, failed = run_claimed(engine, ids=ids, owner=owner, now=now)
+        report.steps += steps
+        report.failed += failed
+
+
+def run_once(engine: Engine, *, now: datetime | None = None, owner: str | None = None,
+             deliver: bool = True) -> RunReport:  # fmt: skip
+    """Everything due now, once: install the default playbook on a new database, enrol from
+    pending events and state triggers, run due steps, deliver due messages, other periodic
+    jobs. What `advocado worker --once` and each tick of `advocado worker` do."""
+    now = now or clock.now()
+    owner = owner or worker_id()
+    with unit_of_work(engine) as session:
+        install_default(session)
+    enrolled = dispatch_events(engine, now=now) + scan_triggers(engine, now=now)
+    report = run_due_steps(engine, now=now, owner=owner)
+    report.enrolled = enrolled
+    if deliver:
+        report.delivered = _deliver(engine, now=now, owner=owner)
+    _periodic(engine, now=now, report=report)
+    return report
+
+
+def _deliver(engine: Engine, *, now: datetime, owner: str) -> Any:
+    try:
+        from advocado.services.messaging import deliver_due
+    except ImportError:  # messaging not installed in this build
+        return None
+    return deliver_due(engine, now=now, worker_id=owner)
+
+
+def _periodic(engine: Engine, *, now: datetime, report: RunReport) -> None:
+    """Other jobs that fall due with time (reward holds ending, points expiring)."""
+    try:
+        from advocado.services import ledger
+    except ImportError:
+        return
+    expire = getattr(ledger, "expire_due", None)
+    if expire is not None:
+        report.extra["expired"] = _plain(expire(engine, now=now))
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnrolmentView:
+    id: int
+    playbook: str
+    version: int
+    customer: str
+    cause: str
+    status: str
+    step: str | None
+    due_at: datetime | None
+    attempts: int
+    last_error: str | None
+    end_reason: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "playbook": self.playbook, "version": self.version,
+                "customer": self.customer, "cause": self.cause, "status": self.status,
+                "step": self.step, "due_at": self.due_at.isoformat() if self.due_at else None,
+                "attempts": self.attempts, "last_error": self.last_error,
+                "end_reason": self.end_reason}  # fmt: skip
+
+
+def enrolments(session: Session, *, name: str, status: str | None = None,
+               limit: int = 100, after: int | None = None) -> list[EnrolmentView]:  # fmt: skip
+    """A playbook's enrolments (newest first), with their current step; status filters
+    (`failed` is the dead-letter list)."""
+    playbook = _find(session, name)
+    query = (
+        select(Enrolment, Customer.external_id, PlaybookVersion.version)
+        .join(Customer, Customer.id == Enrolment.customer_id)
+        .join(PlaybookVersion, PlaybookVersion.id == Enrolment.version_id)
+        .where(Enrolment.playbook_id == playbook.id)
+        .order_by(Enrolment.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(Enrolment.status == status)
+    if after:
+        query = query.where(Enrolment.id < after)
+    return [
+        EnrolmentView(e.id, playbook.name, version, external_id, e.cause, e.status, e.step,
+                      e.due_at, e.attempts, e.last_error, e.end_reason)
+        for e, external_id, version in session.execute(query)
+    ]  # fmt: skip
+
+
+def timeline(
+    session: Session, *, customer_ids: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Steps run, in time order: (time, customer, playbook, step, action, outcome, reason)."""
+    query = (
+        select(EnrolmentStep, Enrolment.customer_id, Customer.external_id, Playbook.name)
+        .join(Enrolment, Enrolment.id == EnrolmentStep.enrolment_id)
+        .join(Customer, Customer.id == Enrolment.customer_id)
+        .join(Playbook, Playbook.id == Enrolment.playbook_id)
+        .order_by(EnrolmentStep.ran_at, EnrolmentStep.id)
+    )
+    if customer_ids is not None:
+        query = query.where(Enrolment.customer_id.in_(list(customer_ids)))
+    return [
+        {"at": s.ran_at, "customer": external_id, "playbook": name, "step": s.step,
+         "action": s.action, "outcome": s.outcome, "reason": s.reason, "effect": s.effect}
+        for s, _cid, external_id, name in session.execute(query)
+    ]  # fmt: skip
+
+
+def due_summary(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Enrolment.status, func.count()).group_by(Enrolment.status))
+    return {status: n for status, n in rows}
