@@ -20,3 +20,29 @@ def role(value: str) -> Role:
     except ValueError:
         valid = ", ".join(r.value for r in Role)
         raise ValueError(f"role {value!r} is not one of {valid}") from None
+
+
+# --- What each role may do (UGC challenges and the task queue, issue 5) ----------------------
+# Checked on the server by every handler that changes something; analysts read only.
+
+
+class Permission(StrEnum):
+    WORK_TASKS = "work_tasks"  # record a task's outcome
+    REVIEW_ENTRIES = "review_entries"  # approve, reject, feature challenge entries
+    MANAGE_CHALLENGES = "manage_challenges"  # create or update challenges
+
+
+_GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.COMMUNITY: frozenset(Permission),
+    Role.MARKETER: frozenset(Permission),
+    Role.ANALYST: frozenset(),
+}
+
+
+def may(user_role: str, permission: Permission) -> bool:
+    """Whether a user of `user_role` may do `permission` (an unknown role may do nothing)."""
+    try:
+        return permission in _GRANTS[Role(user_role)]
+    except ValueError:
+        return False

@@ -619,19 +619,24 @@ class _Runner:
         from advocado.services import challenges
 
         wanted = step.params["challenge"]
+        otherwise = step.params.get("otherwise")
         if wanted == "active":
-            challenge = challenges.active_challenge(self.session, now=self.now)
-        else:
-            challenge = challenges.challenge_by_slug(self.session, slug=wanted)
-        if challenge is None:
-            reason = "no challenge running / 当前没有进行中的挑战赛"
-            return Outcome("skipped", reason, goto=step.params.get("otherwise"))
-        invitation = challenges.invite(self.session, challenge=challenge,
-                                       customer_id=self.customer.id,
-                                       cause_key=self.key(step))  # fmt: skip
-        self.context.update(challenge=challenges.message_context(challenge, invitation))
-        return Outcome("invited", f"challenge {challenge.slug} / 挑战赛 {challenge.slug}",
-                       effect=f"invitation:{invitation.id}")  # fmt: skip
+            running = challenges.active_challenge(self.session, now=self.now)
+            if running is None:
+                reason = "no challenge running / 当前没有进行中的挑战赛"
+                return Outcome("skipped", reason, goto=otherwise)
+            wanted = running.slug
+        try:
+            invitation = challenges.invite(self.session, challenge=wanted,
+                                           customer_id=self.customer.id,
+                                           cause_key=self.key(step))  # fmt: skip
+        except (challenges.UnknownChallenge, challenges.ChallengeNotRunning) as error:
+            return Outcome("skipped", f"{error} / 挑战赛不可用", goto=otherwise)
+        challenge = challenges.challenge_by_slug(self.session, wanted)
+        view = challenges.challenge_view(challenge, self.customer.locale, self.now)
+        self.context["challenge"] = {**_plain(view), "invitation_path": invitation.url_path}
+        return Outcome("invited", f"challenge #{challenge.hashtag}# / 挑战赛 #{challenge.hashtag}#",
+                       effect=f"invitation:{invitation.token}")  # fmt: skip
 
     def _add_tag(self, step: Step) -> Outcome:
         tag = step.params["tag"]

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -423,6 +424,91 @@ class ReferralNotice(Base):
     step: Mapped[str] = mapped_column(String(30))
     text_en: Mapped[str] = mapped_column(Text)
     text_zh: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- UGC challenges and the human task queue (issue 5 items 3 and 4) -----------------------
+# An invitation is unique per (challenge, customer) and on its cause; a task is unique on its
+# cause; an entry is unique per invitation: retried playbook steps never make a second one.
+
+
+class Challenge(Base):
+    """A UGC challenge (#hashtag# story). `texts` holds title, prompt and prize per locale;
+    `config` is the file as applied."""
+
+    __tablename__ = "challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    hashtag: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    texts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    max_image_bytes: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ChallengeInvitation(Base):
+    """One customer invited to one challenge; the token is their key to /c/{token}."""
+
+    __tablename__ = "challenge_invitations"
+    __table_args__ = (UniqueConstraint("challenge_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    cause_key: Mapped[str] = mapped_column(String(250), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ChallengeEntry(Base):
+    """What an invited customer submitted: a link and/or an image, and their story. Sent
+    again before review it is replaced; the reviewer and the reason are kept."""
+
+    __tablename__ = "challenge_entries"
+    __table_args__ = (Index("ix_challenge_entries_challenge_status", "challenge_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("challenge_invitations.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    link: Mapped[str | None] = mapped_column(String(1000))
+    text: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[bytes | None] = mapped_column(LargeBinary)
+    image_type: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(10))  # pending / approved / rejected
+    featured: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(320))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Task(Base):
+    """A 1:1 task for a person (ambassador invite, detractor follow-up). `context` is what the
+    cause knew (e.g. the playbook and step); the customer's figures are read when shown."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_done_due", "done", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cause_key: Mapped[str] = mapped_column(String(250), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    assignee_role: Mapped[str] = mapped_column(String(20))
+    assignee_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    script: Mapped[str] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str | None] = mapped_column(String(12))
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+    outcome_by: Mapped[str | None] = mapped_column(String(320))
+    outcome_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

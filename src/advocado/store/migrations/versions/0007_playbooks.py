@@ -1,7 +1,7 @@
 """playbooks: versions, events outbox, enrolments, steps
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-25 21:32:35.280079
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
