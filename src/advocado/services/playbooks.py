@@ -881,3 +881,65 @@ def timeline(
 def due_summary(session: Session) -> dict[str, int]:
     rows = session.execute(select(Enrolment.status, func.count()).group_by(Enrolment.status))
     return {status: n for status, n in rows}
+
+
+# --- simulation ---------------------------------------------------------------------------
+
+
+def simulate(
+    engine: Engine, *, customer_external_ids: Sequence[str] | None, start: datetime,
+    until: datetime, every: timedelta, enrol: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """What the playbooks would do to these customers from `start` to `until`: the worker is
+    run with the clock moved by `every`, inside one transaction that is rolled back at the
+    end (nothing kept, no message delivered: messages show as queued). The timeline of steps.
+    """
+    if every <= timedelta(0):
+        raise ValueError("the clock step must be positive")
+    with engine.connect() as connection:
+        outer = connection.begin()
+        try:
+            with Session(connection, join_transaction_mode="create_savepoint") as session:
+                install_default(session)
+                session.flush()
+                ids: list[int] | None = None
+                if customer_external_ids:
+                    found = dict(session.execute(
+                        select(Customer.external_id, Customer.id).where(
+                            Customer.external_id.in_(list(customer_external_ids)))
+                    ).tuples())  # fmt: skip
+                    missing = [e for e in customer_external_ids if e not in found]
+                    if missing:
+                        raise LookupError(f"no customer {missing[0]!r} / 没有客户 {missing[0]}")
+                    ids = list(found.values())
+                if enrol:
+                    chosen = customer_external_ids or list(session.scalars(
+                        select(Customer.external_id)))  # fmt: skip
+                    with _pinned(start):
+                        enrol_manually(session, name=enrol, customer_external_ids=chosen,
+                                       key=f"simulation:{start.isoformat()}")  # fmt: skip
+                session.flush()
+            moment = start
+            while moment <= until:
+                with _pinned(moment):
+                    run_once(connection, now=moment, owner="simulation", deliver=False)  # type: ignore[arg-type]
+                moment += every
+            with Session(connection, join_transaction_mode="create_savepoint") as session:
+                return [line for line in timeline(session, customer_ids=ids)
+                        if start <= line["at"] <= until]  # fmt: skip
+        finally:
+            outer.rollback()
+
+
+class _pinned:
+    """Pins the clock for a block (the simulation's moving time), then restores it."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __enter__(self) -> None:
+        self.before = clock._pinned
+        clock.set_now(self.moment)
+
+    def __exit__(self, *_: object) -> None:
+        clock.set_now(self.before)
