@@ -351,10 +351,12 @@ def _enrol(session: Session, live: Live, wanted: dict[int, tuple[str, dict[str, 
     ]  # fmt: skip
     made = 0
     for start in range(0, len(rows), 500):
-        statement = _insert(session)(Enrolment).on_conflict_do_nothing(
-            index_elements=["playbook_id", "customer_id", "cause"]
+        statement = (
+            _insert(session)(Enrolment)
+            .on_conflict_do_nothing(index_elements=["playbook_id", "customer_id", "cause"])
+            .returning(Enrolment.id)
         )
-        made += session.execute(statement, rows[start : start + 500]).rowcount or 0
+        made += len(session.execute(statement, rows[start : start + 500]).all())
     return made
 
 
@@ -448,7 +450,7 @@ def enrol_manually(
     ids = dict(session.execute(
         select(Customer.external_id, Customer.id).where(
             Customer.external_id.in_(list(customer_external_ids)))
-    ).tuples())  # fmt: skip
+    ).all())  # fmt: skip
     missing = [e for e in customer_external_ids if e not in ids]
     if missing:
         raise LookupError(f"no customer {missing[0]!r} / 没有客户 {missing[0]}")
@@ -907,7 +909,7 @@ def simulate(
                     found = dict(session.execute(
                         select(Customer.external_id, Customer.id).where(
                             Customer.external_id.in_(list(customer_external_ids)))
-                    ).tuples())  # fmt: skip
+                    ).all())  # fmt: skip
                     missing = [e for e in customer_external_ids if e not in found]
                     if missing:
                         raise LookupError(f"no customer {missing[0]!r} / 没有客户 {missing[0]}")
