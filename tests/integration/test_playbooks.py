@@ -60,8 +60,13 @@ def ready(engine: Engine) -> Iterator[Engine]:
         playbooks.install_default(session)
         playbooks.set_enabled(session, name="activation-funnel", enabled=False)
         playbooks.apply_source(session, source=FLOW, file="flow.yaml")
-        save_customers(session, [CustomerRecord(external_id=f"c{i}", name=f"C{i}",
-                                                email=f"c{i}@example.com") for i in range(3)])  # fmt: skip
+        save_customers(
+            session,
+            [
+                CustomerRecord(external_id=f"c{i}", name=f"C{i}", email=f"c{i}@example.com")
+                for i in range(3)
+            ],
+        )
     yield engine
 
 
@@ -187,8 +192,15 @@ def test_a_lapsed_lease_is_taken_over_and_a_held_one_is_not(ready: Engine) -> No
 def test_racing_workers_run_each_step_once(ready: Engine) -> None:
     with unit_of_work(ready) as session:
         save_customers(session, [CustomerRecord(external_id=f"d{i}") for i in range(60)])
-        save_responses(session, [ResponseRecord(external_id=f"x{i}", customer_external_id=f"d{i}",
-                                                score=2, submitted_at=T0) for i in range(60)])  # fmt: skip
+        save_responses(
+            session,
+            [
+                ResponseRecord(
+                    external_id=f"x{i}", customer_external_id=f"d{i}", score=2, submitted_at=T0
+                )
+                for i in range(60)
+            ],
+        )
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
