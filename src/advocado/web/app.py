@@ -19,6 +19,7 @@ from advocado.store.db import ensure_schema, make_engine
 from advocado.web import links
 from advocado.web.access import RequireLogin
 from advocado.web.api.lexicon import router as lexicon_api_router
+from advocado.web.api.playbooks import router as playbooks_api_router
 from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
@@ -57,6 +58,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     links.install(app, engine)  # /r/{code}, and the click writer's final flush on shutdown
     app.include_router(console.router)
     app.include_router(segments_api_router)
+    app.include_router(playbooks_api_router)
     app.include_router(console_segments.router)
 
     @app.get("/healthz", include_in_schema=False)
