@@ -278,3 +278,36 @@ def test_webhooks_are_signed_and_failures_retry_with_backoff_then_dead_letter(
     with read_only(ready) as session:
         dead = playbooks.enrolments(session, name="hooked", status="failed")
     assert [d.customer for d in dead] == ["c1"]
+
+
+def test_a_referral_status_change_enrols_its_advocate(ready: Engine) -> None:
+    from pathlib import Path
+
+    from advocado.services.programs import apply_program, read_program_file
+    from advocado.store.models import Referral
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "programs"
+    flow = (
+        "name: referral-thanks\ntriggers:\n  - {type: referral_status_changed, "
+        "status: [qualified]}\nsteps:\n  - id: tag\n    add_tag: brought-a-friend\n"
+    )
+    with unit_of_work(ready) as session:
+        playbooks.apply_source(session, source=flow)
+        program = apply_program(session, read_program_file(examples / "double-sided.yaml"))
+        ids = dict(list(session.execute(select(Customer.external_id, Customer.id))))
+        from advocado.services.programs import program_by_slug
+
+        program_id = program_by_slug(session, program.slug).id
+        session.add(Referral(program_id=program_id, advocate_id=ids["c0"], referee_id=ids["c1"],
+                             source="code", status="signed_up", findings=[], signed_up_at=T0,
+                             created_at=T0, updated_at=T0))  # fmt: skip
+    assert count(ready, PlaybookEvent) == 0  # created, not changed
+    with unit_of_work(ready) as session:
+        session.scalars(select(Referral)).one().status = "review"
+    with unit_of_work(ready) as session:
+        session.scalars(select(Referral)).one().status = "qualified"
+    assert count(ready, PlaybookEvent) == 2
+    playbooks.run_once(ready, now=T0, deliver=False)
+    assert tags(ready)["c0"] == ["brought-a-friend"]  # only `qualified` triggers it
+    with read_only(ready) as session:
+        assert session.scalar(select(Enrolment.cause)) == "referral:1:qualified"

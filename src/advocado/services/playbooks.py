@@ -29,7 +29,7 @@ from importlib.resources import files
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, event, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -47,6 +47,7 @@ from advocado.store.models import (
     Playbook,
     PlaybookEvent,
     PlaybookVersion,
+    Referral,
     Setting,
 )
 
@@ -282,6 +283,26 @@ def record_event(
                              "payload": _plain(payload or {}),
                              "occurred_at": occurred_at or clock.now(),
                              "processed_at": None}])  # fmt: skip
+
+
+@event.listens_for(Session, "before_flush")
+def _referral_status_changes(session: Session, _context: Any, _instances: Any) -> None:
+    """A referral whose status changes (qualified, rewarded, rejected …) is an event for its
+    advocate, written in the same flush: `referral_status_changed`, subject
+    referral:<id>:<status>. (A new referral's first status is not a change.)"""
+    for row in session.dirty:
+        if not isinstance(row, Referral):
+            continue
+        history = inspect(row).attrs.status.history
+        if not (history.added and history.deleted) or history.added[0] == history.deleted[0]:
+            continue
+        status = str(history.added[0])
+        session.add(PlaybookEvent(
+            kind="referral_status_changed", customer_id=row.advocate_id,
+            subject=f"referral:{row.id}:{status}",
+            payload={"status": status, "previous": str(history.deleted[0]),
+                     "referral": row.id, "program": row.program_id},
+            occurred_at=clock.now(), processed_at=None))  # fmt: skip
 
 
 # --- enrolling ----------------------------------------------------------------------------

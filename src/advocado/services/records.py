@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from advocado import clock
 from advocado.domain.records import CustomerRecord, FieldError, OrderRecord, ResponseRecord
 from advocado.services.lexicon import brand_lexicon
+from advocado.services.playbooks import record_response_events
 from advocado.store.models import Customer, Order, Response, ResponseDayCount, UtcDateTime
 from advocado.text.analyze import Analysis, analyze_cached
 from advocado.text.lexicon import Lexicon
@@ -164,8 +165,6 @@ def save_responses(
 def _responses_changed(session: Session, changes: list[Change]) -> None:
     """In the transaction that writes responses: the day counts, and the playbook outbox
     (one event per response of a known customer, written set-based)."""
-    from advocado.services.playbooks import record_response_events
-
     count_responses_by_day(session, changes)
     record_response_events(session, changes)
 
