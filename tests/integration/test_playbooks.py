@@ -311,3 +311,41 @@ def test_a_referral_status_change_enrols_its_advocate(ready: Engine) -> None:
     assert tags(ready)["c0"] == ["brought-a-friend"]  # only `qualified` triggers it
     with read_only(ready) as session:
         assert session.scalar(select(Enrolment.cause)) == "referral:1:qualified"
+
+
+def test_segment_entered_and_date_triggers_enrol_once(ready: Engine) -> None:
+    from advocado.services.segments import create_segment
+
+    flow = (
+        "name: vip\ntriggers:\n  - {type: segment_entered, segment: fans}\n"
+        "  - {type: date, date: 2026-12-12, yearly: true}\n"
+        "steps:\n  - id: tag\n    add_tag: vip\n  - id: untag\n    remove_tag: new\n"
+    )
+    with unit_of_work(ready) as session:
+        playbooks.apply_source(session, source=flow)
+        create_segment(session, name="Fans", slug="fans", filters={"nps_category": ["promoter"]})
+        session.execute(Customer.__table__.update().values(tags=["new"]))
+    answer(ready, [10, 5, 5], ago=timedelta(days=40))  # too old for response triggers
+    assert playbooks.run_once(ready, now=T0, deliver=False).enrolled == 1
+    assert tags(ready) == {"c0": ["vip"], "c1": ["new"], "c2": ["new"]}
+    assert playbooks.run_once(ready, now=T0 + timedelta(days=1), deliver=False).enrolled == 0
+    # 12 December (every year): everyone, once that day
+    day = datetime(2027, 12, 12, 3, 0, tzinfo=UTC)
+    assert playbooks.run_once(ready, now=day, deliver=False).enrolled == 3
+    assert playbooks.run_once(ready, now=day + timedelta(hours=5), deliver=False).enrolled == 0
+    assert tags(ready) == {"c0": ["vip"], "c1": ["vip"], "c2": ["vip"]}
+
+
+def test_simulate_shows_the_next_days_and_keeps_nothing(ready: Engine, advocado, tmp_path,
+                                                        database_url: str) -> None:  # fmt: skip
+    answer(ready, [10, 2])
+    before = count(ready, Enrolment)
+    result = advocado("playbook", "simulate", "c0", "c1", "--days", "2",
+                      "--now", T0.isoformat(), cwd=tmp_path, database_url=database_url)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("c0" in line and "thanks/later" in line and "waiting" in line for line in lines)
+    assert any("+ 24.0h" in line and "thanks/thank" in line and "tagged" in line for line in lines)
+    assert any("c1" in line and "call-them" in line and "handed_off" in line for line in lines)
+    assert count(ready, Enrolment) == before == 0  # rolled back
+    assert count(ready, Task) == 0

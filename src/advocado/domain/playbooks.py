@@ -288,7 +288,7 @@ def _trigger(path: Path, value: Any) -> Trigger:
     if isinstance(value, str):
         value = {"type": value}
     raw = _mapping(path, value)
-    _known(path, raw, ("type", "within", "survey", "status", "segment", "on", "yearly"))
+    _known(path, raw, ("type", "within", "survey", "status", "segment", "date", "yearly"))
     kind = raw.get("type")
     if kind not in TRIGGERS:
         raise _Invalid((*path, "type"), f"{kind!r} is not one of {', '.join(TRIGGERS)}")
@@ -302,15 +302,17 @@ def _trigger(path: Path, value: Any) -> Trigger:
         segment = _text((*path, "segment"), segment, limit=100)
     if kind == "segment_entered" and not segment:
         raise _Invalid((*path, "segment"), "missing: the slug of a saved segment")
-    on = raw.get("on")
+    on = raw.get("date")  # (not `on`: YAML 1.1 reads a bare on as true)
     if kind == "date":
         if on is None:
-            raise _Invalid((*path, "on"), "missing: a date such as 2026-11-11")
+            raise _Invalid((*path, "date"), "missing: a date such as 2026-11-11")
         if not isinstance(on, date):
             try:
                 on = date.fromisoformat(str(on))
             except ValueError:
-                raise _Invalid((*path, "on"), f"{on!r} is not a date such as 2026-11-11") from None
+                raise _Invalid(
+                    (*path, "date"), f"{on!r} is not a date such as 2026-11-11"
+                ) from None
     survey = _text((*path, "survey"), raw["survey"], limit=200) if raw.get("survey") else None
     yearly = _bool((*path, "yearly"), raw["yearly"]) if "yearly" in raw else False
     return Trigger(type=kind, within=within, survey=survey, statuses=statuses,
