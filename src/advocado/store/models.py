@@ -427,6 +427,99 @@ class ReferralNotice(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+# --- Messaging (issue 5, item 6) -----------------------------------------------------------
+# A message is a row written in its cause's transaction (outbox), unique on `cause_key`; a
+# skipped one is a row too, with its reason. Delivery claims rows with a lease and records each
+# status change in message_events. See services/messaging.py for the crash-safety states.
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_status_due", "status", "due_at"),
+        Index("ix_messages_customer_marketing", "customer_id", "marketing", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cause_key: Mapped[str] = mapped_column(String(250), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    template: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(20))
+    marketing: Mapped[bool] = mapped_column(Boolean)
+    # queued / skipped / claimed / sending / sent / clicked / bounced / uncertain / dead
+    status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    leased_by: Mapped[str | None] = mapped_column(String(100))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    provider_id: Mapped[str | None] = mapped_column(String(250))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    clicked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MessageEvent(Base):
+    """The status history of a message, one row per change (append-only)."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MessageLink(Base):
+    """A tracked short link /m/{token} in a message; its first click is recorded once."""
+
+    __tablename__ = "message_links"
+    __table_args__ = (UniqueConstraint("message_id", "url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(40), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    label: Mapped[str | None] = mapped_column(String(200))
+    clicked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Suppression(Base):
+    """Never send marketing to this email, phone or customer (unsubscribe, bounce, request)."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # email / phone / customer
+    value: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MessageTemplate(Base):
+    """A brand's override of a shipped template (or a new one), per locale."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (UniqueConstraint("name", "locale"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    locale: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(Text)
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 # --- UGC challenges and the human task queue (issue 5 items 3 and 4) -----------------------
 # An invitation is unique per (challenge, customer) and on its cause; a task is unique on its
 # cause; an entry is unique per invitation: retried playbook steps never make a second one.

@@ -6,7 +6,6 @@ Handlers parse, call one service, render; the services own the transactions.
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations.
 
-import hashlib
 import hmac
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from advocado import clock
 from advocado.domain.programs import ProgramError
 from advocado.domain.records import FieldError
+from advocado.domain.signing import sign
 from advocado.services import coupons, programs, referrals
 from advocado.services.clicks import stored_secret
 from advocado.services.ledger import balances
@@ -114,11 +114,6 @@ async def post_webhook(request: Request) -> Response:
     except ValidationError as error:
         return unprocessable([_problem(dict(e)) for e in error.errors()])
     return await run_in_threadpool(_ingest, request, body)
-
-
-def sign(secret: str, timestamp: str, raw: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + raw, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
 
 
 def check_signature(secret: str, timestamp: str | None, signature: str | None, raw: bytes) -> None:
