@@ -505,10 +505,6 @@ class RunReport:
 
     def as_dict(self) -> dict[str, Any]:
         delivered = self.delivered
-        if delivered is not None and hasattr(delivered, "__dataclass_fields__"):
-            from dataclasses import asdict
-
-            delivered = asdict(delivered)
         return {"enrolled": self.enrolled, "claimed": self.claimed, "steps": self.steps,
                 "failed": self.failed, "delivered": delivered, **self.extra}  # fmt: skip
 
@@ -626,17 +622,21 @@ class _Runner:
         )
 
     def _issue_referral_code(self, step: Step) -> Outcome:
-        from advocado.services.programs import UnknownProgram, code_for
+        from advocado.channels.config import messaging_config
+        from advocado.services.programs import UnknownProgram, code_for, config_of, program_by_slug
 
+        slug = step.params["program"]
         try:
-            code = code_for(self.session, program_slug=step.params["program"],
-                            customer_external_id=self.customer.external_id)  # fmt: skip
+            program = program_by_slug(self.session, slug)
         except UnknownProgram as error:
-            return Outcome("skipped", f"{error} / 没有推荐计划 {step.params['program']}")
-        self.context.update(referral_code=code.code, referral_path=f"/r/{code.code}",
-                            program=step.params["program"])  # fmt: skip
-        return Outcome("issued", f"code {code.code} in {step.params['program']} / 推荐码 "
-                                 f"{code.code}", effect=f"code:{code.code}")  # fmt: skip
+            return Outcome("skipped", f"{error} / 没有推荐计划 {slug}")
+        code = code_for(self.session, program_slug=slug,
+                        customer_external_id=self.customer.external_id)  # fmt: skip
+        base = messaging_config().base_url
+        self.context.update(code=code.code, share_url=f"{base}/r/{code.code}", program=slug,
+                            offer=offer_text(config_of(program), self.customer.locale))  # fmt: skip
+        return Outcome("issued", f"code {code.code} in {slug} / 推荐码 {code.code}",
+                       effect=f"code:{code.code}")  # fmt: skip
 
     def _invite_challenge(self, step: Step) -> Outcome:
         from advocado.services import challenges
@@ -655,9 +655,16 @@ class _Runner:
                                            cause_key=self.key(step))  # fmt: skip
         except (challenges.UnknownChallenge, challenges.ChallengeNotRunning) as error:
             return Outcome("skipped", f"{error} / 挑战赛不可用", goto=otherwise)
+        from advocado.channels.config import messaging_config
+
         challenge = challenges.challenge_by_slug(self.session, wanted)
         view = challenges.challenge_view(challenge, self.customer.locale, self.now)
-        self.context["challenge"] = {**_plain(view), "invitation_path": invitation.url_path}
+        base = messaging_config().base_url
+        self.context.update(
+            challenge=challenge.slug, hashtag=view["hashtag"], prompt=view["prompt"] or "",
+            prize=view["prize"] or "", entry_url=f"{base}{invitation.url_path}",
+            ends_on=challenge.ends_at.date().isoformat(),
+        )  # fmt: skip
         return Outcome("invited", f"challenge #{challenge.hashtag}# / 挑战赛 #{challenge.hashtag}#",
                        effect=f"invitation:{invitation.token}")  # fmt: skip
 
@@ -711,6 +718,30 @@ class _Runner:
 
 class _Moved(Exception):
     pass
+
+
+def offer_text(config: Any, locale: str | None) -> str:
+    """The double-sided offer in words, from the program's reward labels ("中文 / English"):
+    what the advocate gets and what the friend gets, in the customer's language."""
+    chinese = (locale or "").startswith("zh")
+
+    def said(label: str) -> str:
+        parts = [p.strip() for p in label.split(" / ")]
+        if len(parts) < 2:
+            return label.strip()
+        return parts[0] if chinese else parts[1]
+
+    mine = [said(r.label) for r in config.rules if r.to == "referrer" and r.label and not r.hidden]
+    friend = [said(r.label) for r in config.rules if r.to == "referee" and r.label]
+    if chinese:
+        text = (f"好友首单立享{'、'.join(friend)}" if friend else "") + (
+            f"；好友下单后您获得{'、'.join(mine)}" if mine else ""
+        )
+        return text.strip("；")
+    text = (f"Your friend gets {', '.join(friend)}" if friend else "") + (
+        f"; you get {', '.join(mine)} once they order" if mine else ""
+    )
+    return text.strip("; ")
 
 
 def webhook_secret() -> bytes:
@@ -813,12 +844,21 @@ def run_once(engine: Engine, *, now: datetime | None = None, owner: str | None =
     return report
 
 
-def _deliver(engine: Engine, *, now: datetime, owner: str) -> Any:
-    try:
-        from advocado.services.messaging import deliver_due
-    except ImportError:  # messaging not installed in this build
-        return None
-    return deliver_due(engine, now=now, worker_id=owner)
+def _deliver(engine: Engine, *, now: datetime, owner: str, limit: int = 200) -> dict[str, int]:
+    """Delivers due messages until none is left (messaging.deliver_due, batch by batch)."""
+    from dataclasses import fields
+
+    from advocado.services.messaging import deliver_due
+
+    total: dict[str, int] = {}
+    while True:
+        report = deliver_due(engine, now=now, worker_id=owner, limit=limit)
+        for f in fields(report):
+            value = getattr(report, f.name)
+            if isinstance(value, int):
+                total[f.name] = total.get(f.name, 0) + value
+        if report.claimed < limit:
+            return total
 
 
 def _periodic(engine: Engine, *, now: datetime, report: RunReport) -> None:

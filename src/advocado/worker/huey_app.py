@@ -57,7 +57,7 @@ def run_for(seconds: float) -> int:
     while time.monotonic() < end:
         report = run_once(engine)
         steps += report.steps
-        delivered = getattr(report.delivered, "sent", 0) if report.delivered else 0
+        delivered = (report.delivered or {}).get("claimed", 0)
         if not (report.claimed or report.enrolled or delivered):
             time.sleep(POLL_SECONDS)
     return steps
