@@ -120,3 +120,12 @@ def test_localized_text_falls_back_by_language_then_english() -> None:
     texts = {"en": "Hi", "zh-CN": "你好"}
     assert rules.localized(texts, "zh-TW") == "你好"
     assert rules.localized(texts, "fr") == "Hi"
+
+
+def test_the_shipped_default_program_is_the_example() -> None:
+    from importlib.resources import files
+    from pathlib import Path
+
+    shipped = files("advocado.playbooks").joinpath("programs", "double-sided.yaml").read_text()
+    example = Path(__file__).resolve().parents[2] / "examples" / "programs" / "double-sided.yaml"
+    assert shipped == example.read_text(encoding="utf-8")

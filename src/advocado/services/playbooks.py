@@ -47,6 +47,7 @@ from advocado.store.models import (
     Playbook,
     PlaybookEvent,
     PlaybookVersion,
+    Program,
     Referral,
     Setting,
 )
@@ -144,7 +145,21 @@ def install_default(session: Session) -> bool:
     if not inserted.rowcount:
         return False
     apply_source(session, source=default_source(), file=DEFAULT_FILE)
+    _ensure_default_program(session)
     return True
+
+
+DEFAULT_PROGRAM = "double-sided"
+
+
+def _ensure_default_program(session: Session) -> None:
+    """Level 2 of the default playbook needs a referral program: seed 004's double-sided one
+    (the same file as examples/programs/double-sided.yaml) is created when none has its slug."""
+    from advocado.services.programs import apply_program
+
+    if session.scalar(select(Program.id).where(Program.slug == DEFAULT_PROGRAM)) is None:
+        text = files("advocado.playbooks").joinpath("programs", f"{DEFAULT_PROGRAM}.yaml")
+        apply_program(session, yaml.safe_load(text.read_text(encoding="utf-8")))
 
 
 @cache
