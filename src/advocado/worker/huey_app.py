@@ -45,36 +45,48 @@ def make_huey() -> Huey:
 huey = make_huey()
 
 
-def run_for(seconds: float) -> int:
+def run_for(seconds: float) -> tuple[int, bool]:
     """Runs due work again and again for `seconds`, pausing POLL_SECONDS when none is due.
-    Returns the steps run."""
+    Returns (steps run, whether the last round still found work)."""
     from advocado.services.playbooks import run_once
     from advocado.store.db import default_engine
 
     engine = default_engine()
     end = time.monotonic() + seconds
-    steps = 0
+    steps, busy = 0, False
     while time.monotonic() < end:
         report = run_once(engine)
         steps += report.steps
         delivered = (report.delivered or {}).get("claimed", 0)
-        if not (report.claimed or report.enrolled or delivered):
+        busy = bool(report.claimed or report.enrolled or delivered)
+        if report.steps or delivered:
+            log.info("ran %s steps, delivered %s messages", report.steps, delivered)
+        if not busy:
             time.sleep(POLL_SECONDS)
+    return steps, busy
+
+
+@huey.task()
+def drain() -> int:
+    """A tick that carries on at once (a new task) while there is still work."""
+    steps, busy = run_for(TICK_SECONDS)
+    if busy:
+        drain()
     return steps
 
 
 @huey.periodic_task(crontab(minute="*"))
 def tick() -> int:
-    return run_for(TICK_SECONDS)
-
-
-@huey.task()
-def first_tick() -> int:
-    return run_for(TICK_SECONDS)
+    """Every minute: the heartbeat, in case a drain chain was lost (huey is at-most-once)."""
+    steps, busy = run_for(TICK_SECONDS)
+    if busy:
+        drain()
+    return steps
 
 
 def serve(workers: int = 1) -> None:
-    """Runs the huey consumer (blocks): periodic ticks, with one enqueued at once."""
-    first_tick()
+    """Runs the huey consumer (blocks): periodic ticks, and one drain enqueued at once."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    drain()
     consumer = huey.create_consumer(workers=workers, periodic=True, worker_type="thread")
     consumer.run()
