@@ -349,3 +349,24 @@ def test_simulate_shows_the_next_days_and_keeps_nothing(ready: Engine, advocado,
     assert any("c1" in line and "call-them" in line and "handed_off" in line for line in lines)
     assert count(ready, Enrolment) == before == 0  # rolled back
     assert count(ready, Task) == 0
+
+
+def test_one_failing_enrolment_does_not_hold_up_its_batch(ready: Engine) -> None:
+    from conftest import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    flow = ("name: mixed\ntriggers: [manual]\nsteps:\n  - id: route\n    branch:\n"
+            "      - if: {tags_any: [bad]}\n        goto: hook\n  - id: tag\n"
+            "    add_tag: fine\n    next: done\n  - id: hook\n"
+            f"    call_webhook: {{url: '{closed}'}}\n  - id: done\n    exit: ok\n")  # fmt: skip
+    with unit_of_work(ready) as session:
+        session.scalars(select(Customer).where(Customer.external_id == "c0")).one().tags = ["bad"]
+        playbooks.apply_source(session, source=flow)
+        playbooks.enrol_manually(session, name="mixed", customer_external_ids=["c0", "c1", "c2"])
+    report = playbooks.run_once(ready, now=T0, deliver=False)
+    assert (report.steps, report.failed) == (6, 1)  # c1, c2: route, tag, done
+    assert tags(ready) == {"c0": ["bad"], "c1": ["fine"], "c2": ["fine"]}
+    with read_only(ready) as session:
+        (row,) = playbooks.enrolments(session, name="mixed", status="active")
+    assert (row.customer, row.attempts, row.step) == ("c0", 1, "route")
+    assert "Connection refused" in (row.last_error or "")

@@ -29,7 +29,7 @@ from importlib.resources import files
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, event, func, inspect, or_, select, update
+from sqlalchemy import Engine, bindparam, event, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -566,15 +566,16 @@ class _Runner:
     def run(self) -> int:
         """Runs steps until a wait or the end; returns how many ran."""
         ran = 0
+        logged: list[dict[str, Any]] = []
         step_id = self.enrolment.step
         status, due_at, reason = "active", self.now, None
         while step_id is not None and ran < MAX_STEPS_PER_RUN:
             step = self.spec.step(step_id)
             result = getattr(self, f"_{step.action}")(step)
-            self.session.add(EnrolmentStep(
-                enrolment_id=self.enrolment.id, step=step.id, action=step.action,
-                outcome=result.outcome, reason=result.reason, effect=result.effect,
-                ran_at=self.now))  # fmt: skip
+            logged.append({"enrolment_id": self.enrolment.id, "step": step.id,
+                           "action": step.action, "outcome": result.outcome,
+                           "reason": result.reason, "effect": result.effect,
+                           "ran_at": self.now})  # fmt: skip
             ran += 1
             if result.end:
                 status, step_id, due_at, reason = result.end, None, None, result.reason
@@ -586,17 +587,11 @@ class _Runner:
             if result.due_at is not None and result.due_at > self.now:
                 due_at = result.due_at
                 break
-        self.session.flush()
-        changed = self.session.execute(
-            update(Enrolment).where(Enrolment.id == self.enrolment.id,
-                                    Enrolment.step == self.enrolment.step,
-                                    Enrolment.status == "active")
-            .values(step=step_id, status=status, due_at=due_at, lease_owner=None,
-                    lease_until=None, context=self.context, end_reason=reason,
-                    updated_at=self.now, attempts=0, last_error=None)
-        )  # fmt: skip
-        if changed.rowcount != 1:  # someone else advanced it meanwhile: undo ours
-            raise _Moved()
+        self.logged = logged
+        self.advance = {"b_id": self.enrolment.id, "b_step": self.enrolment.step,
+                        "b_owner": self.enrolment.lease_owner, "step": step_id,
+                        "status": status, "due_at": due_at, "context": self.context,
+                        "end_reason": reason, "updated_at": self.now}  # fmt: skip
         return ran
 
     # one method per action ----------------------------------------------------------------
@@ -779,11 +774,44 @@ def post_signed(url: str, body: bytes, *, key: str, timeout: float = 10.0) -> in
         return int(answer.status)
 
 
+# Advances an enrolment still held by this worker on the step it ran (a Core statement: an
+# ORM UPDATE would re-evaluate every object the session holds).
+_ADVANCE = (
+    update(Enrolment.__table__)
+    .where(Enrolment.__table__.c.id == bindparam("b_id"),
+           Enrolment.__table__.c.step == bindparam("b_step"),
+           Enrolment.__table__.c.lease_owner == bindparam("b_owner"),
+           Enrolment.__table__.c.status == "active")
+    .values(step=bindparam("step"), status=bindparam("status"), due_at=bindparam("due_at"),
+            context=bindparam("context"), end_reason=bindparam("end_reason"),
+            updated_at=bindparam("updated_at"), lease_owner=None, lease_until=None,
+            attempts=0, last_error=None)
+)  # fmt: skip
+
+
+def _write(session: Session, runners: list[_Runner]) -> None:
+    """The step logs and the advance of these runners, in a few statements. A step already
+    logged (unique enrolment+step) or an enrolment no longer held raises."""
+    session.flush()  # the effects made through the ORM (tags)
+    connection = session.connection()
+    logged = [row for runner in runners for row in runner.logged]
+    if logged:
+        connection.execute(EnrolmentStep.__table__.insert(), logged)
+    advances = [runner.advance for runner in runners]
+    if not advances:
+        return
+    changed = connection.execute(_ADVANCE, advances).rowcount
+    if changed not in (-1, len(advances)):  # -1: the driver cannot tell
+        raise _Moved()
+
+
 def run_claimed(engine: Engine, *, ids: list[int], owner: str, now: datetime,
                 chunk: int = 200) -> tuple[int, int]:  # fmt: skip
-    """Runs the held enrolments: a transaction per chunk, a savepoint per enrolment. A step
-    that raises is retried with backoff (1, 4, 16 … minutes); after MAX_ATTEMPTS the
-    enrolment is `failed` (the dead-letter list) with the error kept."""
+    """Runs the held enrolments, a transaction per chunk: first all at once (one savepoint,
+    a few statements); if anything in the chunk fails, again one by one, a savepoint each, so
+    one bad enrolment does not hold up the others. A step that raises is retried with
+    backoff (1, 4, 16 … minutes); after MAX_ATTEMPTS the enrolment is `failed` (the
+    dead-letter list) with the error kept."""
     steps = failed = 0
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
@@ -796,17 +824,34 @@ def run_claimed(engine: Engine, *, ids: list[int], owner: str, now: datetime,
                        Enrolment.status == "active")
                 .order_by(Enrolment.id)
             ).all()  # fmt: skip
-            for enrolment, customer, version in rows:
+            plan = [(e.id, e.step, c.id, spec_of(v)) for e, c, v in rows]
+            try:
+                with session.begin_nested():
+                    runners = [_Runner(session, e, c, spec_of(v), now) for e, c, v in rows]
+                    ran = sum(runner.run() for runner in runners)
+                    _write(session, runners)
+                steps += ran
+                continue
+            except Exception:  # noqa: BLE001 - redone one by one below, which tells who
+                session.expire_all()
+            for enrolment_id, _step, customer_id, spec in plan:
+                enrolment = session.get(Enrolment, enrolment_id)
+                customer = session.get(Customer, customer_id)
+                if enrolment is None or customer is None or enrolment.lease_owner != owner:
+                    continue
                 savepoint = session.begin_nested()
                 try:
-                    steps += _Runner(session, enrolment, customer, spec_of(version), now).run()
+                    runner = _Runner(session, enrolment, customer, spec, now)
+                    ran = runner.run()
+                    _write(session, [runner])
                     savepoint.commit()
+                    steps += ran
                 except (_Moved, IntegrityError):
                     savepoint.rollback()  # another worker did it: nothing to do
                 except Exception as error:  # a step failed: retry later, then dead-letter
                     savepoint.rollback()
                     failed += 1
-                    _failed(session, enrolment.id, error, now)
+                    _failed(session, enrolment_id, error, now)
     return steps, failed
 
 
@@ -821,7 +866,8 @@ def _failed(session: Session, enrolment_id: int, error: Exception, now: datetime
         values.update(status="failed", end_reason=f"failed {attempts} times / 失败 {attempts} 次")
     else:
         values["due_at"] = now + timedelta(minutes=4 ** (attempts - 1))
-    session.execute(update(Enrolment).where(Enrolment.id == enrolment_id).values(**values))
+    statement = update(Enrolment).where(Enrolment.id == enrolment_id).values(**values)
+    session.connection().execute(statement)
 
 
 def run_due_steps(engine: Engine, *, now: datetime | None = None, owner: str | None = None,
