@@ -265,6 +265,14 @@ def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     table = PlaybookEvent.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from advocado.services.records import _unnest  # one INSERT … SELECT unnest(arrays)
+
+        columns = list(rows[0])
+        session.connection().execute(
+            postgresql.insert(table).from_select(columns, _unnest(table, list(rows)))
+        )
+        return
     session.connection().execute(table.insert(), list(rows))
 
 
