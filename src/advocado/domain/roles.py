@@ -46,3 +46,15 @@ def may(user_role: str, permission: Permission) -> bool:
         return permission in _GRANTS[Role(user_role)]
     except ValueError:
         return False
+
+
+# --- Who may change playbooks (issue 5) ------------------------------------------------------
+PLAYBOOK_EDITORS = frozenset({Role.ADMIN, Role.MARKETER})
+
+
+def may_edit_playbooks(user_role: str) -> bool:
+    """Applying, enabling or disabling an automation: admins and marketers; others read."""
+    try:
+        return Role(user_role) in PLAYBOOK_EDITORS
+    except ValueError:
+        return False

@@ -1010,8 +1010,14 @@ def timeline(
     ]  # fmt: skip
 
 
-def due_summary(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Enrolment.status, func.count()).group_by(Enrolment.status))
+def status_counts(session: Session, *, name: str) -> dict[str, int]:
+    """A playbook's enrolments by status."""
+    playbook = _find(session, name)
+    rows = session.execute(
+        select(Enrolment.status, func.count())
+        .where(Enrolment.playbook_id == playbook.id)
+        .group_by(Enrolment.status)
+    )
     return {status: n for status, n in rows}
 
 

@@ -24,6 +24,7 @@ from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
+from advocado.web.console import playbooks as console_playbooks
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
 
@@ -60,6 +61,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(segments_api_router)
     app.include_router(playbooks_api_router)
     app.include_router(console_segments.router)
+    app.include_router(console_playbooks.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
