@@ -4,22 +4,17 @@ ADVOCADO_TEST_POSTGRES_URL, emptied between tests). `make test` runs the suite o
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from smtp_sink import SmtpSink, free_port
 from sqlalchemy import Engine, create_engine, text
 
 from advocado import clock
@@ -129,47 +124,11 @@ def shared_data() -> Path:
 # --- Messaging: a real SMTP server (aiosmtpd) in a thread -----------------------------------
 
 
-class SmtpSink:
-    """What a local aiosmtpd server received. `refuse` maps a recipient to an SMTP reply
-    (e.g. "550 5.1.1 no such user"); `delay` holds each DATA for that many seconds."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.refuse: dict[str, str] = {}
-        self.delay = 0.0
-        self.lock = threading.Lock()
-        self.port = 0
-        self.url = ""
-
-    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.messages.append(parsed)
-        return "250 OK queued"
-
-    def to(self, address: str) -> list[Any]:
-        with self.lock:
-            return [m for m in self.messages if address in str(m["To"])]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
     """A real SMTP server on 127.0.0.1; ADVOCADO_SMTP_URL and ADVOCADO_MAIL_FROM point at it."""
     from aiosmtpd.controller import Controller
+    from smtp_sink import SmtpSink
 
     sink = SmtpSink()
     sink.port = free_port()

@@ -319,6 +319,9 @@ from advocado.cli_playbook import playbook_app, worker  # noqa: E402
 
 app.add_typer(playbook_app, name="playbook")
 app.command("worker")(worker)
+from advocado.cli_messages import messages_app  # noqa: E402
+
+app.add_typer(messages_app, name="messages")
 
 
 if __name__ == "__main__":  # pragma: no cover

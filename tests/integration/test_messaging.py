@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import free_port
+from smtp_sink import free_port
 from sqlalchemy import Engine, func, select
 
 from advocado import clock
@@ -370,3 +370,29 @@ def test_two_concurrent_deliveries_send_each_message_once(engine: Engine, smtp_s
         f"P{n} <p{n}@example.com>" for n in range(40)
     )
     assert messaging.status_counts(engine) == {"sent": 40}
+
+
+def test_smtp_login_from_the_url(engine: Engine, monkeypatch) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+    from smtp_sink import SmtpSink
+
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret:/x")
+
+    sink = SmtpSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False, auth_required=True)  # fmt: skip
+    controller.start()
+    try:
+        monkeypatch.setenv("ADVOCADO_SMTP_URL", f"smtp://mailer:s3cret%3A%2Fx@127.0.0.1:{port}")
+        alice = customer(engine, "alice")
+        ask(engine, alice, "x")
+        assert messaging.deliver_due(engine).sent == 1
+        assert logins == [(b"mailer", b"s3cret:/x")] and len(sink.messages) == 1
+    finally:
+        controller.stop()

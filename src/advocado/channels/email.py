@@ -1,5 +1,6 @@
 """Email over SMTP: `ADVOCADO_SMTP_URL` = smtp://[user:pass@]host[:port][?starttls=1] or
-smtps://…; multipart text + HTML; RFC 8058 one-click unsubscribe headers on marketing mail.
+smtps://… (add `cafile=/path/ca.pem` to trust a private CA); multipart text + HTML; RFC 8058
+one-click unsubscribe headers on marketing mail.
 
 The SMTP conversation is taken step by step so a failure says whether the message could have
 been accepted: before DATA nothing was (retry); a refusal with a code is definite (4xx retry,
@@ -57,6 +58,8 @@ class SmtpChannel:
         self.password = unquote(parts.password) if parts.password else None
         query = parse_qs(parts.query)
         self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
+        # a private CA (an in-house relay); otherwise the system's trusted CAs
+        self.cafile = query.get("cafile", [None])[0]
         self.mail_from = mail_from
         self.envelope_from = parseaddr(mail_from)[1]
         self.domain = domain
@@ -65,7 +68,7 @@ class SmtpChannel:
 
     def _connect(self) -> smtplib.SMTP:
         if self._smtp is None:
-            context = ssl.create_default_context()
+            context = ssl.create_default_context(cafile=self.cafile)
             smtp: smtplib.SMTP
             if self.ssl:
                 smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)

@@ -27,7 +27,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +92,17 @@ def _environments() -> tuple[SandboxedEnvironment, SandboxedEnvironment]:
     return text, html
 
 
-def shipped_names() -> list[str]:
-    return sorted({p.name.split(".")[0] for p in TEMPLATES.glob("*.en.txt")})
+@lru_cache(maxsize=256)
+def _compiled(html: bool, body: str) -> jinja2.Template:
+    """Compiling is most of a render's cost: each source is compiled once per process (an
+    edited override is a different string, so it is compiled anew)."""
+    text_env, html_env = _environments()
+    return (html_env if html else text_env).from_string(body)
+
+
+@cache
+def shipped_names() -> tuple[str, ...]:
+    return tuple(sorted({p.name.split(".")[0] for p in TEMPLATES.glob("*.en.txt")}))
 
 
 def shipped_source(name: str, locale: str) -> Source | None:
@@ -162,7 +171,7 @@ def render(
 
     def run(env: SandboxedEnvironment, body: str, part: str) -> str:
         try:
-            return env.from_string(body).render(values)
+            return _compiled(env is html_env, body).render(values)
         except jinja2.TemplateError as error:
             line = getattr(error, "lineno", None)
             where = f", line {line}" if line else ""

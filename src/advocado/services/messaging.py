@@ -59,7 +59,15 @@ REFERRAL_NOTICE = "referral_notice"
 
 
 class MessagingError(ValueError):
-    """Bad input to a messaging use case; the text says which field and why."""
+    """Bad input to a messaging use case; the text starts with the field, then why."""
+
+    @property
+    def field(self) -> str:
+        return str(self).split(" ", 1)[0].rstrip(":")
+
+
+class MessageNotFound(MessagingError):
+    """No message with that id."""
 
 
 @dataclass(frozen=True)
@@ -383,10 +391,15 @@ class _Prepared:
 
 
 def _prepare(
-    engine: Engine, message_id: int, worker_id: str, config: MessagingConfig, secret: str
+    engine: Engine,
+    message_id: int,
+    worker_id: str,
+    config: MessagingConfig,
+    secret: str,
+    now: datetime | None,
 ) -> _Prepared:
     """Re-check, render and record the links; commit `sending` just before the send."""
-    moment = clock.now()
+    moment = now or clock.now()
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if message is None or message.status != rules.CLAIMED or message.leased_by != worker_id:
@@ -487,11 +500,16 @@ def _finish(
 
 
 def _record(
-    engine: Engine, message_id: int, worker_id: str, outcome: Outcome, config: MessagingConfig
+    engine: Engine,
+    message_id: int,
+    worker_id: str,
+    outcome: Outcome,
+    config: MessagingConfig,
+    now: datetime | None,
 ) -> str:
     """Write what the channel said. Only the lease holder may; a send that finished after its
     lease lapsed (now `uncertain`) is still recorded, since we now know."""
-    moment = clock.now()
+    moment = now or clock.now()
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if (
@@ -521,7 +539,12 @@ def _record(
             return rules.DEAD
         why = rules.reason("send_failed", outcome.detail)
         _finish(session, message, rules.QUEUED, why, moment, event=rules.FAILED)
-        message.due_at = moment + rules.backoff(message.attempts)
+        due = moment + rules.backoff(message.attempts)
+        if message.marketing:  # a retry waits out quiet hours too
+            customer = session.get(Customer, message.customer_id)
+            timezone = customer.timezone if customer else None
+            due = rules.next_allowed(due, timezone=timezone, quiet=config.quiet_hours)
+        message.due_at = due
         return "retried"
 
 
@@ -549,7 +572,7 @@ def deliver_due(
     channels = channels or Channels(engine, config)
     try:
         for message_id in ids:
-            prepared = _prepare(engine, message_id, worker_id, config, secret)
+            prepared = _prepare(engine, message_id, worker_id, config, secret, now)
             if prepared.outgoing is None:
                 result = prepared.final or "lost"
             else:
@@ -559,7 +582,7 @@ def deliver_due(
                     outcome = Outcome("retry", str(error))
                 else:
                     outcome = channel.send(prepared.outgoing)
-                result = _record(engine, message_id, worker_id, outcome, config)
+                result = _record(engine, message_id, worker_id, outcome, config, now)
             report.outcomes.append((message_id, result))
             if result == rules.SENT:
                 report.sent += 1
@@ -749,7 +772,7 @@ def record_bounce(engine: Engine, *, message_id: int, detail: str) -> str:
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if message is None:
-            raise MessagingError(f"message {message_id}: no such message")
+            raise MessageNotFound(f"message {message_id}: no such message")
         if message.status not in (rules.SENT, rules.CLICKED, rules.UNCERTAIN, rules.BOUNCED):
             raise MessagingError(
                 f"message {message_id}: is {message.status}, only a sent message can bounce"
@@ -771,7 +794,7 @@ def retry_message(engine: Engine, *, message_id: int, actor: str = "operator") -
     with unit_of_work(engine) as session:
         message = session.get(Message, message_id, with_for_update=True)
         if message is None:
-            raise MessagingError(f"message {message_id}: no such message")
+            raise MessageNotFound(f"message {message_id}: no such message")
         if message.status not in rules.RETRYABLE:
             raise MessagingError(
                 f"message {message_id}: is {message.status}; only "

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PUBLIC_PATHS = frozenset({"/healthz", "/login"})
-PUBLIC_PREFIXES = ("/static/", "/r/")
+PUBLIC_PREFIXES = ("/static/", "/r/", "/m/", "/u/")
 API_PREFIX = "/api/v1"
 SESSION_USER = "uid"
 

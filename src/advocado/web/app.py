@@ -1,7 +1,8 @@
 """The ASGI application: API under /api/v1, the console at /, /healthz.
 
-Only /healthz, /login, /static/ and /r/ are public; the API checks its own keys; everything
-else (the console, /docs, /openapi.json) needs a signed-in console user (see web/access.py)."""
+Only /healthz, /login, /static/, /r/, /m/ and /u/ are public; the API checks its own keys;
+everything else (the console, /docs, /openapi.json) needs a signed-in console user (see
+web/access.py)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,16 @@ from advocado.domain.throttle import LoginThrottle
 from advocado.services.installation import session_secret_key
 from advocado.store.db import ensure_schema, make_engine
 from advocado.web import links
+from advocado.web import messages as message_links
 from advocado.web.access import RequireLogin
 from advocado.web.api.lexicon import router as lexicon_api_router
+from advocado.web.api.messages import router as messages_api_router
 from advocado.web.api.playbooks import router as playbooks_api_router
 from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
+from advocado.web.console import messages as console_messages
 from advocado.web.console import playbooks as console_playbooks
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
@@ -62,6 +66,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(playbooks_api_router)
     app.include_router(console_segments.router)
     app.include_router(console_playbooks.router)
+    app.include_router(messages_api_router)
+    app.include_router(console_messages.router)
+    message_links.install(app)  # /m/{token} tracked links, /u/{token} unsubscribe
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -451,3 +451,10 @@ def negotiate(*, query: str | None, cookie: str | None, accept_language: str | N
 def translate(locale: str, key: str, **values: object) -> str:
     text = CATALOGUE.get(locale, CATALOGUE[DEFAULT]).get(key) or CATALOGUE[DEFAULT][key]
     return text.format(**values) if values else text
+
+
+# Messaging's words live in their own file (web/i18n_messaging.py).
+from advocado.web.i18n_messaging import WORDS as _MESSAGING_WORDS  # noqa: E402
+
+for _locale, _words in _MESSAGING_WORDS.items():
+    CATALOGUE[_locale].update(_words)
