@@ -322,6 +322,10 @@ app.command("worker")(worker)
 from advocado.cli_messages import messages_app  # noqa: E402
 
 app.add_typer(messages_app, name="messages")
+from advocado.cli_ugc import challenge_app, task_app  # noqa: E402
+
+app.add_typer(challenge_app, name="challenge")
+app.add_typer(task_app, name="task")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,12 +11,16 @@ from advocado.services.records import save_customers
 from advocado.services.users import verify_login
 from advocado.store.db import unit_of_work
 from advocado.store.models import (
+    Challenge,
+    ChallengeEntry,
+    ChallengeInvitation,
     Customer,
     CustomerInsight,
     Order,
     Response,
     ResponseDayCount,
     SocialProfile,
+    Task,
     User,
 )
 
@@ -46,6 +50,10 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def _empty(engine: Engine) -> None:
     with unit_of_work(engine) as session:
         for model in (
+            ChallengeEntry,  # the demo's challenge and tasks (issue 5)
+            ChallengeInvitation,
+            Challenge,
+            Task,
             ResponseDayCount,
             Response,
             Order,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SmtpSink
+from smtp_sink import SmtpSink
 from sqlalchemy import Engine, func, select
 from ugc_support import challenge_data
 

@@ -346,7 +346,7 @@ def test_simulate_shows_the_next_days_and_keeps_nothing(ready: Engine, advocado,
 
 
 def test_one_failing_enrolment_does_not_hold_up_its_batch(ready: Engine) -> None:
-    from conftest import free_port
+    from smtp_sink import free_port
 
     closed = f"http://127.0.0.1:{free_port()}/nobody-listens"
     flow = ("name: mixed\ntriggers: [manual]\nsteps:\n  - id: route\n    branch:\n"

@@ -15,7 +15,7 @@ from ugc_support import T0, challenge_data, seed
 
 from advocado import clock
 from advocado.domain.challenges import ChallengeError, EntryProblem, EntryRefused, ReviewError
-from advocado.domain.tasks import TaskError
+from advocado.domain.tasks import TaskError, queue_order
 from advocado.services import challenges, tasks
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import ChallengeEntry, ChallengeInvitation, Task
@@ -143,6 +143,8 @@ def test_task_outcome_is_recorded_once_and_overdue_tasks_come_first(engine: Engi
     with read_only(engine) as session:
         rows = tasks.list_tasks(session, status="open")
         assert [r.customer_id for r in rows] == [c, b, a]
+        by_rule = sorted(rows, key=lambda r: queue_order(r.due_at, r.done, T0))
+        assert by_rule == rows  # the SQL order is the domain rule
         assert [r.overdue for r in rows] == [True, True, False]
         assert [r.customer_id for r in tasks.list_tasks(session, status="overdue")] == [c, b]
         detail = tasks.task_detail(session, task_id=rows[0].id)
@@ -356,3 +358,17 @@ def test_entry_submissions_racing_keep_one_entry(engine: Engine) -> None:
     results = race(6, attempt)
     assert all(isinstance(r, int) for r in results), results
     assert count(engine, ChallengeEntry) == 1
+
+
+def test_the_demo_has_a_running_challenge_with_entries_and_open_tasks(engine: Engine) -> None:
+    from advocado.services.demo import load_demo
+
+    summary = load_demo(engine, customers=300, seed=7)
+    assert summary.challenge_entries >= 3 and summary.open_tasks >= 3
+    with read_only(engine) as session:
+        [story] = challenges.list_challenges(session)
+        assert story["running"] and story["entries"]["featured"] == 1
+        assert story["entries"]["pending"] >= 1 and story["entries"]["rejected"] == 1
+        kinds = {row.kind for row in tasks.list_tasks(session, status="open")}
+        assert kinds == {"ambassador_invite", "detractor_follow_up"}
+        assert any(row.overdue for row in tasks.list_tasks(session, status="open"))

@@ -51,7 +51,7 @@ def is_overdue(due_at: datetime, done: bool, moment: datetime) -> bool:
 
 def queue_order(due_at: datetime, done: bool, moment: datetime) -> tuple[int, datetime]:
     """Sort key of the queue: overdue first (most overdue on top), then open by due date,
-    then done ones."""
+    then done ones. services.tasks sorts in SQL by the same rule; a test holds them equal."""
     if done:
         return (2, due_at)
     return (0 if is_overdue(due_at, done, moment) else 1, due_at)

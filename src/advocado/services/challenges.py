@@ -280,6 +280,15 @@ def customer_locale(session: Session, *, token: str) -> str | None:
     )
 
 
+def image_limit(session: Session, *, token: str) -> int | None:
+    """The largest image the token's challenge takes, or None for an unknown token."""
+    return session.scalar(
+        select(Challenge.max_image_bytes)
+        .join(ChallengeInvitation, ChallengeInvitation.challenge_id == Challenge.id)
+        .where(ChallengeInvitation.token == token)
+    )
+
+
 # --- entries ---------------------------------------------------------------------------------
 
 

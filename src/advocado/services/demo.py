@@ -15,17 +15,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from advocado import clock
 from advocado.domain.influence import SocialRecord
 from advocado.domain.nps import NpsCategory, NpsFigures, category
 from advocado.domain.records import CustomerRecord, OrderRecord, ResponseRecord
+from advocado.services.challenges import apply_challenge, invite, review_entry, submit_entry
 from advocado.services.insights import recompute_insights, save_social_profiles
 from advocado.services.records import save_customers, save_orders, save_responses
+from advocado.services.tasks import create_task
 from advocado.services.users import create_user
 from advocado.store.db import unit_of_work
-from advocado.store.models import Customer, User
+from advocado.store.models import Customer, CustomerInsight, Response, User
 
 BRAND = "Kettlecraft 壶匠"
 ADMIN_EMAIL = "admin@demo.advocado.local"
@@ -56,6 +60,8 @@ class DemoSummary:
     social_profiles: int = 0
     high_influence: int = 0
     value_tiers: dict[str, int] | None = None
+    challenge_entries: int = 0
+    open_tasks: int = 0
 
     def describe(self) -> str:
         score = "n/a" if self.nps.nps is None else f"{self.nps.nps:+.1f}"
@@ -65,6 +71,8 @@ class DemoSummary:
             f"{self.responses} NPS responses ({self.anonymous_responses} anonymous), NPS {score}",
             f"  {self.social_profiles} social profiles, {self.high_influence} high-influence "
             f"customers; value tiers {self.value_tiers or {}}",
+            f"  1 running UGC challenge ({STORY_SLUG}) with {self.challenge_entries} entries; "
+            f"{self.open_tasks} open tasks",
             "",
             "To see it in the console:",
             "  advocado serve",
@@ -161,6 +169,7 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
         for batch in _batches(data.social):
             save_social_profiles(session, batch)
         insights = recompute_insights(session)
+        work = _challenge_and_tasks(session, _today())
         password: str | None = None
         if session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)) is None:
             create_user(session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role="admin")
@@ -179,6 +188,8 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
         social_profiles=len(data.social),
         high_influence=insights.high_influence,
         value_tiers=insights.value_tiers,
+        challenge_entries=work.entries,
+        open_tasks=work.tasks,
     )
 
 
@@ -397,3 +408,104 @@ def _comments() -> dict[tuple[str, str], list[str]]:
         locale, kind = title.split()
         found[(locale, kind)] = lines
     return found
+
+
+# --- a running UGC challenge with entries, and open tasks (issue 5 items 3-4) ---------------
+
+STORY_SLUG = "kettlecraft-story"
+STORY_FILE = DATA / "story.yaml"  # the same file as examples/challenges/story.yaml
+# Entries in the customer's own language: (story, link or None for a photo).
+_DEMO_STORIES: dict[str, list[tuple[str, str | None]]] = {
+    "zh-CN": [
+        ("每天早上用壶匠手冲一杯，细水流真的稳，周末带去露营也不怕。", "https://weibo.com/demo/1"),
+        ("送给爸爸的生日礼物，他现在天天研究注水手法 ☕", None),
+        ("用壶匠给室友冲了第一杯手冲，她马上下单了同款！", "https://www.xiaohongshu.com/demo/2"),
+    ],
+    "zh-TW": [("颱風天在家，用壺匠慢慢沖一杯，整個下午都安靜了。", None)],
+    "en": [("Our Sunday ritual: the Kettlecraft kettle, a V60 and the first light.", None)],
+}
+_DEMO_IMAGE = bytes.fromhex(  # a 1x1 brown PNG
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415408d763e89a6a000002c80167b3bdc7170000000049454e44ae426082"
+)
+
+
+@dataclass(frozen=True)
+class _Work:
+    entries: int
+    tasks: int
+
+
+def _challenge_and_tasks(session: Session, today: datetime) -> _Work:
+    """The story challenge running from two weeks ago for six more weeks, emotional promoters
+    invited with a few entries (one featured, one rejected), and 1:1 tasks: ambassador invites
+    for high-influence promoters (one overdue) and detractor follow-ups."""
+    data = yaml.safe_load(STORY_FILE.read_text(encoding="utf-8"))
+    data.update(starts_at=(today - timedelta(days=14)).isoformat(),
+                ends_at=(today + timedelta(days=42)).isoformat())  # fmt: skip
+    apply_challenge(session, data)
+    latest = _latest_answers(session)
+    emotional = [c for c, (score, persona, _) in latest.items()
+                 if score >= 9 and persona == "emotional"]  # fmt: skip
+    locales = dict(session.execute(select(Customer.id, Customer.locale)).all())
+    stories = {locale: list(items) for locale, items in _DEMO_STORIES.items()}
+    entries = 0
+    moment = clock.now()
+    for customer_id in emotional[:12]:
+        invitation = invite(session, challenge=STORY_SLUG, customer_id=customer_id,
+                            cause_key=f"demo:invite:{customer_id}")  # fmt: skip
+        waiting = stories.get(locales.get(customer_id, "en")) or []
+        if not waiting:
+            continue
+        text, link = waiting.pop(0)
+        entry = submit_entry(session, token=invitation.token, link=link, text=text,
+                             image=_DEMO_IMAGE if link is None else None)  # fmt: skip
+        entries += 1
+        reviewer = ADMIN_EMAIL
+        if entries == 1:
+            review_entry(session, entry_id=entry.id, action="approve", reason=None,
+                         reviewer=reviewer)  # fmt: skip
+            review_entry(session, entry_id=entry.id, action="feature", reason=None,
+                         reviewer=reviewer)  # fmt: skip
+        elif entries == 3:
+            review_entry(session, entry_id=entry.id, action="reject", reviewer=reviewer,
+                         reason="链接打不开，请重新提交 / The link does not open")  # fmt: skip
+    high = set(session.scalars(select(CustomerInsight.customer_id)
+                               .where(CustomerInsight.high_influence.is_(True))))  # fmt: skip
+    # Those whose answer has a comment first, so the task shows the highlighted evidence.
+    ranked = sorted(latest.items(), key=lambda item: (item[1][2] is None, item[0]))
+    ambassadors = [c for c, (score, _, _) in ranked if score >= 9 and c in high][:3]
+    detractors = [c for c, (score, _, _) in ranked if score <= 6][:2]
+    made = 0
+    for index, customer_id in enumerate(ambassadors):
+        create_task(session, customer_id=customer_id, kind="ambassador_invite",
+                    title="1:1 品牌大使邀请 / Ambassador invite",
+                    due_at=moment + timedelta(days=index * 2 - 1),
+                    cause_key=f"demo:ambassador:{customer_id}",
+                    context={"source": "demo", "level": 4})  # fmt: skip
+        made += 1
+    for customer_id in detractors:
+        create_task(
+            session,
+            customer_id=customer_id,
+            kind="detractor_follow_up",
+            title="贬损者回访 / Detractor follow-up",
+            due_at=moment + timedelta(days=1),
+            cause_key=f"demo:detractor:{customer_id}",
+            context={"source": "demo"},
+        )
+        made += 1
+    return _Work(entries=entries, tasks=made)
+
+
+def _latest_answers(session: Session) -> dict[int, tuple[int, str | None, str | None]]:
+    """Each customer's latest (score, persona, comment), in customer id order."""
+    latest: dict[int, tuple[int, str | None, str | None]] = {}
+    rows = session.execute(
+        select(Response.customer_id, Response.score, Response.persona, Response.comment)
+        .where(Response.customer_id.is_not(None))
+        .order_by(Response.customer_id, Response.submitted_at, Response.id)
+    )
+    for customer_id, score, persona, comment in rows:
+        latest[customer_id] = (score, persona, comment)
+    return latest

@@ -53,11 +53,13 @@ def create_task(
     cause_key: str,
     script: str | None = None,
     context: Mapping[str, Any] | None = None,
+    assignee_user_id: int | None = None,
 ) -> Task:
     """The task for `cause_key`, created if it does not exist yet (in the caller's transaction).
     A second call with the same cause_key returns the first task unchanged, even when two
     transactions race: the insert is ON CONFLICT DO NOTHING on the unique cause_key.
-    `script` None: the shipped script for `kind` in the customer's locale."""
+    `script` None: the shipped script for `kind` in the customer's locale. `assignee_user_id`
+    names one person; otherwise anyone of `assignee_role` picks it up."""
     key = (cause_key or "").strip()
     if not key or len(key) > 250:
         raise rules.TaskError("cause_key", "required, at most 250 characters")
@@ -79,6 +81,8 @@ def create_task(
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise rules.TaskError("customer_id", f"no customer {customer_id}")
+    if assignee_user_id is not None and session.get(User, assignee_user_id) is None:
+        raise rules.TaskError("assignee_user_id", f"no user {assignee_user_id}")
     text = script if script and script.strip() else None
     if text is None:
         text = rules.default_script(kind_name, customer.locale, customer.name)
@@ -86,7 +90,8 @@ def create_task(
         _insert(session)(Task)
         .values(
             cause_key=key, customer_id=customer_id, kind=kind_name, title=heading,
-            assignee_role=assignee, due_at=due_at, script=text, context=dict(context or {}),
+            assignee_role=assignee, assignee_user_id=assignee_user_id, due_at=due_at,
+            script=text, context=dict(context or {}),
             done=False, created_at=clock.now(),
         )
         .on_conflict_do_nothing(index_elements=[Task.cause_key])

@@ -1,8 +1,8 @@
 """The ASGI application: API under /api/v1, the console at /, /healthz.
 
-Only /healthz, /login, /static/, /r/, /m/ and /u/ are public; the API checks its own keys;
-everything else (the console, /docs, /openapi.json) needs a signed-in console user (see
-web/access.py)."""
+Only /healthz, /login, /static/, /r/, /m/, /u/ and /c/ (challenge entry pages, by token) are
+public; the API checks its own keys; everything else (the console, /docs, /openapi.json) needs a
+signed-in console user (see web/access.py)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,13 @@ from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
+from advocado.web.api.ugc import router as ugc_api_router
 from advocado.web.console import messages as console_messages
 from advocado.web.console import playbooks as console_playbooks
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
+from advocado.web.console import work as console_work
+from advocado.web.portal import challenges as portal_challenges
 
 SESSION_MAX_AGE = 7 * 24 * 3600
 
@@ -69,6 +72,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(messages_api_router)
     app.include_router(console_messages.router)
     message_links.install(app)  # /m/{token} tracked links, /u/{token} unsubscribe
+    app.include_router(ugc_api_router)
+    app.include_router(console_work.router)
+    app.include_router(portal_challenges.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
