@@ -1036,6 +1036,9 @@ def simulate(
         raise ValueError("the clock step must be positive")
     with engine.connect() as connection:
         outer = connection.begin()
+        # Inside a SAVEPOINT, every session of the run makes its own savepoint: a step that
+        # fails rolls back to it, never the whole simulation.
+        connection.begin_nested()
         try:
             with Session(connection, join_transaction_mode="create_savepoint") as session:
                 install_default(session)
