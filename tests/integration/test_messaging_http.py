@@ -95,12 +95,21 @@ def test_tracked_link_redirects_and_marks_clicked_once(
     text = mail.get_body(("plain",)).get_content()
     links = re.findall(r"http://testserver/m/[\w-]+", text)
     assert links
+    scanner = web.get(path_of(links[0]), headers={"User-Agent": "Mozilla/5.0 (compatible; "
+                                                   "SafeLinks-Scanner bot)"})  # fmt: skip
+    assert scanner.status_code == 302 and web.head(path_of(links[0])).status_code == 302
+    assert messaging.message_detail(engine, message_id=message_id)["status"] == "sent"
     first = web.get(path_of(links[0]))
     assert first.status_code == 302
     assert first.headers["location"].startswith("https://apps.apple.com/")
     web.get(path_of(links[0]))
     detail = messaging.message_detail(engine, message_id=message_id)
     assert detail["status"] == "clicked" and detail["clicked_at"] is not None
+    customer(engine, "nc", consent=False)
+    ask(engine, 2, "skipped")
+    assert web.get("/api/v1/messages/funnel", headers=auth(engine, "read")).json() == {
+        "review_ask": {"asked": 1, "skipped": 1, "delivered": 1, "clicked": 1, "bounced": 0,
+                       "dead": 0, "uncertain": 0}}  # fmt: skip
     assert [e["status"] for e in detail["events"]].count("clicked") == 1
     assert detail["links"][0]["clicks"] == 2
     assert web.get("/m/nope").status_code == 404

@@ -730,6 +730,12 @@ def unsubscribe(engine: Engine, *, token: str, source: str = "link") -> Unsubscr
     return target
 
 
+def message_link_target(engine: Engine, *, token: str) -> str | None:
+    """Where /m/{token} leads, recording nothing (link scanners, HEAD requests)."""
+    with read_only(engine) as session:
+        return session.scalar(select(MessageLink.url).where(MessageLink.token == token))
+
+
 def record_message_click(engine: Engine, *, token: str) -> str | None:
     """The target URL of /m/{token}, or None. The first click of each link marks it and the
     message `clicked` (once); later ones only count."""
@@ -894,6 +900,34 @@ def status_counts(engine: Engine) -> dict[str, int]:
     with read_only(engine) as session:
         rows = session.execute(select(Message.status, func.count()).group_by(Message.status))
         return {status: count for status, count in rows}
+
+
+FUNNEL_STEPS = ("asked", "skipped", "delivered", "clicked", "bounced", "dead", "uncertain")
+
+
+def funnel(engine: Engine, *, since: datetime | None = None) -> dict[str, dict[str, int]]:
+    """Per template: how many were asked (queued or sent), skipped, delivered, clicked,
+    bounced, dead or uncertain, for messages created since `since` (all when None)."""
+    query = select(Message.template, Message.status, func.count()).group_by(
+        Message.template, Message.status
+    )
+    if since is not None:
+        query = query.where(Message.created_at >= since)
+    result: dict[str, dict[str, int]] = {}
+    with read_only(engine) as session:
+        for template, status, count in session.execute(query):
+            row = result.setdefault(template, dict.fromkeys(FUNNEL_STEPS, 0))
+            if status == rules.SKIPPED:
+                row["skipped"] += count
+                continue
+            row["asked"] += count
+            if status in (rules.SENT, rules.CLICKED):
+                row["delivered"] += count
+            if status == rules.CLICKED:
+                row["clicked"] += count
+            if status in (rules.BOUNCED, rules.DEAD, rules.UNCERTAIN):
+                row[status] += count
+    return result
 
 
 def ids_of(results: Sequence[Queued]) -> list[int]:

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 
 from advocado.channels.config import messaging_config
 from advocado.services import messaging
+from advocado.services.clicks import BOTS
 from advocado.web.console.routes import SECURITY_HEADERS, templates
 from advocado.web.i18n import known, translate
 
@@ -25,9 +26,11 @@ async def tracked_link(request: Request) -> Response:
     token = request.path_params["token"]
     if len(token) > 40:
         return PlainTextResponse(NOT_FOUND, 404)
-    url = await run_in_threadpool(
-        messaging.record_message_click, request.app.state.engine, token=token
-    )
+    agent = request.headers.get("user-agent", "")
+    # mail security scanners open links before the reader does: they are not clicks
+    counts = request.method == "GET" and not BOTS.search(agent)
+    action = messaging.record_message_click if counts else messaging.message_link_target
+    url = await run_in_threadpool(action, request.app.state.engine, token=token)
     if url is None:
         return PlainTextResponse(NOT_FOUND, 404)
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from advocado.domain import messaging as rules
@@ -64,6 +64,12 @@ def list_messages(
         return _problem(error)
     following = items[-1]["id"] if len(items) == limit else None
     return _json(200, {"items": items, "next_before": following})
+
+
+@router.get("/messages/funnel", summary="Per template: asked, skipped, delivered, clicked, "
+            "bounced, dead, uncertain")  # fmt: skip
+def funnel(request: Request, since: AwareDatetime | None = None) -> Response:
+    return _json(200, messaging.funnel(request.app.state.engine, since=since))
 
 
 @router.get("/messages/{message_id}", summary="One message with its status history and links")
