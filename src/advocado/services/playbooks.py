@@ -273,7 +273,22 @@ def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             postgresql.insert(table).from_select(columns, _unnest(table, list(rows)))
         )
         return
-    session.connection().execute(table.insert(), list(rows))
+    # SQLite: the driver's own executemany, each value converted once by its column type (as
+    # services.records does for the import): SQLAlchemy's per-row machinery costs more.
+    from advocado.services.records import _sqlite_converter
+
+    connection = session.connection()
+    names = list(rows[0])
+    converters = [_sqlite_converter(table.c[name].type, connection.dialect) for name in names]
+    values = [
+        tuple(convert(row[name]) if convert else row[name]
+              for name, convert in zip(names, converters, strict=True))
+        for row in rows
+    ]  # fmt: skip
+    columns = ", ".join(f'"{name}"' for name in names)
+    marks = ", ".join("?" * len(names))
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', values)
 
 
 def record_response_events(session: Session, changes: Iterable[tuple[Any, dict[str, Any]]]) -> None:
