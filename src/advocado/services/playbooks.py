@@ -29,10 +29,11 @@ from importlib.resources import files
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, bindparam, event, func, inspect, or_, select, update
+from sqlalchemy import Engine, bindparam, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from advocado import clock
 from advocado.config import settings
@@ -323,24 +324,24 @@ def record_event(
                              "processed_at": None}])  # fmt: skip
 
 
-@event.listens_for(Session, "before_flush")
-def _referral_status_changes(session: Session, _context: Any, _instances: Any) -> None:
+@event.listens_for(Referral.status, "set", active_history=True)
+def _referral_status_changes(target: Referral, value: Any, previous: Any, _initiator: Any) -> None:
     """A referral whose status changes (qualified, rewarded, rejected …) is an event for its
-    advocate, written in the same flush: `referral_status_changed`, subject
-    referral:<id>:<status>. (A new referral's first status is not a change.)"""
-    for row in session.dirty:
-        if not isinstance(row, Referral):
-            continue
-        history = inspect(row).attrs.status.history
-        if not (history.added and history.deleted) or history.added[0] == history.deleted[0]:
-            continue
-        status = str(history.added[0])
-        session.add(PlaybookEvent(
-            kind="referral_status_changed", customer_id=row.advocate_id,
-            subject=f"referral:{row.id}:{status}",
-            payload={"status": status, "previous": str(history.deleted[0]),
-                     "referral": row.id, "program": row.program_id},
-            occurred_at=clock.now(), processed_at=None))  # fmt: skip
+    advocate, added to the same session (so written in the same transaction):
+    `referral_status_changed`, subject referral:<id>:<status>. A new referral's first status
+    is not a change. (An attribute event, not a flush hook: a flush hook would look at every
+    object of every session, which cost a bulk import a third of its time.)"""
+    if previous in (NO_VALUE, NEVER_SET, None) or value == previous or target.id is None:
+        return
+    session = object_session(target)
+    if session is None:
+        return
+    session.add(PlaybookEvent(
+        kind="referral_status_changed", customer_id=target.advocate_id,
+        subject=f"referral:{target.id}:{value}",
+        payload={"status": str(value), "previous": str(previous), "referral": target.id,
+                 "program": target.program_id},
+        occurred_at=clock.now(), processed_at=None))  # fmt: skip
 
 
 # --- enrolling ----------------------------------------------------------------------------
