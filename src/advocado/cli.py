@@ -315,6 +315,10 @@ from advocado.cli_referral import ledger_app, referral_app  # noqa: E402
 app.add_typer(referral_app, name="referral")
 app.add_typer(ledger_app, name="ledger")
 
+from advocado.cli_playbook import playbook_app, worker  # noqa: E402
+
+app.add_typer(playbook_app, name="playbook")
+app.command("worker")(worker)
 from advocado.cli_messages import messages_app  # noqa: E402
 
 app.add_typer(messages_app, name="messages")

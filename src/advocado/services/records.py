@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from advocado import clock
 from advocado.domain.records import CustomerRecord, FieldError, OrderRecord, ResponseRecord
 from advocado.services.lexicon import brand_lexicon
+from advocado.services.playbooks import record_response_events
 from advocado.store.models import Customer, Order, Response, ResponseDayCount, UtcDateTime
 from advocado.text.analyze import Analysis, analyze_cached
 from advocado.text.lexicon import Lexicon
@@ -157,8 +158,15 @@ def save_responses(
     ]
     return _save(
         session, Response.__table__, rows, clock.now(),
-        merge=_CommentAnalysis(session), on_change=count_responses_by_day,
+        merge=_CommentAnalysis(session), on_change=_responses_changed,
     )  # fmt: skip
+
+
+def _responses_changed(session: Session, changes: list[Change]) -> None:
+    """In the transaction that writes responses: the day counts, and the playbook outbox
+    (one event per response of a known customer, written set-based)."""
+    count_responses_by_day(session, changes)
+    record_response_events(session, changes)
 
 
 ANALYSIS_FIELDS = ("language", "sentiment", "persona", "persona_confidence", "evidence")
@@ -249,7 +257,7 @@ def _save(
                 key = row["external_id"]
                 if key in created:
                     outcomes[key] = Saved(key, created[key], Outcome.CREATED)
-                    changes.append((None, latest[key]))
+                    changes.append((None, {**latest[key], "id": created[key]}))
                 else:
                     pending.append(key)
         if on_change and changes:

@@ -193,6 +193,16 @@ def count_members(session: Session, spec: SegmentFilter) -> int:
     return session.scalar(select(func.count()).select_from(query)) or 0
 
 
+def members_among(session: Session, spec: SegmentFilter, customer_ids: list[int]) -> set[int]:
+    """Which of these customers the filters select (playbook conditions ask this)."""
+    found: set[int] = set()
+    for start in range(0, len(customer_ids), 900):
+        chunk = customer_ids[start : start + 900]
+        query = _members(session, spec, columns=False).where(Customer.id.in_(chunk))
+        found.update(session.scalars(query))
+    return found
+
+
 def _member(row: Any) -> dict[str, Any]:
     found = row._asdict()
     score = found["response_score"]

@@ -671,3 +671,97 @@ class OrderRefund(Base):
     order_external_id: Mapped[str] = mapped_column(String(200), index=True)
     amount: Mapped[int] = mapped_column(Integer)
     refunded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- Playbooks: the SOP engine (issue 5) ----------------------------------------------------
+# A playbook is data (YAML), versioned; an enrolment runs one customer through one version.
+# What happened is an outbox row (playbook_events) written in the same transaction as its
+# cause; every step's effect carries the key "enrolment:<id>:<step>", so it exists once.
+
+
+class Playbook(Base):
+    """A named automation. `version` is the newest version; new enrolments start on it."""
+
+    __tablename__ = "playbooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PlaybookVersion(Base):
+    """One applied text of a playbook, never changed: running enrolments keep theirs."""
+
+    __tablename__ = "playbook_versions"
+    __table_args__ = (UniqueConstraint("playbook_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    playbook_id: Mapped[int] = mapped_column(ForeignKey("playbooks.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)  # the YAML as applied
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)  # the checked, canonical form
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PlaybookEvent(Base):
+    """Outbox: something a playbook may react to (a response written, an activity, a referral
+    status change). Written in its cause's transaction; turned into enrolments by the worker."""
+
+    __tablename__ = "playbook_events"
+    __table_args__ = (Index("ix_playbook_events_pending", "processed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    customer_id: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(200))  # e.g. response:17, activity:renewal-9
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Enrolment(Base):
+    """One customer in one playbook version, for one cause (at most once per cause). `step`
+    is the next step to run when `due_at` comes; a worker holds it while `lease_until`."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        UniqueConstraint("playbook_id", "customer_id", "cause"),
+        Index("ix_enrolments_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    playbook_id: Mapped[int] = mapped_column(ForeignKey("playbooks.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("playbook_versions.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    cause: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # active/completed/exited/handed_off/failed
+    step: Mapped[str | None] = mapped_column(String(100))
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EnrolmentStep(Base):
+    """A step an enrolment ran, once: what it did and why (the timeline)."""
+
+    __tablename__ = "enrolment_steps"
+    __table_args__ = (UniqueConstraint("enrolment_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolments.id"))
+    step: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(30))
+    outcome: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(Text)
+    effect: Mapped[str | None] = mapped_column(String(200))  # e.g. message:12, task:4
+    ran_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -13,7 +13,13 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PUBLIC_PATHS = frozenset({"/healthz", "/login"})
-PUBLIC_PREFIXES = ("/static/", "/r/", "/m/", "/u/", "/c/")  # /c/: challenge entry pages (token)
+PUBLIC_PREFIXES = (
+    "/static/",
+    "/r/",
+    "/m/",
+    "/u/",
+    "/c/",
+)  # /m/ /u/: message links, /c/: challenge entry pages
 API_PREFIX = "/api/v1"
 SESSION_USER = "uid"
 

@@ -24,13 +24,14 @@ from advocado.web.access import RequireLogin
 from advocado.web.api.dashboard import router as dashboard_api_router
 from advocado.web.api.lexicon import router as lexicon_api_router
 from advocado.web.api.messages import router as messages_api_router
+from advocado.web.api.playbooks import router as playbooks_api_router
 from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
-from advocado.web.api.ugc import router as ugc_api_router
 from advocado.web.console import dashboard as console_dashboard
 from advocado.web.console import messages as console_messages
+from advocado.web.console import playbooks as console_playbooks
 from advocado.web.console import programs as console_programs
 from advocado.web.console import routes as console
 from advocado.web.console import segments as console_segments
@@ -69,8 +70,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     links.install(app, engine)  # /r/{code}, and the click writer's final flush on shutdown
     app.include_router(console.router)
     app.include_router(segments_api_router)
-    app.include_router(ugc_api_router)
+    app.include_router(playbooks_api_router)
     app.include_router(console_segments.router)
+    app.include_router(console_playbooks.router)
     app.include_router(messages_api_router)
     app.include_router(console_messages.router)
     message_links.install(app)  # /m/{token} tracked links, /u/{token} unsubscribe

@@ -1,7 +1,7 @@
 """messaging: messages, events, links, suppressions, templates
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-25 21:33:06.005063
 """
 

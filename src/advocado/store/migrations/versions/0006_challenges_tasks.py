@@ -1,7 +1,7 @@
 """challenges and tasks: challenges, invitations, entries, tasks (issue 5 items 3-4)
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-25 21:33:03.147694
 """
 

@@ -1,7 +1,7 @@
 """audit log of console, API and CLI changes; an index for the dashboard's click figures
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-11-25 21:50:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Playbooks shipped with Advocado (YAML, package data)."""
