@@ -29,6 +29,7 @@ from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
+from advocado.web.api.ugc import router as ugc_api_router
 from advocado.web.console import dashboard as console_dashboard
 from advocado.web.console import messages as console_messages
 from advocado.web.console import playbooks as console_playbooks
@@ -76,6 +77,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(messages_api_router)
     app.include_router(console_messages.router)
     message_links.install(app)  # /m/{token} tracked links, /u/{token} unsubscribe
+    app.include_router(ugc_api_router)
     app.include_router(console_work.router)
     app.include_router(portal_challenges.router)
     app.include_router(console_programs.router)
