@@ -53,7 +53,17 @@ def _percent(value: object) -> str:
 templates.env.filters["major"] = _major
 templates.env.filters["ratio"] = _ratio
 templates.env.filters["percent"] = _percent
-DRILL_KEYS = ("period", "survey", "category", "dimension", "value", "stage", "group")
+DRILL_KEYS = (
+    "period",
+    "survey",
+    "category",
+    "dimension",
+    "value",
+    "stage",
+    "group",
+    "plan",
+    "goal",
+)
 
 
 def _filters(request: Request) -> tuple[Filters, FieldError | None]:
