@@ -312,7 +312,8 @@ def plan_figures(session: Session, *, plan: Plan, f: Filters | None = None) -> _
         measured = channel in rules.MEASURED_CHANNELS or channel == rules.UNKNOWN_CHANNEL
         definition = (
             f"advocates who got a referral code or challenge invitation in the period through "
-            f"a {channel} invitation message / 期间内经{channel}邀请消息获得推荐码或挑战邀请的推荐人"
+            f"a {channel} invitation message / "
+            f"期间内经{channel}邀请消息获得推荐码或挑战邀请的推荐人"
         )
         if channel == rules.UNKNOWN_CHANNEL:
             definition = (
