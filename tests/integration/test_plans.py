@@ -61,13 +61,25 @@ def _id(session: Any, external_id: str) -> int:
     return session.scalar(select(Customer.id).where(Customer.external_id == external_id))
 
 
-def _message(session: Any, who: str, template: str, channel: str, sent: Any, *,
-             clicked: Any = None) -> None:  # fmt: skip
+def _message(
+    session: Any, who: str, template: str, channel: str, sent: Any, *, clicked: Any = None
+) -> None:
     status = "clicked" if clicked else "sent"
-    row = Message(cause_key=f"{template}:{who}:{sent.isoformat()}", customer_id=_id(session, who),
-                  template=template, channel=channel, marketing=True, status=status, context={},
-                  due_at=sent, attempts=1, sent_at=sent, clicked_at=clicked, created_at=sent,
-                  updated_at=clicked or sent)  # fmt: skip
+    row = Message(
+        cause_key=f"{template}:{who}:{sent.isoformat()}",
+        customer_id=_id(session, who),
+        template=template,
+        channel=channel,
+        marketing=True,
+        status=status,
+        context={},
+        due_at=sent,
+        attempts=1,
+        sent_at=sent,
+        clicked_at=clicked,
+        created_at=sent,
+        updated_at=clicked or sent,
+    )
     session.add(row)
     session.flush()
     session.add(MessageEvent(message_id=row.id, status="sent", detail="250 OK", at=sent))
@@ -91,15 +103,27 @@ def planned(data: Engine) -> Iterator[Engine]:  # noqa: F811
         _message(session, "c1", "ugc_invite", "wecom", at(6, 1, 8))
         challenge_id = session.scalar(select(Challenge.id))
         for who, featured, day in (("c1", True, 3), ("c2", False, 4)):
-            invitation = ChallengeInvitation(challenge_id=challenge_id,
-                                             customer_id=_id(session, who), token=f"t-{who}",
-                                             cause_key=f"invite:{who}", created_at=at(6, 1))  # fmt: skip
+            invitation = ChallengeInvitation(
+                challenge_id=challenge_id,
+                customer_id=_id(session, who),
+                token=f"t-{who}",
+                cause_key=f"invite:{who}",
+                created_at=at(6, 1),
+            )
             session.add(invitation)
             session.flush()
-            session.add(ChallengeEntry(challenge_id=challenge_id, invitation_id=invitation.id,
-                                       customer_id=_id(session, who), link="https://x.example/1",
-                                       text="我的故事", status="approved", featured=featured,
-                                       submitted_at=at(6, day)))  # fmt: skip
+            session.add(
+                ChallengeEntry(
+                    challenge_id=challenge_id,
+                    invitation_id=invitation.id,
+                    customer_id=_id(session, who),
+                    link="https://x.example/1",
+                    text="我的故事",
+                    status="approved",
+                    featured=featured,
+                    submitted_at=at(6, day),
+                )
+            )
         plans.apply_plan(session, data=PLAN, actor=audit.CLI)
     clock.set_now(NOW)
     yield data
@@ -142,9 +166,12 @@ def test_plan_vs_actual_matches_the_hand_count(planned: Engine) -> None:
     with read_only(planned) as session:
         summary = dashboard.panel(session, "plan", Filters()).summary
     assert summary["behind"] == [
-        "q2: leads", "q2: reviews_asked", "q2: referrals_qualified", "q2: recruit.email",
+        "q2: leads",
+        "q2: reviews_asked",
+        "q2: referrals_qualified",
+        "q2: recruit.email",
         "q2: recruit.total",
-    ]  # fmt: skip
+    ]
 
 
 def test_the_program_filter_cuts_the_actuals(planned: Engine) -> None:
@@ -159,25 +186,27 @@ def test_drill_down_lists_the_rows_behind_each_actual(planned: Engine) -> None:
         for goal, expected in rows_of(planned).items():
             if expected["actual"] is None:
                 continue
-            found = dashboard.drill(session, "plan", Filters(), {"plan": "q2", "goal": goal},
-                                    limit=None)  # fmt: skip
+            found = dashboard.drill(
+                session, "plan", Filters(), {"plan": "q2", "goal": goal}, limit=None
+            )
             if goal == "revenue":
                 assert sum(r["amount"] for r in found.rows) == expected["actual"]
             else:
                 assert len(found.rows) == expected["actual"], goal
-        unknown = dashboard.drill(session, "plan", Filters(),
-                                  {"plan": "q2", "goal": "recruit.unknown"}, limit=None)  # fmt: skip
+        unknown = dashboard.drill(
+            session, "plan", Filters(), {"plan": "q2", "goal": "recruit.unknown"}, limit=None
+        )
         assert sorted(r["customer"] for r in unknown.rows) == ["a2", "c2"]
         with pytest.raises(FieldError, match="goal"):
             dashboard.drill(session, "plan", Filters(), {"plan": "q2", "goal": "nope"}, limit=1)
 
 
 def test_the_example_file_applies_and_reapplying_changes_nothing(engine: Engine) -> None:
-    data = plans.read_plan_file(EXAMPLE)
+    example = plans.read_plan_file(EXAMPLE)
     with unit_of_work(engine) as session:
-        first = plans.apply_plan(session, data=data, actor=audit.CLI)
-        again = plans.apply_plan(session, data=data, actor=audit.CLI)
-        changed = plans.apply_plan(session, data={**data, "owner": "Wang"}, actor=audit.CLI)
+        first = plans.apply_plan(session, data=example, actor=audit.CLI)
+        again = plans.apply_plan(session, data=example, actor=audit.CLI)
+        changed = plans.apply_plan(session, data={**example, "owner": "Wang"}, actor=audit.CLI)
     assert (first.created, again.changed, changed.changed) == (True, False, True)
     with read_only(engine) as session:
         assert [e.action for e in audit.entries(session, entity="plan")] == ["update", "create"]
@@ -197,8 +226,11 @@ def test_a_bad_file_names_the_field_and_line(
     engine: Engine, tmp_path: Path, change: str, field: str, line: int
 ) -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    bad = {"  leads: 400": "  leads: -4", "ends_on: 2026-12-31": "ends_on: 2026-12-31",
-           "  in_app: 80": "  in_app: lots"}[change]  # fmt: skip
+    bad = {
+        "  leads: 400": "  leads: -4",
+        "ends_on: 2026-12-31": "ends_on: 2026-12-31",
+        "  in_app: 80": "  in_app: lots",
+    }[change]
     if field == "ends_on":
         text = text.replace("ends_on: 2027-03-31", bad)
     else:
@@ -243,8 +275,10 @@ def sign_in(client: TestClient, role: str) -> str:
     client.cookies.clear()
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
     assert token
-    answer = client.post("/login", data={"email": f"{role}@example.com", "password": PASSWORD,
-                                         "csrf": token.group(1)})  # fmt: skip
+    answer = client.post(
+        "/login",
+        data={"email": f"{role}@example.com", "password": PASSWORD, "csrf": token.group(1)},
+    )
     assert answer.status_code == 303
     found = re.search(r'name="csrf" value="([^"]+)"', client.get("/dashboard").text)
     assert found
@@ -264,8 +298,9 @@ def test_only_marketers_and_admins_change_plans_and_each_change_is_audited(
     token = sign_in(http, "marketer")
     assert "<textarea" in http.get("/plans").text
     assert http.post("/plans", data={"csrf": token, "source": source}).status_code == 303
-    bad = http.post("/plans", data={"csrf": token, "source": source.replace("leads: 400",
-                                                                            "leads: x")})  # fmt: skip
+    bad = http.post(
+        "/plans", data={"csrf": token, "source": source.replace("leads: 400", "leads: x")}
+    )
     assert bad.status_code == 400 and "goals.leads" in bad.text and "line:24" in bad.text
     with read_only(planned) as session:
         entries = audit.entries(session, entity="plan")
@@ -311,22 +346,50 @@ def test_the_customer_profile_shows_every_area(http: TestClient, planned: Engine
         response = session.scalar(select(Response).where(Response.customer_id == a1))
         response.comment, response.persona = "颜值太高了，推荐给朋友", "emotional"
         response.evidence = ["颜值"]
-        ledger.post(session, key="t:1", asset="POINTS", debit="brand:points",
-                    credit=ledger.account(a1, "POINTS"), amount=150, available_at=at(5, 1),
-                    memo="welcome points")  # fmt: skip
+        ledger.post(
+            session,
+            key="t:1",
+            asset="POINTS",
+            debit="brand:points",
+            credit=ledger.account(a1, "POINTS"),
+            amount=150,
+            available_at=at(5, 1),
+            memo="welcome points",
+        )
         _message(session, "a1", "review_ask", "email", at(6, 5), clicked=at(6, 6))
-        session.add(Task(cause_key="t:a1", customer_id=a1, kind="ambassador_invite",
-                         title="Invite a1 to the ambassador club", assignee_role="community",
-                         due_at=at(7, 1), script="Call", context={}, created_at=at(6, 1)))  # fmt: skip
+        session.add(
+            Task(
+                cause_key="t:a1",
+                customer_id=a1,
+                kind="ambassador_invite",
+                title="Invite a1 to the ambassador club",
+                assignee_role="community",
+                due_at=at(7, 1),
+                script="Call",
+                context={},
+                created_at=at(6, 1),
+            )
+        )
         challenge_id = session.scalar(select(ChallengeInvitation.challenge_id))
-        invitation = ChallengeInvitation(challenge_id=challenge_id, customer_id=a1,
-                                         token="t-a1", cause_key="invite:a1",
-                                         created_at=at(6, 1))  # fmt: skip
+        invitation = ChallengeInvitation(
+            challenge_id=challenge_id,
+            customer_id=a1,
+            token="t-a1",
+            cause_key="invite:a1",
+            created_at=at(6, 1),
+        )
         session.add(invitation)
         session.flush()
-        session.add(ChallengeEntry(challenge_id=challenge_id, invitation_id=invitation.id,
-                                   customer_id=a1, text="a1 的故事", status="pending",
-                                   submitted_at=at(6, 2)))  # fmt: skip
+        session.add(
+            ChallengeEntry(
+                challenge_id=challenge_id,
+                invitation_id=invitation.id,
+                customer_id=a1,
+                text="a1 的故事",
+                status="pending",
+                submitted_at=at(6, 2),
+            )
+        )
     clock.set_now(NOW + timedelta(days=30))  # rewards past their hold
     sign_in(http, "analyst")
     listed = http.get("/customers?q=A1")
