@@ -145,7 +145,7 @@ def parse_plan(data: Any) -> PlanSpec:
     try:
         code = currency(str(data.get("currency") or "CNY"))
     except FieldError as error:
-        raise PlanError("currency", error.reason) from None
+        raise PlanError("currency", f"{error.reason} / 币种应为三位 ISO 4217 代码") from None
     raw_goals = data.get("goals")
     if not isinstance(raw_goals, Mapping) or not raw_goals:
         raise PlanError("goals", f"a mapping of at least one of {', '.join(GOALS)} / 至少一个目标")
@@ -160,7 +160,7 @@ def parse_plan(data: Any) -> PlanSpec:
             try:
                 goals[name] = amount_from_major(str(value), code)
             except FieldError as error:
-                raise PlanError(where, error.reason) from None
+                raise PlanError(where, f"{error.reason} / 金额无效") from None
             if goals[name] < 0:
                 raise PlanError(where, "must not be negative / 不能为负数")
         else:
@@ -170,7 +170,9 @@ def parse_plan(data: Any) -> PlanSpec:
         raise PlanError("personas", f"a list of {', '.join(PERSONAS)} / 应为列表")
     for i, persona in enumerate(raw_personas):
         if persona not in PERSONAS:
-            raise PlanError(f"personas[{i}]", f"{persona!r}: one of {', '.join(PERSONAS)}")
+            raise PlanError(
+                f"personas[{i}]", f"{persona!r}: one of {', '.join(PERSONAS)} / 未知的画像"
+            )
     raw_recruitment = data.get("recruitment") or {}
     if not isinstance(raw_recruitment, Mapping):
         raise PlanError("recruitment", "a mapping channel: advocates to recruit / 应为映射")
