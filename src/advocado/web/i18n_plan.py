@@ -79,6 +79,8 @@ WORDS: dict[str, dict[str, str]] = {
         "p_entries": "Challenge entries",
         "p_featured": "featured",
         "p_story": "Story",
+        "p_none": "None yet.",
+        "p_amount": "Amount",
     },
     "zh-CN": {
         "plans": "计划",
@@ -155,6 +157,8 @@ WORDS: dict[str, dict[str, str]] = {
         "p_entries": "挑战作品",
         "p_featured": "精选",
         "p_story": "故事",
+        "p_none": "暂无。",
+        "p_amount": "金额",
     },
     "zh-TW": {
         "plans": "計畫",
@@ -231,5 +235,7 @@ WORDS: dict[str, dict[str, str]] = {
         "p_entries": "挑戰作品",
         "p_featured": "精選",
         "p_story": "故事",
+        "p_none": "尚無。",
+        "p_amount": "金額",
     },
 }
