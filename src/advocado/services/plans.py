@@ -237,10 +237,11 @@ def _actual(session: Session, goal: str, scope: Any) -> int:
     return int(session.scalar(select(measure).select_from(rows)) or 0)
 
 
-def _recruited(session: Session, scope: Any) -> list[dict[str, Any]]:
+def _recruited(scope: Any) -> Select[Any]:
     """Advocates recruited in the period: customers who got their first referral code or
-    challenge invitation in it, with the channel of the invitation message that reached them
-    (referral_invite / ugc_invite), else "unknown"."""
+    challenge invitation in it (`via` which), with the channel of the earliest invitation
+    message (referral_invite / ugc_invite) sent to them in the period, else "unknown".
+    One row per customer; counted per channel for the figure, listed for the drill-down."""
     codes = select(
         ReferralCode.customer_id.label("customer_id"),
         ReferralCode.created_at.label("at"),
@@ -253,33 +254,43 @@ def _recruited(session: Session, scope: Any) -> list[dict[str, Any]]:
         ChallengeInvitation.created_at.label("at"),
         literal("challenge_invitation").label("via"),
     ).where(dash._between(ChallengeInvitation.created_at, scope))
-    both = union_all(codes, invitations).subquery()
-    query = (
-        select(Customer.id, Customer.external_id, Customer.name, both.c.at, both.c.via)
-        .join(both, both.c.customer_id == Customer.id)
-        .where(dash._in_customers(Customer.id, scope))
-        .order_by(both.c.at, Customer.id)
+    both = union_all(codes, invitations).subquery("recruits")
+    first_rank = func.row_number().over(
+        partition_by=both.c.customer_id, order_by=(both.c.at, both.c.via)
     )
-    first: dict[int, dict[str, Any]] = {}
-    for r in session.execute(query):
-        if r.id not in first:
-            first[r.id] = {"id": r.id, "customer": r.external_id, "name": r.name or "",
-                           "recruited_at": r.at, "via": r.via,
-                           "channel": rules.UNKNOWN_CHANNEL}  # fmt: skip
-    if first:
-        messages = (
-            select(Message.customer_id, Message.channel)
-            .where(
-                Message.template.in_(INVITE_TEMPLATES),
-                Message.sent_at.is_not(None),
-                dash._between(Message.created_at, scope),
-                Message.customer_id.in_(list(first)),
-            )
-            .order_by(Message.created_at.desc(), Message.id.desc())
+    ranked = select(both, first_rank.label("rank")).subquery("ranked_recruits")
+    message_rank = func.row_number().over(
+        partition_by=Message.customer_id, order_by=(Message.created_at, Message.id)
+    )
+    invites = (
+        select(Message.customer_id, Message.channel, message_rank.label("rank"))
+        .where(
+            Message.template.in_(INVITE_TEMPLATES),
+            Message.sent_at.is_not(None),
+            dash._between(Message.created_at, scope),
         )
-        for customer_id, channel in session.execute(messages):
-            first[customer_id]["channel"] = channel  # the earliest wins (read last)
-    return list(first.values())
+        .subquery("invites")
+    )
+    channel = func.coalesce(invites.c.channel, rules.UNKNOWN_CHANNEL)
+    return (
+        select(
+            Customer.external_id.label("customer"),
+            Customer.name,
+            ranked.c.at.label("recruited_at"),
+            ranked.c.via,
+            channel.label("channel"),
+        )
+        .join(ranked, ranked.c.customer_id == Customer.id)
+        .outerjoin(invites, and_(invites.c.customer_id == Customer.id, invites.c.rank == 1))
+        .where(ranked.c.rank == 1, dash._in_customers(Customer.id, scope))
+        .order_by(ranked.c.at, Customer.id)
+    )
+
+
+def _recruited_by_channel(session: Session, scope: Any) -> dict[str, int]:
+    rows = _recruited(scope).order_by(None).subquery()
+    found = session.execute(select(rows.c.channel, func.count()).group_by(rows.c.channel))
+    return {str(channel): int(n) for channel, n in found}
 
 
 @dataclass(frozen=True)
@@ -301,10 +312,7 @@ def plan_figures(session: Session, *, plan: Plan, f: Filters | None = None) -> _
     for goal, target in spec.goals.items():
         actual = _actual(session, goal, scope)
         rows.append(_row(plan, goal, target, actual, elapsed, " / ".join(rules.GOALS[goal])))
-    recruited = _recruited(session, scope)
-    by_channel: dict[str, int] = {}
-    for r in recruited:
-        by_channel[r["channel"]] = by_channel.get(r["channel"], 0) + 1
+    by_channel = _recruited_by_channel(session, scope)
     channels = list(spec.recruitment)
     channels += sorted(c for c in by_channel if c not in spec.recruitment)
     for channel in channels:
@@ -329,7 +337,7 @@ def plan_figures(session: Session, *, plan: Plan, f: Filters | None = None) -> _
             continue
         actual = by_channel.get(channel, 0)
         rows.append(_row(plan, RECRUIT + channel, target, actual, elapsed, definition))
-    total = len(recruited)
+    total = sum(by_channel.values())
     target_total = sum(spec.recruitment.values())
     if target_total:
         definition = "all advocates recruited in the period / 期间内招募的全部推荐人"
@@ -398,16 +406,12 @@ def drill_plan(
     scope = _scope(session, plan, f, spec)
     if goal.startswith(RECRUIT):
         channel = goal[len(RECRUIT) :]
-        rows = [
-            {"customer": r["customer"], "name": r["name"],
-             "recruited_at": r["recruited_at"].isoformat(), "via": r["via"],
-             "channel": r["channel"]}
-            for r in _recruited(session, scope)
-            if channel == "total" or r["channel"] == channel
-        ]  # fmt: skip
-        rows = rows[:limit] if limit is not None else rows
-        return dash.Panel("plan", ["customer", "name", "recruited_at", "via", "channel"], rows)
-    query = _goal_rows(goal, scope)
+        recruits = _recruited(scope).subquery()
+        query = select(recruits).order_by(recruits.c.recruited_at, recruits.c.customer)
+        if channel != "total":
+            query = query.where(recruits.c.channel == channel)
+    else:
+        query = _goal_rows(goal, scope)
     if limit is not None:
         query = query.limit(limit)
     result = session.execute(query)
