@@ -394,6 +394,9 @@ def test_the_customer_profile_shows_every_area(http: TestClient, planned: Engine
     sign_in(http, "analyst")
     listed = http.get("/customers?q=A1")
     assert listed.status_code == 200 and 'href="/customers/a1"' in listed.text
+    by_email = http.get("/customers?q=F1@example.CN").text  # exact email, any case
+    assert 'href="/customers/f1"' in by_email and 'href="/customers/f2"' not in by_email
+    assert 'href="/customers/' not in http.get("/customers?q=%25").text  # % is not a wildcard
     page = http.get("/customers/a1")
     assert page.status_code == 200
     text = page.text
