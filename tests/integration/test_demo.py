@@ -21,6 +21,7 @@ from advocado.store.models import (
     CustomerInsight,
     LedgerEntry,
     Order,
+    Plan,
     Program,
     Referral,
     ReferralCode,
@@ -60,6 +61,7 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def _empty(engine: Engine) -> None:
     with unit_of_work(engine) as session:
         for model in (
+            Plan,  # the demo's program plan (issue 6)
             ChallengeEntry,  # the demo's challenge and tasks (issue 5)
             ChallengeInvitation,
             Challenge,
