@@ -76,3 +76,8 @@ def test_every_word_is_in_every_locale() -> None:
     keys = {locale: set(words) for locale, words in WORDS.items()}
     assert set(keys) == {"en", "zh-CN", "zh-TW"}
     assert keys["en"] == keys["zh-CN"] == keys["zh-TW"]
+
+
+def test_a_money_shortfall_is_told_in_major_units() -> None:
+    behind = progress(target=1_000_000, actual=100_000, elapsed=0.5, currency="CNY")
+    assert "4,000.00 CNY below pace" in behind.reason and "比进度少 4,000.00 CNY" in behind.reason

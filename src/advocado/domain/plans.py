@@ -217,9 +217,10 @@ def _pct(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
-def progress(*, target: int, actual: int, elapsed: float) -> Progress:
+def progress(*, target: int, actual: int, elapsed: float, currency: str | None = None) -> Progress:
     """How a goal stands: done when the actual reached the target; behind when the percent
-    done is below the percent of time elapsed; on track otherwise."""
+    done is below the percent of time elapsed; on track otherwise. With `currency`, target
+    and actual are money in minor units and the shortfall is told in major units."""
     if target <= 0:
         return Progress(None, "no_target", None, "no target set / 未设定目标")
     done = actual / target
@@ -229,7 +230,8 @@ def progress(*, target: int, actual: int, elapsed: float) -> Progress:
         return Progress(done, "not_started", None, "the plan has not started / 计划尚未开始")
     if done < elapsed:
         gap = elapsed - done
-        short = round(target * elapsed) - actual
+        short_by = round(target * elapsed) - actual
+        short = f"{short_by / 100:,.2f} {currency}" if currency else str(short_by)
         return Progress(
             done,
             "behind",

@@ -113,17 +113,20 @@ def apply_plan(session: Session, *, data: Mapping[str, Any], actor: str) -> Appl
 
 
 def spec_of(plan: Plan) -> PlanSpec:
-    return rules.parse_plan(_as_file(plan.spec))
-
-
-def _as_file(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored spec back in the file's shape (revenue in major units)."""
-    data = dict(stored)
-    goals = dict(data.get("goals") or {})
-    if "revenue" in goals:
-        goals["revenue"] = f"{goals['revenue'] / 100:.2f}"
-    data["goals"] = goals
-    return data
+    """The plan as stored (checked when it was applied; money already in minor units)."""
+    stored = plan.spec
+    return PlanSpec(
+        slug=plan.slug,
+        name=plan.name,
+        owner=plan.owner,
+        starts_on=plan.starts_on,
+        ends_on=plan.ends_on,
+        currency=str(stored.get("currency") or "CNY"),
+        goals={str(k): int(v) for k, v in (stored.get("goals") or {}).items()},
+        personas=tuple(stored.get("personas") or ()),
+        recruitment={str(k): int(v) for k, v in (stored.get("recruitment") or {}).items()},
+        notes=str(stored.get("notes") or ""),
+    )
 
 
 def list_plans(session: Session) -> list[Plan]:
@@ -311,7 +314,9 @@ def plan_figures(session: Session, *, plan: Plan, f: Filters | None = None) -> _
     rows = []
     for goal, target in spec.goals.items():
         actual = _actual(session, goal, scope)
-        rows.append(_row(plan, goal, target, actual, elapsed, " / ".join(rules.GOALS[goal])))
+        money = spec.currency if goal == "revenue" else None
+        definition = " / ".join(rules.GOALS[goal])
+        rows.append(_row(plan, goal, target, actual, elapsed, definition, money=money))
     by_channel = _recruited_by_channel(session, scope)
     channels = list(spec.recruitment)
     channels += sorted(c for c in by_channel if c not in spec.recruitment)
@@ -346,8 +351,8 @@ def plan_figures(session: Session, *, plan: Plan, f: Filters | None = None) -> _
 
 
 def _row(plan: Plan, goal: str, target: int, actual: int | None, elapsed: float,
-         definition: str) -> dict[str, Any]:  # fmt: skip
-    found = rules.progress(target=target, actual=actual or 0, elapsed=elapsed)
+         definition: str, *, money: str | None = None) -> dict[str, Any]:  # fmt: skip
+    found = rules.progress(target=target, actual=actual or 0, elapsed=elapsed, currency=money)
     return {
         "plan": plan.slug,
         "goal": goal,
