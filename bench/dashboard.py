@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from fastapi.testclient import TestClient  # noqa: E402
 
 from advocado import clock  # noqa: E402
-from advocado.services import dashboard, programs  # noqa: E402
+from advocado.services import dashboard, plans, programs  # noqa: E402
 from advocado.services.apikeys import create_api_key  # noqa: E402
 from advocado.store.db import ensure_schema, make_engine, unit_of_work  # noqa: E402
 from advocado.store.models import (  # noqa: E402
@@ -58,6 +58,16 @@ POSTGRES = os.environ.get(
 )
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = 365
+PLAN = {
+    "slug": "bench",
+    "name": "Bench plan",
+    "owner": "bench",
+    "starts_on": (NOW - timedelta(days=180)).date().isoformat(),
+    "ends_on": (NOW + timedelta(days=10)).date().isoformat(),
+    "goals": {"leads": 1000, "revenue": "100000.00", "reviews_asked": 100, "reviews_clicked": 10,
+              "ugc_entries": 10, "ugc_featured": 1, "referrals_qualified": 500},
+    "recruitment": {"email": 100, "wecom": 100, "events": 10},
+}  # fmt: skip
 BATCH = 5000
 PROGRAM = {
     "slug": "bench",
@@ -194,6 +204,8 @@ def generate(engine: Engine, customers: int, seed: int = 6) -> dict[str, int]:
             for n in range(customers)
         ],
     )
+    with unit_of_work(engine) as session:  # the plan panel has a plan to measure
+        plans.apply_plan(session, data=PLAN, actor="bench")
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))
     return {

@@ -327,6 +327,10 @@ from advocado.cli_ugc import challenge_app, task_app  # noqa: E402
 app.add_typer(challenge_app, name="challenge")
 app.add_typer(task_app, name="task")
 
+from advocado.cli_plan import plan_app  # noqa: E402
+
+app.add_typer(plan_app, name="plan")
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

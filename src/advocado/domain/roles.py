@@ -40,13 +40,14 @@ class Action(StrEnum):
     EDIT_TASKS = "tasks.edit"
     EDIT_CHALLENGES = "challenges.edit"
     EDIT_AMBASSADORS = "ambassadors.edit"
+    EDIT_PLANS = "plans.edit"  # program plans (goals, recruitment targets)
     READ_AUDIT = "audit.read"
 
 
 _MARKETING = frozenset({
     Action.EDIT_PROGRAMS, Action.EDIT_PLAYBOOKS, Action.EDIT_TEMPLATES, Action.SEND_MESSAGES,
     Action.EDIT_SEGMENTS,
-    Action.EDIT_LEXICON, Action.REVIEW_REFERRALS, Action.SET_MARKETING_FIGURES,
+    Action.EDIT_LEXICON, Action.REVIEW_REFERRALS, Action.SET_MARKETING_FIGURES, Action.EDIT_PLANS,
 })  # fmt: skip
 _COMMUNITY = frozenset({Action.EDIT_TASKS, Action.EDIT_CHALLENGES, Action.EDIT_AMBASSADORS})
 

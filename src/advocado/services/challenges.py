@@ -53,7 +53,7 @@ class Applied:
 # --- challenges ------------------------------------------------------------------------------
 
 
-def _line_of(text: str, field: str) -> int | None:
+def line_of(text: str, field: str) -> int | None:
     """The line of `field` (a dotted path such as texts.en.title) in a YAML text, if found."""
     try:
         node = yaml.compose(text)
@@ -82,7 +82,7 @@ def read_challenge_file(path: Path) -> dict[str, Any]:
     try:
         rules.parse_challenge(data)
     except ChallengeError as error:
-        line = _line_of(text, error.field)
+        line = line_of(text, error.field)
         where = f"{path}:{line}" if line else str(path)
         raise ChallengeError(error.field, f"{error.reason} ({where})") from None
     assert isinstance(data, dict)

@@ -982,6 +982,26 @@ def drill_top_advocates(
     return Panel("top_advocates", _ADVOCATE_COLUMNS, _advocate_rows(session, query, scope.currency))
 
 
+# --- program plan vs actual (services.plans, which builds on the conditions above) ---------
+
+
+def plan_vs_actual(session: Session, f: Filters) -> Panel:
+    """Each plan's goals and recruitment channels: target, actual, percent done beside time
+    elapsed, and what is behind (services.plans.plan_panel)."""
+    from advocado.services import plans
+
+    return plans.plan_panel(session, f)
+
+
+def drill_plan_vs_actual(
+    session: Session, f: Filters, key: Mapping[str, str], limit: int | None
+) -> Panel:
+    """The rows behind one actual: ?plan=&goal= (services.plans.drill_plan)."""
+    from advocado.services import plans
+
+    return plans.drill_plan(session, f, key, limit)
+
+
 # --- the registry: what the page, the API and the CSV export offer ---------------------------
 
 PANELS: dict[str, Callable[[Session, Filters], Panel]] = {
@@ -991,6 +1011,7 @@ PANELS: dict[str, Callable[[Session, Filters], Panel]] = {
     "k_factor": k_factor,
     "clv": clv,
     "top_advocates": top_advocates,
+    "plan": plan_vs_actual,
 }
 DRILLS: dict[str, Callable[[Session, Filters, Mapping[str, str], int | None], Panel]] = {
     "nps": drill_nps,
@@ -999,6 +1020,7 @@ DRILLS: dict[str, Callable[[Session, Filters, Mapping[str, str], int | None], Pa
     "k_factor": drill_k_factor,
     "clv": drill_clv,
     "top_advocates": drill_top_advocates,
+    "plan": drill_plan_vs_actual,
 }
 
 

@@ -176,6 +176,8 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
             create_user(session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role="admin")
             password = ADMIN_PASSWORD
     load_referral_activity(engine, seed=seed, today=_today())
+    with unit_of_work(engine) as session:
+        _demo_plan(session, today=_today(), customers=customers)
     scores = Counter(r.score for r in data.responses)
     return DemoSummary(
         brand=BRAND,
@@ -193,6 +195,24 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
         challenge_entries=work.entries,
         open_tasks=work.tasks,
     )
+
+
+def _demo_plan(session: Session, *, today: datetime, customers: int) -> None:
+    """A quarter's program plan around today, so the dashboard's plan panel has one."""
+    from advocado.services import audit, plans
+
+    scale = max(1, customers // 100)
+    plan = {"slug": "demo-quarter", "name": "This quarter's advocacy plan / 本季度口碑计划",
+            "owner": "Li Na (marketing) / 李娜（市场部）",
+            "starts_on": (today - timedelta(days=60)).date().isoformat(),
+            "ends_on": (today + timedelta(days=30)).date().isoformat(), "currency": "CNY",
+            "goals": {"leads": 4 * scale, "revenue": f"{1500 * scale}.00",
+                      "reviews_asked": 10 * scale, "reviews_clicked": 2 * scale,
+                      "ugc_entries": scale, "ugc_featured": 1,
+                      "referrals_qualified": 3 * scale},
+            "personas": ["emotional", "high_influence"],
+            "recruitment": {"email": 2 * scale, "wecom": scale, "events": 1}}  # fmt: skip
+    plans.apply_plan(session, data=plan, actor=audit.SYSTEM)
 
 
 @dataclass(frozen=True)

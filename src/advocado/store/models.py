@@ -765,3 +765,25 @@ class EnrolmentStep(Base):
     reason: Mapped[str] = mapped_column(Text)
     effect: Mapped[str | None] = mapped_column(String(200))  # e.g. message:12, task:4
     ran_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- Program plans (issue 6 item 3, seed 002) -----------------------------------------------
+
+
+class Plan(Base):
+    """A program plan: owner, dates (whole days, both included), goals, personas and
+    recruitment targets per channel (`spec`, as domain.plans.PlanSpec.as_dict), and the file
+    as applied (`config`)."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

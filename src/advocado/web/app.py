@@ -24,14 +24,17 @@ from advocado.web.access import RequireLogin
 from advocado.web.api.dashboard import router as dashboard_api_router
 from advocado.web.api.lexicon import router as lexicon_api_router
 from advocado.web.api.messages import router as messages_api_router
+from advocado.web.api.plans import router as plans_api_router
 from advocado.web.api.playbooks import router as playbooks_api_router
 from advocado.web.api.referrals import router as referrals_api_router
 from advocado.web.api.referrals import webhooks as referral_webhooks
 from advocado.web.api.routes import router as api_router
 from advocado.web.api.segments import router as segments_api_router
 from advocado.web.api.ugc import router as ugc_api_router
+from advocado.web.console import customers as console_customers
 from advocado.web.console import dashboard as console_dashboard
 from advocado.web.console import messages as console_messages
+from advocado.web.console import plans as console_plans
 from advocado.web.console import playbooks as console_playbooks
 from advocado.web.console import programs as console_programs
 from advocado.web.console import routes as console
@@ -84,6 +87,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(console_dashboard.router)
     app.include_router(console_users.router)
     app.include_router(dashboard_api_router)
+    app.include_router(plans_api_router)
+    app.include_router(console_plans.router)
+    app.include_router(console_customers.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

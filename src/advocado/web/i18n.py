@@ -407,6 +407,12 @@ from advocado.web.i18n_dashboard import WORDS as _DASHBOARD_WORDS  # noqa: E402
 for _locale, _words in _DASHBOARD_WORDS.items():
     CATALOGUE[_locale].update(_words)
 
+# Program plans and the customer pages (issue 6 items 3 and 5), merged the same way.
+from advocado.web.i18n_plan import WORDS as _PLAN_WORDS  # noqa: E402
+
+for _locale, _words in _PLAN_WORDS.items():
+    CATALOGUE[_locale].update(_words)
+
 _ALIASES = {
     "en": "en",
     "zh": "zh-CN", "zh-cn": "zh-CN", "zh-sg": "zh-CN", "zh-hans": "zh-CN", "zh-hans-cn": "zh-CN",

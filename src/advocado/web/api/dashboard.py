@@ -18,7 +18,17 @@ from advocado.web.api import schemas
 from advocado.web.api.routes import PREFIX, _ApiRoute, _json, api_key
 
 FIGURES = tuple(dashboard.PANELS)
-DRILL_KEYS = ("period", "survey", "category", "dimension", "value", "stage", "group")
+DRILL_KEYS = (
+    "period",
+    "survey",
+    "category",
+    "dimension",
+    "value",
+    "stage",
+    "group",
+    "plan",
+    "goal",
+)
 
 router = APIRouter(
     prefix=f"{PREFIX}/dashboard",

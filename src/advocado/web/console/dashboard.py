@@ -53,7 +53,19 @@ def _percent(value: object) -> str:
 templates.env.filters["major"] = _major
 templates.env.filters["ratio"] = _ratio
 templates.env.filters["percent"] = _percent
-DRILL_KEYS = ("period", "survey", "category", "dimension", "value", "stage", "group")
+# Columns of drill-down lists that hold a customer's external id: linked to their profile.
+CUSTOMER_COLUMNS = ("customer", "advocate", "friend")
+DRILL_KEYS = (
+    "period",
+    "survey",
+    "category",
+    "dimension",
+    "value",
+    "stage",
+    "group",
+    "plan",
+    "goal",
+)
 
 
 def _filters(request: Request) -> tuple[Filters, FieldError | None]:
@@ -170,6 +182,7 @@ def dashboard_panel(request: Request, name: str) -> Response:
         return render(request, "dashboard_error.html", {"error": problem}, 400)
     context = {"name": name, "panel": found, "links": _drill_links(name, found, f),
                "chart": chart(name, found, locale_of(request)), "query": _query(f),
+               "plan_query": _query(f),
                "drill_base": f"/dashboard/drill/{name}?{_query(f)}"}  # fmt: skip
     return render(request, "dashboard_panel.html", context)
 
@@ -225,7 +238,8 @@ def drill_page(request: Request, name: str) -> Response:
         return Response("no such figure", 404)
     key = _drill_key(request.query_params)
     context: dict[str, Any] = {"user": user, "page": "dashboard", "name": name, "key": key,
-                               "error": None, "panel": None}  # fmt: skip
+                               "error": None, "panel": None,
+                               "customer_columns": CUSTOMER_COLUMNS}  # fmt: skip
     try:
         f = parse_filters(request.query_params)
         with read_only(request.app.state.engine) as session:
