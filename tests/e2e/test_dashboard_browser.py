@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from test_browser import chromium  # noqa: F401 - the fixture (tests/e2e is on the path)
 
 from advocado.services.demo import ADMIN_EMAIL, ADMIN_PASSWORD, load_demo
 from advocado.services.demo_referrals import PROGRAM
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_dashboard_filter_drill_export_and_chinese(
-    chromium: Any,  # noqa: F811
+    chromium: Any,
     live_server: Any,
     engine: Engine,
     tmp_path: Path,

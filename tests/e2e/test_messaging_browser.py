@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from test_browser import chromium  # noqa: F401 - the fixture
 
 from advocado.services import messaging
 from advocado.services.messaging import enqueue_message
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_mail_links_in_a_browser(
-    smtp_server: Any, monkeypatch: pytest.MonkeyPatch, chromium: Any,  # noqa: F811
+    smtp_server: Any, monkeypatch: pytest.MonkeyPatch, chromium: Any,
     live_server: Any, engine: Engine, tmp_path: Path,
 ) -> None:  # fmt: skip
     import re

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from test_browser import chromium  # noqa: F401 - the fixture (tests/e2e is on the path)
 
 from advocado import clock
 from advocado.services import audit, plans
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_plan_panel_drill_to_a_customer_profile(
-    chromium: Any,  # noqa: F811
+    chromium: Any,
     live_server: Any,
     engine: Engine,
     tmp_path: Path,

@@ -16,25 +16,7 @@ from advocado import clock
 from advocado.services import challenges
 from advocado.store.db import unit_of_work
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def chromium() -> Any:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found: apt-get install -y chromium fonts-noto-cjk"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 def png(width: int, height: int) -> bytes:
