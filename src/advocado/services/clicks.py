@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -36,6 +37,7 @@ BOTS = re.compile(
     re.IGNORECASE,
 )
 _salts: dict[str, bytes] = {}
+_MISSING: Any = object()
 
 
 def stored_secret(engine: Engine, name: str) -> str:
@@ -179,45 +181,61 @@ class ClickRecorder:
         "referrer",
         "is_bot",
     )
+    # The batch travels as one JSON array of rows and the database unpacks it: one statement,
+    # one bound parameter. SQLite keeps times as the text SQLAlchemy's DateTime writes
+    # ("YYYY-MM-DD HH:MM:SS.ffffff", the isoformat without its "+00:00").
+    _SQLITE = (
+        f"INSERT INTO clicks ({', '.join(_COLUMNS)}) SELECT "
+        "json_extract(value, '$[0]'), substr(json_extract(value, '$[1]'), 1, 26), "
+        + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(2, 8))
+        + " FROM json_each(?)"
+    )
+    _POSTGRESQL = (
+        f"INSERT INTO clicks ({', '.join(_COLUMNS)}) SELECT "
+        "(e->>0)::integer, (e->>1)::timestamptz, e->>2, e->>3, e->>4, e->>5, e->>6, "
+        "(e->>7)::boolean FROM json_array_elements(%s::json) AS e"
+    )
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        """One executemany straight to the driver: through SQLAlchemy's per-row bind
-        processing a batch cost ~20 µs a row, all of it holding the GIL the redirect needs."""
-        sqlite_ = self.engine.dialect.name == "sqlite"
-        mark = "?" if sqlite_ else "%s"
-        sql = (
-            f"INSERT INTO clicks ({', '.join(self._COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(self._COLUMNS))})"
-        )
+        """One INSERT … SELECT of the whole batch, sent as one JSON text. The GIL, which the
+        redirect needs, is held only to hash and serialise (~1.5 µs a row); the driver then
+        runs one statement without it. With executemany it bound every row holding the GIL
+        and took it back after each row (~5 µs a row on SQLite, ~7 µs on PostgreSQL, taken
+        from the event loop in slices: the redirect's latency tail)."""
+        sql = self._SQLITE if self.engine.dialect.name == "sqlite" else self._POSTGRESQL
+        salt = self.salt
         # Within a batch the same visitor clicks again and again: hash each one once.
         hashes: dict[str | None, str | None] = {None: None}
         prints: dict[tuple[str | None, str], str] = {}
         bots: dict[tuple[str, str], bool] = {}
         values = []
         for code_id, clicked_at, visitor_id, ip, agent, referrer, method in rows:
-            if ip not in hashes:
-                hashes[ip] = hash_ip(ip, self.salt) if ip else None
-            ip_hash = hashes[ip]
-            if (ip_hash, agent) not in prints:
-                prints[ip_hash, agent] = fingerprint(ip_hash, agent)
-            if (agent, method) not in bots:
-                bots[agent, method] = is_bot(agent, method)
-            if sqlite_:  # the text form SQLAlchemy's DateTime reads back on SQLite
-                clicked_at = clicked_at.replace(tzinfo=None).isoformat(" ", "microseconds")
+            ip_hash = hashes.get(ip, _MISSING)
+            if ip_hash is _MISSING:
+                ip_hash = hashes[ip] = hash_ip(ip, salt) if ip else None
+            print_ = prints.get((ip_hash, agent))
+            if print_ is None:
+                print_ = prints[ip_hash, agent] = fingerprint(ip_hash, agent)
+            bot = bots.get((agent, method))
+            if bot is None:
+                bot = bots[agent, method] = is_bot(agent, method)
+            if clicked_at.tzinfo is not UTC:
+                clicked_at = clicked_at.astimezone(UTC)
             values.append(
                 (
                     code_id,
-                    clicked_at,
+                    clicked_at.isoformat(" ", "microseconds"),
                     visitor_id,
                     ip_hash,
-                    prints[ip_hash, agent],
+                    print_,
                     agent or None,
                     referrer,
-                    bots[agent, method],
+                    bot,
                 )
             )
+        batch = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
         with unit_of_work(self.engine) as session:
-            session.connection().exec_driver_sql(sql, values)
+            session.connection().exec_driver_sql(sql, (batch,))
 
     async def _run(self) -> None:
         assert self._wake is not None
