@@ -149,9 +149,10 @@ class ClickRecorder:
         at: datetime | None = None,
     ) -> None:
         """Queue a click. Hashing waits for the writer thread: the redirect only appends."""
-        self._rows.append(
-            (code_id, at or clock.now(), visitor_id, ip, user_agent, referrer, method)
-        )
+        row = (code_id, at or clock.now(), visitor_id, ip, user_agent, referrer, method)
+        # The row is made first so that reading the list and appending to it happen with no
+        # Python call in between, where the GIL could pass to `flush` swapping the list.
+        self._rows.append(row)
         if self._wake is not None and len(self._rows) >= self.batch:
             self._wake.set()
 
