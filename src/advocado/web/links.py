@@ -232,9 +232,9 @@ def install(app: FastAPI, engine: Engine) -> Links:
         try:
             async with previous(application) as state:
                 if links.served:
-                    # The app's own objects (routes, models, templates: ~180k) live as long
-                    # as the process; frozen, a full collection no longer walks them (it
-                    # stopped every request for 100-300 ms now and then under load).
+                    # The app's own objects (routes, models, templates: ~160k) live as long
+                    # as the process; frozen, a full collection no longer walks them (one
+                    # took 120-280 ms, every request waiting, about once per 10 s of wrk).
                     gc.collect()
                     gc.freeze()
                 yield state
