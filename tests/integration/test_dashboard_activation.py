@@ -37,7 +37,11 @@ from advocado.store.models import (
 from advocado.web.app import create_app
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
-NEUTRAL, RATIONAL, EMOTIONAL = "Fine.", "系统稳定，功能全面，性价比高", "超級喜歡，太驚喜了，愛了愛了"
+NEUTRAL, RATIONAL, EMOTIONAL = (
+    "Fine.",
+    "系统稳定，功能全面，性价比高",
+    "超級喜歡，太驚喜了，愛了愛了",
+)
 # external id, locale, consent, score, comment
 PEOPLE = [
     ("n1", "en", True, 10, NEUTRAL),  # L1, clicks G2
@@ -52,14 +56,29 @@ PEOPLE = [
     ("d1", "en", True, 2, "Slow."),  # detractor: a follow-up task, not a level
 ]
 EXPECTED = {  # level -> stage -> customers behind the figure
-    "L1": {"eligible": {"n1", "n2", "n3"}, "asked": {"n1", "n2"}, "skipped": {"n3"},
-           "clicked": {"n1"}},
-    "L2": {"eligible": {"r1", "r2"}, "asked": {"r1"}, "skipped": {"r2"}, "clicked": {"r1"},
-           "acted": {"r1"}},
-    "L3": {"eligible": {"e1", "e2"}, "asked": {"e1", "e2"}, "skipped": set(), "clicked": set(),
-           "acted": {"e1"}, "featured": {"e1"}},
+    "L1": {
+        "eligible": {"n1", "n2", "n3"},
+        "asked": {"n1", "n2"},
+        "skipped": {"n3"},
+        "clicked": {"n1"},
+    },
+    "L2": {
+        "eligible": {"r1", "r2"},
+        "asked": {"r1"},
+        "skipped": {"r2"},
+        "clicked": {"r1"},
+        "acted": {"r1"},
+    },
+    "L3": {
+        "eligible": {"e1", "e2"},
+        "asked": {"e1", "e2"},
+        "skipped": set(),
+        "clicked": set(),
+        "acted": {"e1"},
+        "featured": {"e1"},
+    },
     "L4": {"eligible": {"i1"}, "asked": {"i1"}, "skipped": set(), "acted": {"i1"}},
-}  # fmt: skip
+}
 DAY = T0.date()
 
 
@@ -80,25 +99,55 @@ def _click_first_link(engine: Engine, customer: str, label: str | None = None) -
 
 
 @pytest.fixture
-def funnel(engine: Engine, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+def funnel(
+    engine: Engine, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
     monkeypatch.setenv("ADVOCADO_QUIET_HOURS", "21:00-07:00")
-    monkeypatch.setenv("ADVOCADO_REVIEW_LINKS", "G2=https://g2.example/r;大众点评=https://dp.example/r")
+    monkeypatch.setenv(
+        "ADVOCADO_REVIEW_LINKS", "G2=https://g2.example/r;大众点评=https://dp.example/r"
+    )
     clock.set_now(T0)
     with unit_of_work(engine) as session:
         playbooks.install_default(session)
         challenges.apply_challenge(session, challenge_data())
-        save_customers(session, [
-            CustomerRecord(external_id=who, name=who.upper(), email=f"{who}@example.com",
-                           locale=locale, marketing_consent=consent)
-            for who, locale, consent, _s, _c in PEOPLE])  # fmt: skip
-        save_responses(session, [
-            ResponseRecord(external_id=f"nps-{who}", customer_external_id=who, score=score,
-                           comment=comment, submitted_at=T0 - timedelta(minutes=10))
-            for who, _l, _c, score, comment in PEOPLE])  # fmt: skip
+        save_customers(
+            session,
+            [
+                CustomerRecord(
+                    external_id=who,
+                    name=who.upper(),
+                    email=f"{who}@example.com",
+                    locale=locale,
+                    marketing_consent=consent,
+                )
+                for who, locale, consent, _s, _c in PEOPLE
+            ],
+        )
+        save_responses(
+            session,
+            [
+                ResponseRecord(
+                    external_id=f"nps-{who}",
+                    customer_external_id=who,
+                    score=score,
+                    comment=comment,
+                    submitted_at=T0 - timedelta(minutes=10),
+                )
+                for who, _l, _c, score, comment in PEOPLE
+            ],
+        )
         influencer = session.scalar(select(Customer.id).where(Customer.external_id == "i1"))
-        session.add(CustomerInsight(customer_id=influencer, frequency=0, monetary=0,
-                                    influence_score=90.0, high_influence=True,
-                                    influence_explanation="40k followers", computed_at=T0))  # fmt: skip
+        session.add(
+            CustomerInsight(
+                customer_id=influencer,
+                frequency=0,
+                monetary=0,
+                influence_score=90.0,
+                high_influence=True,
+                influence_explanation="40k followers",
+                computed_at=T0,
+            )
+        )
     playbooks.run_once(engine, now=T0 + timedelta(hours=1))
     playbooks.run_once(engine, now=T0 + timedelta(hours=25))
     later = T0 + timedelta(hours=26)
@@ -117,17 +166,28 @@ def funnel(engine: Engine, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatc
             .where(Customer.external_id == "e1")
         )
         task_id = session.scalar(select(Task.id).where(Task.kind == "ambassador_invite"))
-    referrals.ingest_event(engine, referrals.EventIn(
-        event_id="signup-friend", type="signup", occurred_at=later,
-        customer_external_id="friend1", email="friend1@example.org", referral_code=code))  # fmt: skip
+    referrals.ingest_event(
+        engine,
+        referrals.EventIn(
+            event_id="signup-friend",
+            type="signup",
+            occurred_at=later,
+            customer_external_id="friend1",
+            email="friend1@example.org",
+            referral_code=code,
+        ),
+    )
     with unit_of_work(engine) as session:
-        entry = challenges.submit_entry(session, token=token, link="https://weibo.example/1",
-                                        text="我的故事", image=None)  # fmt: skip
+        entry = challenges.submit_entry(
+            session, token=token, link="https://weibo.example/1", text="我的故事", image=None
+        )
         for action in ("approve", "feature"):
-            challenges.review_entry(session, entry_id=entry.id, action=action, reason=None,
-                                    reviewer="admin@example.com")  # fmt: skip
-        tasks.record_outcome(session, task_id=task_id, outcome="accepted", note="yes!",
-                             by="cm@example.com")  # fmt: skip
+            challenges.review_entry(
+                session, entry_id=entry.id, action=action, reason=None, reviewer="admin@example.com"
+            )
+        tasks.record_outcome(
+            session, task_id=task_id, outcome="accepted", note="yes!", by="cm@example.com"
+        )
     clock.set_now(None)
     yield engine
 
@@ -156,9 +216,12 @@ def test_each_level_counts_its_cohort_and_each_figure_opens_its_customers(funnel
     assert rows["L1"]["click_rate"] == 0.5
     # The skipped asks with their reason, and the drill by reason.
     assert {(s["level"], s["reason"], s["count"]) for s in found.summary["skipped"]} == {
-        ("L1", "no_consent", 1), ("L2", "no_consent", 1)}  # fmt: skip
-    by_reason = drill(funnel, "activation",
-                      {"level": "L1", "stage": "skipped", "reason": "no_consent"})  # fmt: skip
+        ("L1", "no_consent", 1),
+        ("L2", "no_consent", 1),
+    }
+    by_reason = drill(
+        funnel, "activation", {"level": "L1", "stage": "skipped", "reason": "no_consent"}
+    )
     assert [r["customer"] for r in by_reason.rows] == ["n3"]
     assert by_reason.rows[0]["reason"].startswith("no_consent:")
     assert "review site" in found.summary["definitions"]["L1"]["acted"]
@@ -169,11 +232,15 @@ def test_each_level_counts_its_cohort_and_each_figure_opens_its_customers(funnel
 def test_filters_cut_the_funnel(funnel: Engine) -> None:
     program = {r["level"]: r for r in panel(funnel, "activation", program="double-sided").rows}
     assert (program["L1"]["eligible"], program["L2"]["eligible"]) == (0, 2)  # code holders
-    before = {r["level"]: r["eligible"] for r in panel(funnel, "activation",
-                                                       end=DAY - timedelta(days=1)).rows}  # fmt: skip
+    before = {
+        r["level"]: r["eligible"]
+        for r in panel(funnel, "activation", end=DAY - timedelta(days=1)).rows
+    }
     assert before == {"L1": 0, "L2": 0, "L3": 0, "L4": 0}
-    same_day = {r["level"]: r["eligible"] for r in panel(funnel, "activation",
-                                                         start=DAY + timedelta(days=1)).rows}  # fmt: skip
+    same_day = {
+        r["level"]: r["eligible"]
+        for r in panel(funnel, "activation", start=DAY + timedelta(days=1)).rows
+    }
     assert same_day == {"L1": 3, "L2": 2, "L3": 2, "L4": 1}  # the levels ran at T0 + 25 h
     with pytest.raises(FieldError):
         drill(funnel, "activation", {"level": "L9"})
@@ -196,8 +263,9 @@ def test_review_asks_per_site(funnel: Engine) -> None:
     found = panel(funnel, "reviews")
     period = (DAY - timedelta(days=DAY.weekday())).isoformat()
     sites = {r["site"]: r for r in found.rows if r["period"] == period}
-    assert {k: (v["asked"], v["skipped"], v["delivered"], v["clicked"]) for k, v in sites.items()} == {
-        "": (2, 1, 2, 1), "G2": (2, None, 2, 1), "大众点评": (2, None, 2, 0)}  # fmt: skip
+    assert {
+        k: (v["asked"], v["skipped"], v["delivered"], v["clicked"]) for k, v in sites.items()
+    } == {"": (2, 1, 2, 1), "G2": (2, None, 2, 1), "大众点评": (2, None, 2, 0)}
     for site, row in sites.items():
         for stage in ("asked", "delivered", "clicked"):
             behind = drill(funnel, "reviews", {"period": period, "site": site, "stage": stage})
@@ -210,12 +278,22 @@ def test_review_asks_per_site(funnel: Engine) -> None:
 
 def test_ugc_per_challenge(funnel: Engine) -> None:
     found = panel(funnel, "ugc", bucket="month")
-    assert [(r["period"], r["challenge"], r["invitations"], r["entries"], r["approved"],
-             r["featured"]) for r in found.rows] == [("2026-12-01", "story", 2, 1, 1, 1)]  # fmt: skip
-    for stage, people in (("invitations", {"e1", "e2"}), ("entries", {"e1"}),
-                          ("approved", {"e1"}), ("featured", {"e1"})):  # fmt: skip
-        behind = drill(funnel, "ugc", {"period": "2026-12-01", "challenge": "story",
-                                       "stage": stage}, bucket="month")  # fmt: skip
+    assert [
+        (r["period"], r["challenge"], r["invitations"], r["entries"], r["approved"], r["featured"])
+        for r in found.rows
+    ] == [("2026-12-01", "story", 2, 1, 1, 1)]
+    for stage, people in (
+        ("invitations", {"e1", "e2"}),
+        ("entries", {"e1"}),
+        ("approved", {"e1"}),
+        ("featured", {"e1"}),
+    ):
+        behind = drill(
+            funnel,
+            "ugc",
+            {"period": "2026-12-01", "challenge": "story", "stage": stage},
+            bucket="month",
+        )
         assert {r["customer"] for r in behind.rows} == people
     assert panel(funnel, "ugc", start=date(2027, 1, 1)).rows == []
 
@@ -237,8 +315,11 @@ def test_json_and_csv_agree_with_the_service(api: TestClient, funnel: Engine) ->
         text = api.get(f"/api/v1/dashboard/{name}", params={"format": "csv"}).text
         rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
         assert len(rows) == len(body["rows"]) > 0
-    answer = api.get("/api/v1/dashboard/activation/drill",
-                     params={"level": "L2", "stage": "acted", "format": "csv"})  # fmt: skip
+    answer = api.get(
+        "/api/v1/dashboard/activation/drill",
+        params={"level": "L2", "stage": "acted", "format": "csv"},
+    )
     assert [r["customer"] for r in csv.DictReader(io.StringIO(answer.text.lstrip("\ufeff")))] == [
-        "r1"]  # fmt: skip
+        "r1"
+    ]
     assert api.get("/api/v1/dashboard/activation/drill", params={"level": "x"}).status_code == 422

@@ -577,19 +577,15 @@ def reviews(session: Session, f: Filters) -> Panel:
         lambda: {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
     )
     day = _day(session, Message.created_at)
-    for day_value, skipped, n, sent, clicked in session.execute(
+    for day_value, status, n, sent, clicked in session.execute(
         select(
-            day,
-            Message.status == "skipped",
-            func.count(),
-            func.sum(delivered),
-            func.count(Message.clicked_at),
+            day, Message.status, func.count(), func.sum(delivered), func.count(Message.clicked_at)
         )
         .where(_reviews_where(scope))
-        .group_by(day, Message.status == "skipped")
+        .group_by(day, Message.status)
     ):
         row = counts[(dashboard_rules.bucket_start(_as_date(day_value), f.bucket), ALL_SITES)]
-        if skipped:
+        if status == "skipped":
             row["skipped"] += int(n)
         else:
             row["asked"] += int(n)
