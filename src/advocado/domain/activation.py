@@ -225,7 +225,7 @@ def funnel_row(level: str, counts: Mapping[str, int]) -> dict[str, Any]:
         "name": bilingual(_NAMES[level]),
         **figures,
         "skipped": int(counts.get("skipped", 0)),
-        "featured": int(counts["featured"]) if level == "L3" else None,
+        "featured": int(counts.get("featured", 0)) if level == "L3" else None,
         "ask_rate": rate(figures["asked"], figures["eligible"]),
         "click_rate": rate(figures["clicked"], figures["asked"]),
         "act_rate": rate(figures["acted"], figures["asked"]),

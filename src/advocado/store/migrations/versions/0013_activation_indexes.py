@@ -1,0 +1,28 @@
+"""indexes of the activation, reviews and UGC dashboard panels
+
+Revision ID: 0013
+Revises: 0009
+Create Date: 2026-11-26 01:00:00
+"""
+
+from alembic import op
+
+revision = "0013"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The funnel's cohort: a level's steps that ran in the period.
+    op.create_index("ix_enrolment_steps_step_ran", "enrolment_steps", ["step", "ran_at"])
+    # The steps panel: all steps that ran in the period.
+    op.create_index("ix_enrolment_steps_ran", "enrolment_steps", ["ran_at"])
+    # The review asks (a template) made in the period.
+    op.create_index("ix_messages_template_created", "messages", ["template", "created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_messages_template_created", table_name="messages")
+    op.drop_index("ix_enrolment_steps_ran", table_name="enrolment_steps")
+    op.drop_index("ix_enrolment_steps_step_ran", table_name="enrolment_steps")
