@@ -207,16 +207,17 @@ def _cohort(
         detail = literal(None, String)
         acted = false()
         if level == "L2":
-            code_ids = select(ReferralCode.id).where(
-                ReferralCode.code == _effect_text(entry.effect, "code")
+            # The code the step issued (by its unique code); a friend's signup with it comes
+            # after the step by construction (the code did not exist before).
+            query = query.outerjoin(
+                ReferralCode, ReferralCode.code == _effect_text(entry.effect, "code")
             )
             first = (
                 select(func.min(Referral.signed_up_at))
                 .where(
-                    Referral.advocate_id == Enrolment.customer_id,
-                    Referral.code_id.in_(code_ids),
+                    Referral.advocate_id == Enrolment.customer_id,  # indexed
+                    Referral.code_id == ReferralCode.id,
                     Referral.status != rules.REJECTED_REFERRAL,
-                    Referral.signed_up_at >= entry.ran_at,
                 )
                 .scalar_subquery()
             )
