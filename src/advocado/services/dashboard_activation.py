@@ -250,35 +250,28 @@ def _cohort(
     )
 
 
-def _level_counts(session: Session, scope: _Scope, level: str, levels: LevelMap) -> dict[str, int]:
+def _level_stats(
+    session: Session, scope: _Scope, level: str, levels: LevelMap
+) -> tuple[dict[str, int], dict[str, int]]:
+    """A level's counts and its skipped asks per reason code, in one pass over its cohort."""
     cohort = _cohort(session, scope, level, levels)
     if cohort is None:
-        return {}
+        return {}, {}
     sub = cohort.subquery()
-    row = session.execute(
-        select(
-            func.count(func.distinct(sub.c.enrolment_id)),
-            *(
-                func.coalesce(func.sum(sub.c[k]), 0)
-                for k in ("asked", "skipped", "clicked", "acted", "featured")
-            ),
-        )  # fmt: skip
-    ).one()
-    names = ("eligible", "asked", "skipped", "clicked", "acted", "featured")
-    return {k: int(v or 0) for k, v in zip(names, row, strict=True)}
-
-
-def _skip_reasons(session: Session, scope: _Scope, level: str, levels: LevelMap) -> dict[str, int]:
-    cohort = _cohort(session, scope, level, levels)
-    if cohort is None or level == "L4":
-        return {}
-    sub = cohort.subquery()
-    found: dict[str, int] = defaultdict(int)
-    for reason, n in session.execute(
-        select(sub.c.ask_reason, func.count()).where(sub.c.skipped == 1).group_by(sub.c.ask_reason)
-    ):
-        found[rules.skip_reason_code(reason)] += int(n)
-    return dict(found)
+    why = case((sub.c.skipped == 1, sub.c.ask_reason), else_=None)
+    names = ("asked", "skipped", "clicked", "acted", "featured")
+    counts: dict[str, int] = dict.fromkeys(("eligible", *names), 0)
+    reasons: dict[str, int] = defaultdict(int)
+    query = select(
+        why, func.count(func.distinct(sub.c.enrolment_id)), *(func.sum(sub.c[k]) for k in names)
+    ).group_by(why)
+    for reason, eligible, *figures in session.execute(query):
+        counts["eligible"] += int(eligible or 0)
+        for name, value in zip(names, figures, strict=True):
+            counts[name] += int(value or 0)
+        if reason is not None:
+            reasons[rules.skip_reason_code(reason)] += int(eligible or 0)
+    return counts, dict(reasons)
 
 
 ACTIVATION_COLUMNS = [
@@ -305,8 +298,9 @@ def activation(session: Session, f: Filters) -> Panel:
     rows = []
     skipped = []
     for level in rules.LEVELS:
-        rows.append(rules.funnel_row(level, _level_counts(session, scope, level, levels)))
-        for code, n in sorted(_skip_reasons(session, scope, level, levels).items()):
+        counts, reasons = _level_stats(session, scope, level, levels)
+        rows.append(rules.funnel_row(level, counts))
+        for code, n in sorted(reasons.items()):
             skipped.append({"level": level, "reason": code, "count": n})
     return _panel(
         "activation",
