@@ -33,7 +33,7 @@ from advocado.store.models import (
 PLAYBOOK = "activation-funnel"
 PEOPLE = 90  # answerers enrolled
 DAYS = 10  # spread over the last days (the demo challenge started 14 days ago)
-REVIEWER = "admin@advocado.example"
+REVIEWER = "admin@demo.advocado.local"  # the demo's admin (services.demo.ADMIN_EMAIL)
 
 
 class DemoChannel:
