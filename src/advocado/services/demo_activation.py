@@ -25,6 +25,7 @@ from advocado.store.models import (
     Customer,
     Message,
     MessageLink,
+    Playbook,
     ReferralCode,
     Response,
     Task,
@@ -59,7 +60,13 @@ def load_activation_activity(engine: Engine, *, seed: int, today: datetime) -> i
     before = clock._pinned
     try:
         with unit_of_work(engine) as session:
-            playbooks.install_default(session)
+            if (
+                not playbooks.install_default(session)
+                and session.scalar(select(Playbook.id).where(Playbook.name == PLAYBOOK)) is None
+            ):  # installed once, then removed: the demo's empty database wants it
+                playbooks.apply_source(session, source=playbooks.default_source(),
+                                       file=playbooks.DEFAULT_FILE)  # fmt: skip
+                playbooks._ensure_default_program(session)  # its level 2 needs the program
             people = list(
                 session.scalars(
                     select(Customer.external_id)
@@ -113,6 +120,11 @@ def _responses(engine: Engine, rng: random.Random) -> None:
                 .limit(2)
             )
         )
+        # Friends from the demo's own customers (the demo has exactly the customers asked
+        # for): the last ones, not enrolled here.
+        friends = list(
+            session.scalars(select(Customer.external_id).order_by(Customer.id.desc()).limit(2))
+        )
         invitation = session.scalar(
             select(ChallengeInvitation.token)
             .where(ChallengeInvitation.cause_key.like("enrolment:%"))
@@ -126,15 +138,14 @@ def _responses(engine: Engine, rng: random.Random) -> None:
     for token in tokens:
         if rng.random() < 0.35:
             messaging.record_message_click(engine, token=token)
-    for n, code in enumerate(codes):
+    for n, (code, friend) in enumerate(zip(codes, friends, strict=False)):
         referrals.ingest_event(
             engine,
             referrals.EventIn(
                 event_id=f"demo-activation-signup-{n}",
                 type="signup",
                 occurred_at=clock.now(),
-                customer_external_id=f"demo-friend-{n}",
-                email=f"demo-friend-{n}@example.org",
+                customer_external_id=friend,
                 referral_code=code,
             ),
         )
