@@ -23,8 +23,8 @@ def _activation(found: Any, lang: str) -> dict[str, Any]:
         series.append({"name": translate(lang, f"c_{stage}"), "type": "bar", "data": data})
     names = [rules.level_name(level, lang) for level in levels]
     return {"tooltip": {"trigger": "axis"}, "legend": {}, "grid": {"containLabel": True},
-            "xAxis": {"type": "category", "data": names, "axisLabel": {"interval": 0}}, "yAxis": {"type": "value"},
-            "series": series}  # fmt: skip
+            "xAxis": {"type": "category", "data": names, "axisLabel": {"interval": 0}},
+            "yAxis": {"type": "value"}, "series": series}  # fmt: skip
 
 
 def _over_time(found: Any, lang: str, key: str, stages: tuple[str, ...]) -> dict[str, Any]:
