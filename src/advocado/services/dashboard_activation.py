@@ -155,7 +155,9 @@ def _cohort(
     if not versions:
         return None
     entry = aliased(EnrolmentStep, name="entry")
-    ask = aliased(EnrolmentStep, name="ask")
+    # L1 and L4 ask at the step that makes them eligible: the same row, no second lookup.
+    same = all(set(steps.entry) == set(steps.ask) for _v, steps in versions)
+    ask = entry if same else aliased(EnrolmentStep, name="ask")
     entered = []
     asked_at = []
     for version_id, steps in versions:
@@ -177,7 +179,6 @@ def _cohort(
             ask.reason.label("ask_reason"),
         )
         .join(Enrolment, Enrolment.id == entry.enrolment_id)
-        .outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
         .where(
             entry.step.in_(sorted({s for _v, steps in versions for s in steps.entry})),
             or_(*entered),
@@ -185,6 +186,8 @@ def _cohort(
             _in_customers(Enrolment.customer_id, scope),
         )
     )
+    if not same:
+        query = query.outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
     skipped = ask.outcome == "skipped"
     if level == "L4":
         task_id = _effect_id(entry.effect, "task")
