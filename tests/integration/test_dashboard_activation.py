@@ -323,3 +323,31 @@ def test_json_and_csv_agree_with_the_service(api: TestClient, funnel: Engine) ->
         "r1"
     ]
     assert api.get("/api/v1/dashboard/activation/drill", params={"level": "x"}).status_code == 422
+
+
+OTHER = """\
+name: other
+triggers:
+  - type: response_submitted
+steps:
+  - id: review-ask
+    add_tag: not-a-review
+"""
+
+
+def test_a_step_id_shared_with_another_playbook_is_told_apart(funnel: Engine) -> None:
+    """Another playbook (and a second version of the default) with the same step ids: the
+    figures are read per version then, and stay the same."""
+    before = (panel(funnel, "activation").rows, panel(funnel, "activation_steps").rows)
+    with unit_of_work(funnel) as session:
+        playbooks.apply_source(session, source=OTHER, file="other.yaml")
+        changed = playbooks.default_source().replace("wait: 24h", "wait: 48h")
+        playbooks.apply_source(session, source=changed, file="default.yaml")
+        playbooks.enrol_manually(session, name="other", customer_external_ids=["n1", "p1"])
+    playbooks.run_due_steps(funnel)  # "review-ask" of `other` runs twice: it only tags
+    levels, steps = panel(funnel, "activation").rows, panel(funnel, "activation_steps").rows
+    assert levels == before[0]
+    assert [r for r in steps if r["playbook"] != "other"] == before[1]
+    assert [(r["step"], r["ran"], r["outcomes"]) for r in steps if r["playbook"] == "other"] == [
+        ("review-ask", 2, "tagged: 2")
+    ]

@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
 )
 from sqlalchemy.orm import Session, aliased
 
@@ -145,15 +146,36 @@ def _level_map(session: Session) -> LevelMap:
 # --- the funnel per level -------------------------------------------------------------------
 
 
+def _steps_elsewhere(session: Session, versions: list[tuple[int, rules.LevelSteps]]) -> bool:
+    """Whether a version without the level has a step with one of the level's step ids (then
+    the step id alone does not say the level: the enrolment's version must be read)."""
+    mine = {version_id for version_id, _steps in versions}
+    ids = {s for _v, steps in versions for s in (*steps.entry, *steps.ask)}
+    for version_id, _name, _number, steps in _versions(session):
+        if version_id in mine:
+            continue
+        if any(step_id in ids for step_id, _action, _params in steps):
+            return True
+    return len({steps for _v, steps in versions}) > 1  # versions differ: read the version
+
+
 def _cohort(
-    session: Session, scope: _Scope, level: str, levels: LevelMap | None = None
+    session: Session,
+    scope: _Scope,
+    level: str,
+    levels: LevelMap | None = None,
+    *,
+    lean: bool = False,
 ) -> Select[Any] | None:
     """One row per enrolment that entered `level` in the period, with what became of it:
     asked, skipped (and why), clicked, acted, featured (flags 0/1) and the ids behind them.
-    None when no playbook version has the level."""
+    None when no playbook version has the level. `lean` (counting, no drill-down): leaves
+    out the enrolment when nothing needs it (no customer filter, and the step ids alone say
+    the level), which saves a lookup per row."""
     versions = (levels if levels is not None else _level_map(session)).get(level)
     if not versions:
         return None
+    lean = lean and scope.customers is None and not _steps_elsewhere(session, versions)
     entry = aliased(EnrolmentStep, name="entry")
     # L1 and L4 ask at the step that makes them eligible: the same row, no second lookup.
     same = all(set(steps.entry) == set(steps.ask) for _v, steps in versions)
@@ -166,26 +188,25 @@ def _cohort(
         entry_ok = entry.step.in_(steps.entry)
         if separate:
             entry_ok = and_(entry_ok, or_(entry.step.in_(steps.ask), entry.outcome != "skipped"))
-        entered.append(and_(Enrolment.version_id == version_id, entry_ok))
-        asked_at.append(and_(Enrolment.version_id == version_id, ask.step.in_(steps.ask)))
-    query = (
-        select(
-            entry.enrolment_id.label("enrolment_id"),
-            Enrolment.customer_id.label("customer_id"),
-            entry.step.label("step"),
-            entry.ran_at.label("entered_at"),
-            entry.effect.label("entry_effect"),
-            ask.outcome.label("ask_outcome"),
-            ask.reason.label("ask_reason"),
-        )
-        .join(Enrolment, Enrolment.id == entry.enrolment_id)
-        .where(
-            entry.step.in_(sorted({s for _v, steps in versions for s in steps.entry})),
-            or_(*entered),
-            _between(entry.ran_at, scope),
-            _in_customers(Enrolment.customer_id, scope),
-        )
+        version = true() if lean else Enrolment.version_id == version_id
+        entered.append(and_(version, entry_ok))
+        asked_at.append(and_(version, ask.step.in_(steps.ask)))
+    query = select(
+        entry.enrolment_id.label("enrolment_id"),
+        entry.step.label("step"),
+        entry.ran_at.label("entered_at"),
+        entry.effect.label("entry_effect"),
+        ask.outcome.label("ask_outcome"),
+        ask.reason.label("ask_reason"),
+    ).where(
+        entry.step.in_(sorted({s for _v, steps in versions for s in steps.entry})),
+        or_(*entered),
+        _between(entry.ran_at, scope),
     )
+    if not lean:
+        query = query.add_columns(Enrolment.customer_id.label("customer_id"))
+        query = query.join(Enrolment, Enrolment.id == entry.enrolment_id)
+        query = query.where(_in_customers(Enrolment.customer_id, scope))
     if not same:
         query = query.outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
     skipped = ask.outcome == "skipped"
@@ -218,7 +239,7 @@ def _cohort(
             first = (
                 select(func.min(Referral.signed_up_at))
                 .where(
-                    Referral.advocate_id == Enrolment.customer_id,  # indexed
+                    Referral.advocate_id == ReferralCode.customer_id,  # indexed
                     Referral.code_id == ReferralCode.id,
                     Referral.status != rules.REJECTED_REFERRAL,
                 )
@@ -257,7 +278,7 @@ def _level_stats(
     session: Session, scope: _Scope, level: str, levels: LevelMap
 ) -> tuple[dict[str, int], dict[str, int]]:
     """A level's counts and its skipped asks per reason code, in one pass over its cohort."""
-    cohort = _cohort(session, scope, level, levels)
+    cohort = _cohort(session, scope, level, levels, lean=True)
     if cohort is None:
         return {}, {}
     sub = cohort.subquery()
@@ -412,14 +433,33 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     """Per step of each playbook version: enrolments that reached it (ran it in the period, or
     are waiting at it now), ran it, and how it came out (outcome: count)."""
     scope = _scope(session, f)
+    versions = _versions(session)
+    owner: dict[str, set[int]] = defaultdict(set)
+    for version_id, _name, _number, steps in versions:
+        for step_id, _action, _params in steps:
+            owner[step_id].add(version_id)
     ran: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
-    for version_id, step, outcome, n in session.execute(
-        select(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome, func.count())
-        .join(Enrolment, Enrolment.id == EnrolmentStep.enrolment_id)
-        .where(_between(EnrolmentStep.ran_at, scope), _in_customers(Enrolment.customer_id, scope))
-        .group_by(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome)
-    ):
-        ran[(version_id, step)][outcome] = int(n)
+    if scope.customers is None and all(len(v) == 1 for v in owner.values()):
+        # Each step id belongs to one version: the steps alone (index only), no enrolment.
+        query = (
+            select(EnrolmentStep.step, EnrolmentStep.outcome, func.count())
+            .where(_between(EnrolmentStep.ran_at, scope))
+            .group_by(EnrolmentStep.step, EnrolmentStep.outcome)
+        )
+        for step, outcome, n in session.execute(query):
+            for version_id in owner.get(step, ()):
+                ran[(version_id, step)][outcome] = int(n)
+    else:
+        query = (
+            select(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome, func.count())
+            .join(Enrolment, Enrolment.id == EnrolmentStep.enrolment_id)
+            .where(
+                _between(EnrolmentStep.ran_at, scope), _in_customers(Enrolment.customer_id, scope)
+            )
+            .group_by(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome)
+        )
+        for version_id, step, outcome, n in session.execute(query):
+            ran[(version_id, step)][outcome] = int(n)
     waiting: dict[tuple[int, str], int] = {}
     for version_id, step, n in session.execute(
         select(Enrolment.version_id, Enrolment.step, func.count())
@@ -429,7 +469,7 @@ def activation_steps(session: Session, f: Filters) -> Panel:
         waiting[(version_id, step)] = int(n)
     used = {version_id for version_id, _step in [*ran, *waiting]}
     rows = []
-    for version_id, name, number, steps in _versions(session):
+    for version_id, name, number, steps in versions:
         if version_id not in used:  # a version nobody in the filter ran or waits in
             continue
         for step_id, action, params in steps:

@@ -759,7 +759,8 @@ class EnrolmentStep(Base):
     __table_args__ = (
         UniqueConstraint("enrolment_id", "step"),
         Index("ix_enrolment_steps_step_ran", "step", "ran_at"),  # dashboard: activation
-        Index("ix_enrolment_steps_ran", "ran_at"),  # dashboard: playbook steps
+        # dashboard, playbook steps: the period's steps read from the index alone
+        Index("ix_enrolment_steps_ran", "ran_at", "step", "outcome", "enrolment_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
