@@ -759,8 +759,8 @@ class EnrolmentStep(Base):
     __table_args__ = (
         UniqueConstraint("enrolment_id", "step"),
         Index("ix_enrolment_steps_step_ran", "step", "ran_at"),  # dashboard: activation
-        # dashboard, playbook steps: the period's steps read from the index alone
-        Index("ix_enrolment_steps_ran", "ran_at", "step", "outcome", "enrolment_id"),
+        # dashboard, playbook steps: counted from the index alone, already in group order
+        Index("ix_enrolment_steps_ran", "step", "outcome", "ran_at", "enrolment_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

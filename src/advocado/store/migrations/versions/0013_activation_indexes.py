@@ -16,9 +16,10 @@ depends_on = None
 def upgrade() -> None:
     # The funnel's cohort: a level's steps that ran in the period.
     op.create_index("ix_enrolment_steps_step_ran", "enrolment_steps", ["step", "ran_at"])
-    # The steps panel: all steps that ran in the period, read from the index alone.
+    # The steps panel: the period's steps per step and outcome, counted from the index alone
+    # (already in group order; the period is a range inside each step and outcome).
     op.create_index(
-        "ix_enrolment_steps_ran", "enrolment_steps", ["ran_at", "step", "outcome", "enrolment_id"]
+        "ix_enrolment_steps_ran", "enrolment_steps", ["step", "outcome", "ran_at", "enrolment_id"]
     )
     # The review asks (a template) made in the period.
     op.create_index("ix_messages_template_created", "messages", ["template", "created_at"])
