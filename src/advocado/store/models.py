@@ -758,7 +758,8 @@ class EnrolmentStep(Base):
     __tablename__ = "enrolment_steps"
     __table_args__ = (
         UniqueConstraint("enrolment_id", "step"),
-        Index("ix_enrolment_steps_step_ran", "step", "ran_at"),  # dashboard: activation
+        # dashboard, activation funnel: a level's steps in the period, what they did and made
+        Index("ix_enrolment_steps_step_ran", "step", "ran_at", "outcome", "effect", "enrolment_id"),
         # dashboard, playbook steps: counted from the index alone, already in group order
         Index("ix_enrolment_steps_ran", "step", "outcome", "ran_at", "enrolment_id"),
     )

@@ -14,8 +14,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # The funnel's cohort: a level's steps that ran in the period.
-    op.create_index("ix_enrolment_steps_step_ran", "enrolment_steps", ["step", "ran_at"])
+    # The funnel's cohort: a level's steps that ran in the period, with what they did and made
+    # (outcome, effect), so counting them reads the index, not the rows.
+    op.create_index(
+        "ix_enrolment_steps_step_ran",
+        "enrolment_steps",
+        ["step", "ran_at", "outcome", "effect", "enrolment_id"],
+    )
     # The steps panel: the period's steps per step and outcome, counted from the index alone
     # (already in group order; the period is a range inside each step and outcome).
     op.create_index(
