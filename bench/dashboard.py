@@ -36,6 +36,7 @@ from sqlalchemy import Engine, create_engine, insert, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _activity import generate_activity  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from advocado import clock  # noqa: E402
@@ -272,6 +273,7 @@ def run(backend: str, customers: int, repeat: int) -> None:
         ensure_schema(engine)
         start = time.perf_counter()
         sizes = generate(engine, customers)
+        sizes.update(generate_activity(engine, customers, now=NOW))  # activation panels
         print(f"{backend}: {sizes} generated in {time.perf_counter() - start:.0f} s")
         measure(url, engine, repeat)
     finally:

@@ -34,6 +34,7 @@ from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
 from advocado.services import audit, segments
+from advocado.services import dashboard_activation as activation
 from advocado.services.nps import day_bounds
 from advocado.store.models import (
     Click,
@@ -1012,6 +1013,10 @@ PANELS: dict[str, Callable[[Session, Filters], Panel]] = {
     "clv": clv,
     "top_advocates": top_advocates,
     "plan": plan_vs_actual,
+    "activation": activation.activation,
+    "activation_steps": activation.activation_steps,
+    "reviews": activation.reviews,
+    "ugc": activation.ugc,
 }
 DRILLS: dict[str, Callable[[Session, Filters, Mapping[str, str], int | None], Panel]] = {
     "nps": drill_nps,
@@ -1021,6 +1026,10 @@ DRILLS: dict[str, Callable[[Session, Filters, Mapping[str, str], int | None], Pa
     "clv": drill_clv,
     "top_advocates": drill_top_advocates,
     "plan": drill_plan_vs_actual,
+    "activation": activation.drill_activation,
+    "activation_steps": activation.drill_activation_steps,
+    "reviews": activation.drill_reviews,
+    "ugc": activation.drill_ugc,
 }
 
 

@@ -24,6 +24,7 @@ from advocado.domain.influence import SocialRecord
 from advocado.domain.nps import NpsCategory, NpsFigures, category
 from advocado.domain.records import CustomerRecord, OrderRecord, ResponseRecord
 from advocado.services.challenges import apply_challenge, invite, review_entry, submit_entry
+from advocado.services.demo_activation import load_activation_activity
 from advocado.services.demo_referrals import load_referral_activity
 from advocado.services.insights import recompute_insights, save_social_profiles
 from advocado.services.records import save_customers, save_orders, save_responses
@@ -176,6 +177,7 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
             create_user(session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role="admin")
             password = ADMIN_PASSWORD
     load_referral_activity(engine, seed=seed, today=_today())
+    load_activation_activity(engine, seed=seed, today=_today())  # the activation panels
     with unit_of_work(engine) as session:
         _demo_plan(session, today=_today(), customers=customers)
     scores = Counter(r.score for r in data.responses)

@@ -438,6 +438,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_status_due", "status", "due_at"),
         Index("ix_messages_customer_marketing", "customer_id", "marketing", "due_at"),
+        Index("ix_messages_template_created", "template", "created_at"),  # dashboard: reviews
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -755,7 +756,13 @@ class EnrolmentStep(Base):
     """A step an enrolment ran, once: what it did and why (the timeline)."""
 
     __tablename__ = "enrolment_steps"
-    __table_args__ = (UniqueConstraint("enrolment_id", "step"),)
+    __table_args__ = (
+        UniqueConstraint("enrolment_id", "step"),
+        # dashboard, activation funnel: a level's steps in the period, what they did and made
+        Index("ix_enrolment_steps_step_ran", "step", "ran_at", "outcome", "effect", "enrolment_id"),
+        # dashboard, playbook steps: counted from the index alone, already in group order
+        Index("ix_enrolment_steps_ran", "step", "outcome", "ran_at", "enrolment_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolments.id"))

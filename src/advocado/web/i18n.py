@@ -413,6 +413,12 @@ from advocado.web.i18n_plan import WORDS as _PLAN_WORDS  # noqa: E402
 for _locale, _words in _PLAN_WORDS.items():
     CATALOGUE[_locale].update(_words)
 
+# The activation funnel, reviews and UGC panels (issue 6), merged the same way.
+from advocado.web.i18n_activation import WORDS as _ACTIVATION_WORDS  # noqa: E402
+
+for _locale, _words in _ACTIVATION_WORDS.items():
+    CATALOGUE[_locale].update(_words)
+
 _ALIASES = {
     "en": "en",
     "zh": "zh-CN", "zh-cn": "zh-CN", "zh-sg": "zh-CN", "zh-hans": "zh-CN", "zh-hans-cn": "zh-CN",

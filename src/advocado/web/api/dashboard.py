@@ -28,6 +28,7 @@ DRILL_KEYS = (
     "group",
     "plan",
     "goal",
+    *("level", "playbook", "version", "step", "outcome", "reason", "challenge", "site"),
 )
 
 router = APIRouter(

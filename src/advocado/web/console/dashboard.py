@@ -20,6 +20,7 @@ from advocado.domain.roles import Action, may
 from advocado.services import dashboard
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import User
+from advocado.web.console import dashboard_activation as activation_web
 from advocado.web.console.routes import (
     _csrf_ok,
     _to_login,
@@ -53,6 +54,7 @@ def _percent(value: object) -> str:
 templates.env.filters["major"] = _major
 templates.env.filters["ratio"] = _ratio
 templates.env.filters["percent"] = _percent
+activation_web.install(templates.env)
 # Columns of drill-down lists that hold a customer's external id: linked to their profile.
 CUSTOMER_COLUMNS = ("customer", "advocate", "friend")
 DRILL_KEYS = (
@@ -65,6 +67,7 @@ DRILL_KEYS = (
     "group",
     "plan",
     "goal",
+    *("level", "playbook", "version", "step", "outcome", "reason", "challenge", "site"),
 )
 
 
@@ -87,6 +90,8 @@ def chart(name: str, found: dashboard.Panel, lang: str) -> dict[str, Any] | None
         return translate(lang, key)
 
     rows = found.rows
+    if name in activation_web.CHARTS:
+        return activation_web.CHARTS[name](found, lang)
     if name == "nps":
         periods = sorted({r["period"] for r in rows})
         surveys = sorted({r["survey"] for r in rows})
