@@ -60,7 +60,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from fastapi.testclient import TestClient  # noqa: E402
 
 from advocado import clock  # noqa: E402
-from advocado.services import dashboard, plans, programs, segments  # noqa: E402
+from advocado.services import (  # noqa: E402
+    customer_aggregates,
+    dashboard,
+    plans,
+    programs,
+    segments,
+)
 from advocado.services.apikeys import create_api_key  # noqa: E402
 from advocado.store.db import (  # noqa: E402
     current_revision,
@@ -327,6 +333,8 @@ def load(engine: Engine, customers: int, seed: int = 6) -> dict[str, int]:
 def rebuild_aggregates(engine: Engine) -> None:
     """Recompute every dashboard pre-aggregate from the loaded rows (the same code as
     `advocado dashboard rebuild`)."""
+    with unit_of_work(engine) as session:
+        customer_aggregates.rebuild(session)
 
 
 def analyze(engine: Engine) -> None:

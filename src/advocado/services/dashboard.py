@@ -39,8 +39,10 @@ from advocado.store.models import (
     Click,
     Customer,
     CustomerInsight,
+    CustomerLatestResponse,
     Order,
     Program,
+    PromoterDayCount,
     Referral,
     ReferralCode,
     Response,
@@ -314,8 +316,24 @@ def _key_date(value: str) -> date:
 # --- promoters by persona and value tier ----------------------------------------------------
 
 
+def _latest_covers(session: Session, scope: _Scope) -> bool:
+    """Whether each customer's latest response in the period is their latest of all (the
+    period runs past the newest response), so customer_latest_responses answers it."""
+    if scope.end is None:
+        return True
+    newest = session.scalar(select(func.max(Response.submitted_at)))
+    return newest is None or newest < scope.end
+
+
 def _latest_in_period(session: Session, scope: _Scope) -> Any:
     """Each customer's latest response in the period (subquery: customer_id, score, persona)."""
+    if _latest_covers(session, scope):
+        latest = CustomerLatestResponse
+        return (
+            select(latest.customer_id, latest.score, latest.persona)
+            .where(_between(latest.submitted_at, scope), _in_customers(latest.customer_id, scope))
+            .subquery("latest")
+        )
     rank = func.row_number().over(
         partition_by=Response.customer_id,
         order_by=(Response.submitted_at.desc(), Response.id.desc()),
@@ -355,14 +373,26 @@ def promoters(session: Session, f: Filters) -> Panel:
     persona of that response (emotional / rational / neutral), high influence (overlaps the
     personas), and value tier (RFM, see services.insights)."""
     scope = _scope(session, f)
-    found = _promoters(session, scope).subquery()
-    # One pass over the promoters, grouped by everything at once; counted per dimension here.
-    query = select(
-        found.c.persona, found.c.value_tier, found.c.high_influence, func.count()
-    ).group_by(found.c.persona, found.c.value_tier, found.c.high_influence)
+    query: Select[Any]
+    if scope.customers is None and _latest_covers(session, scope):
+        # Everyone, over a period up to now: the per-day counts (cost: days, not customers).
+        t = PromoterDayCount
+        query = select(t.persona, t.value_tier, t.high_influence, func.sum(t.customers))
+        if f.start:
+            query = query.where(t.day >= f.start)
+        if f.end:
+            query = query.where(t.day <= f.end)
+        query = query.group_by(t.persona, t.value_tier, t.high_influence)
+    else:
+        found = _promoters(session, scope).subquery()
+        # One pass over the promoters, grouped by everything at once; counted per dimension.
+        query = select(
+            found.c.persona, found.c.value_tier, found.c.high_influence, func.count()
+        ).group_by(found.c.persona, found.c.value_tier, found.c.high_influence)
     by: dict[tuple[str, str], int] = defaultdict(int)
     total = 0
     for persona, tier, high, n in session.execute(query):
+        n = int(n)
         by[("persona", persona)] += n
         by[("value_tier", tier)] += n
         if high:

@@ -787,3 +787,38 @@ class Plan(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- dashboard pre-aggregates on the response/customer side (issue 6, migration 0011) ------
+# Kept equal to the rows by services.customer_aggregates, called in the same transaction as
+# every write to responses (services.records, services.voc) and to customer_insights
+# (services.insights); `advocado dashboard rebuild` recomputes them from the rows.
+
+
+class CustomerLatestResponse(Base):
+    """Each customer's latest response (latest submitted_at, then highest id): what segment
+    filters on scores/personas and the promoters figure judge a customer by."""
+
+    __tablename__ = "customer_latest_responses"
+    __table_args__ = (Index("ix_customer_latest_responses_score", "score", "submitted_at"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"), unique=True)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    persona: Mapped[str | None] = mapped_column(String(12))
+
+
+class PromoterDayCount(Base):
+    """Customers whose latest response is a promoter's (9-10), per UTC day of that response,
+    its persona and the customer's value tier and influence ('unknown' where none): the
+    promoters figure over any period that ends after the newest response costs days, not
+    customers."""
+
+    __tablename__ = "promoter_day_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    persona: Mapped[str] = mapped_column(String(12), primary_key=True)
+    value_tier: Mapped[str] = mapped_column(String(8), primary_key=True)
+    high_influence: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,209 @@
+"""The dashboard's pre-aggregates on the response/customer side, and how they stay correct.
+
+ - customer_latest_responses: each customer's latest response (submitted_at, then id).
+ - promoter_day_counts: customers whose latest response is a promoter's, per UTC day of that
+   response, its persona, and the customer's value tier and influence.
+
+Every write that can change them calls in here in its own transaction: services.records
+(responses created, updated or deleted), services.voc (a comment re-classified: the persona
+changes) and services.insights (value tiers and influence recomputed). Per affected customer
+the latest response is recomputed from the rows (not adjusted by a delta, so a response
+arriving late, moved in time or moved to another customer is handled the same way), and the
+customer's promoter count is taken out before and put back after. On PostgreSQL the affected
+customers' rows are locked first (FOR UPDATE, in id order), so two writers for one customer
+queue instead of each writing what it saw; SQLite has one writer. `rebuild` recomputes all
+from scratch (`advocado dashboard rebuild`, and the migration that adds the tables).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Date, cast, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from advocado.store.models import (
+    Customer,
+    CustomerInsight,
+    CustomerLatestResponse,
+    PromoterDayCount,
+    Response,
+)
+
+CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
+UNKNOWN = "unknown"
+PROMOTER_MIN = 9
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    wanted = sorted({i for i in ids if i is not None})
+    for start in range(0, len(wanted), CHUNK):
+        yield wanted[start : start + CHUNK]
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _utc_day(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
+    """Add (sign +1) or take out (-1) these customers' promoter counts (None: everyone)."""
+    latest, insight = CustomerLatestResponse, CustomerInsight
+    day = _utc_day(session, latest.submitted_at)
+    persona = func.coalesce(latest.persona, UNKNOWN)
+    tier = func.coalesce(insight.value_tier, UNKNOWN)
+    high = func.coalesce(insight.high_influence, False)
+    query = (
+        select(day, persona, tier, high, func.count())
+        .select_from(latest)
+        .outerjoin(insight, insight.customer_id == latest.customer_id)
+        .where(latest.score >= PROMOTER_MIN)
+        .group_by(day, persona, tier, high)
+    )
+    if customer_ids is not None:
+        query = query.where(latest.customer_id.in_(customer_ids))
+    delta: Counter[tuple[date, str, str, bool]] = Counter()
+    for d, p, t, h, n in session.execute(query):
+        delta[(_day(d), p, t, bool(h))] += sign * int(n)
+    _add(session, delta)
+
+
+def _add(session: Session, delta: Counter[tuple[date, str, str, bool]]) -> None:
+    rows = [
+        {"day": d, "persona": p, "value_tier": t, "high_influence": h, "customers": n}
+        for (d, p, t, h), n in sorted(delta.items())  # one lock order: no deadlocks
+        if n
+    ]
+    if not rows:
+        return
+    table = PromoterDayCount.__table__
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = (postgresql if postgres else sqlite).insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.day, table.c.persona, table.c.value_tier, table.c.high_influence],
+        set_={"customers": table.c.customers + statement.excluded.customers},
+    )
+    session.connection().execute(statement, rows)
+    session.execute(delete(PromoterDayCount).where(PromoterDayCount.customers == 0))
+
+
+def _latest_rows(session: Session, customer_ids: list[int] | None) -> Any:
+    """The latest response per customer, from the responses themselves."""
+    rank = func.row_number().over(
+        partition_by=Response.customer_id,
+        order_by=(Response.submitted_at.desc(), Response.id.desc()),
+    )
+    ranked = select(
+        Response.customer_id,
+        Response.id.label("response_id"),
+        Response.submitted_at,
+        Response.score,
+        Response.persona,
+        rank.label("rank"),
+    ).where(Response.customer_id.is_not(None))
+    if customer_ids is not None:
+        ranked = ranked.where(Response.customer_id.in_(customer_ids))
+    sub = ranked.subquery()
+    return select(
+        sub.c.customer_id, sub.c.response_id, sub.c.submitted_at, sub.c.score, sub.c.persona
+    ).where(sub.c.rank == 1)
+
+
+def _lock(session: Session, customer_ids: list[int]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Customer.id)
+            .where(Customer.id.in_(customer_ids))
+            .order_by(Customer.id)
+            .with_for_update()
+        )
+
+
+def responses_changed(session: Session, customer_ids: Iterable[int | None]) -> None:
+    """After responses of these customers were written, re-edited or deleted (same
+    transaction): their latest response and promoter counts, recomputed from the rows."""
+    session.flush()
+    table = CustomerLatestResponse.__table__
+    for chunk in _chunks(i for i in customer_ids if i is not None):
+        _lock(session, chunk)
+        _tally(session, chunk, -1)
+        session.execute(delete(CustomerLatestResponse).where(table.c.customer_id.in_(chunk)))
+        session.execute(
+            insert(CustomerLatestResponse).from_select(
+                ["customer_id", "response_id", "submitted_at", "score", "persona"],
+                _latest_rows(session, chunk),
+            )
+        )
+        _tally(session, chunk, +1)
+
+
+@contextmanager
+def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> Iterator[None]:
+    """Wraps a write to customer_insights of these customers (None: any customer): their
+    promoter counts are taken out before and put back after, with the new tier/influence."""
+    session.flush()
+    if customer_ids is None:
+        yield
+        session.flush()
+        rebuild_promoter_counts(session)
+        return
+    chunks = list(_chunks(customer_ids))
+    for chunk in chunks:
+        _tally(session, chunk, -1)
+    yield
+    session.flush()
+    for chunk in chunks:
+        _tally(session, chunk, +1)
+
+
+def rebuild_promoter_counts(session: Session) -> None:
+    session.execute(delete(PromoterDayCount))
+    _tally(session, None, +1)
+
+
+def rebuild(session: Session) -> dict[str, int]:
+    """Recompute every response/customer aggregate from the rows (one transaction: readers
+    see the old or the new, never a half). Returns the row counts."""
+    session.execute(delete(PromoterDayCount))
+    session.execute(delete(CustomerLatestResponse))
+    session.execute(
+        insert(CustomerLatestResponse).from_select(
+            ["customer_id", "response_id", "submitted_at", "score", "persona"],
+            _latest_rows(session, None),
+        )
+    )
+    _tally(session, None, +1)
+    return {
+        "customer_latest_responses": session.scalar(
+            select(func.count()).select_from(CustomerLatestResponse)
+        )
+        or 0,
+        "promoter_day_counts": session.scalar(select(func.count()).select_from(PromoterDayCount))
+        or 0,
+    }
+
+
+def snapshot(session: Session) -> dict[str, Any]:
+    """Both tables as plain data (tests compare maintained with rebuilt)."""
+    latest = {
+        r.customer_id: (r.response_id, r.submitted_at, r.score, r.persona)
+        for r in session.execute(select(CustomerLatestResponse)).scalars().all()
+    }
+    counts = {
+        (_day(r.day), r.persona, r.value_tier, bool(r.high_influence)): r.customers
+        for r in session.execute(select(PromoterDayCount)).scalars().all()
+        if r.customers
+    }
+    return {"latest": latest, "promoters": counts}

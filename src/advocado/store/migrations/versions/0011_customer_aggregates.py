@@ -1,0 +1,74 @@
+"""dashboard pre-aggregates, response/customer side: latest response per customer, promoter
+counts per day (filled from the rows by the upgrade itself)
+
+Revision ID: 0011
+Revises: 0009
+Create Date: 2026-11-26 01:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "customer_latest_responses",
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("response_id", sa.Integer(), nullable=False),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("persona", sa.String(length=12), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_customer_latest_responses_customer_id_customers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["response_id"],
+            ["responses.id"],
+            name=op.f("fk_customer_latest_responses_response_id_responses"),
+        ),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_latest_responses")),
+        sa.UniqueConstraint("response_id", name=op.f("uq_customer_latest_responses_response_id")),
+    )
+    op.create_index(
+        "ix_customer_latest_responses_score",
+        "customer_latest_responses",
+        ["score", "submitted_at"],
+    )
+    op.create_index(
+        op.f("ix_customer_latest_responses_submitted_at"),
+        "customer_latest_responses",
+        ["submitted_at"],
+    )
+    op.create_table(
+        "promoter_day_counts",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("persona", sa.String(length=12), nullable=False),
+        sa.Column("value_tier", sa.String(length=8), nullable=False),
+        sa.Column("high_influence", sa.Boolean(), nullable=False),
+        sa.Column("customers", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "day", "persona", "value_tier", "high_influence", name=op.f("pk_promoter_day_counts")
+        ),
+    )
+    # An existing database gets its aggregates now, from its rows.
+    from sqlalchemy.orm import Session
+
+    from advocado.services import customer_aggregates
+
+    customer_aggregates.rebuild(Session(bind=op.get_bind()))
+
+
+def downgrade() -> None:
+    op.drop_table("promoter_day_counts")
+    op.drop_index(
+        op.f("ix_customer_latest_responses_submitted_at"), table_name="customer_latest_responses"
+    )
+    op.drop_index("ix_customer_latest_responses_score", table_name="customer_latest_responses")
+    op.drop_table("customer_latest_responses")
