@@ -10,7 +10,7 @@ changes) and services.insights (value tiers and influence recomputed). Per affec
 the latest response is recomputed from the rows (not adjusted by a delta, so a response
 arriving late, moved in time or moved to another customer is handled the same way), and the
 customer's promoter count is taken out before and put back after. On PostgreSQL the affected
-customers' rows are locked first (FOR UPDATE, in id order), so two writers for one customer
+customers' rows are locked first (FOR NO KEY UPDATE, in id order), so two writers for one customer
 queue instead of each writing what it saw; SQLite has one writer. `rebuild` recomputes all
 from scratch (`advocado dashboard rebuild`, and the migration that adds the tables).
 """
@@ -122,12 +122,15 @@ def _latest_rows(session: Session, customer_ids: list[int] | None) -> Any:
 
 
 def _lock(session: Session, customer_ids: list[int]) -> None:
+    # FOR NO KEY UPDATE: writers of one customer's responses queue here; it does not conflict
+    # with the KEY SHARE locks their inserts' foreign keys already hold (FOR UPDATE would
+    # deadlock two such writers).
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             select(Customer.id)
             .where(Customer.id.in_(customer_ids))
             .order_by(Customer.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
 
 
@@ -147,6 +150,17 @@ def responses_changed(session: Session, customer_ids: Iterable[int | None]) -> N
             )
         )
         _tally(session, chunk, +1)
+
+
+def forget(session: Session, customer_ids: Iterable[int | None]) -> None:
+    """Before these customers' responses are deleted: their latest response and promoter
+    counts taken out (responses_changed puts back what remains, after the delete)."""
+    session.flush()
+    table = CustomerLatestResponse.__table__
+    for chunk in _chunks(i for i in customer_ids if i is not None):
+        _lock(session, chunk)
+        _tally(session, chunk, -1)
+        session.execute(delete(CustomerLatestResponse).where(table.c.customer_id.in_(chunk)))
 
 
 @contextmanager

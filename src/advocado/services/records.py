@@ -182,6 +182,7 @@ def delete_responses(session: Session, external_ids: Sequence[str]) -> int:
     if not stored:
         return 0
     ids = [row["id"] for row in stored.values()]
+    customer_aggregates.forget(session, [r["customer_id"] for r in stored.values()])
     for start in range(0, len(ids), LOOKUP_CHUNK):
         session.execute(delete(table).where(table.c.id.in_(ids[start : start + LOOKUP_CHUNK])))
     count_responses_by_day(session, [(row, None) for row in stored.values()])
