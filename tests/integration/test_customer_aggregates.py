@@ -245,3 +245,46 @@ def test_racing_writers_for_one_customer(engine: Engine) -> None:
     kept = _maintained_equals_rebuilt(engine)
     assert len(kept["latest"]) == 3
     _check_figures(engine)
+
+
+def test_top_advocates_equal_the_full_ranking(engine: Engine) -> None:
+    """The top-N (revenue summed for the candidates only) is the full query's first N rows,
+    ties on qualified and signups included."""
+    from advocado.services import programs
+    from advocado.store.models import Referral
+
+    clock.set_now(NOW)
+    rng = random.Random(3)
+    program = {"slug": "p", "name": "P", "currency": "CNY", "starts_at": "2026-01-01",
+               "landing_url": "https://shop.example.com/",
+               "rewards": [{"id": "t", "to": "referrer", "type": "points", "label": "p",
+                            "amount": 1}]}  # fmt: skip
+    with unit_of_work(engine) as session:
+        records.save_customers(session, [CustomerRecord(f"c{k}") for k in range(60)])
+        programs.apply_program(session, program)
+        ids = records.customer_ids(session, [f"c{k}" for k in range(60)])
+        program_id = session.scalar(select(programs.Program.id))
+        for friend in range(20, 60):
+            when = NOW - timedelta(days=rng.randint(0, 60))
+            status = rng.choice(("signed_up", "qualified", "rewarded", "rejected"))
+            session.add(Referral(
+                program_id=program_id, advocate_id=ids[f"c{rng.randint(0, 9)}"],
+                referee_id=ids[f"c{friend}"], source="code", status=status, findings=[],
+                signed_up_at=when, created_at=when, updated_at=when,
+                qualified_at=when if status in ("qualified", "rewarded") else None,
+            ))  # fmt: skip
+        session.flush()
+        records.save_orders(session, [
+            OrderRecord(f"o{k}", f"c{rng.randint(20, 59)}", rng.choice((100, 200)), "CNY",
+                        NOW - timedelta(days=rng.randint(0, 60)))
+            for k in range(80)
+        ])  # fmt: skip
+    for f in (Filters(), Filters(start=(NOW - timedelta(days=20)).date())):
+        with read_only(engine) as session:
+            scope = dashboard._scope(session, f)
+            full = dashboard._advocate_rows(
+                session, dashboard._advocate_table(session, scope), scope.currency
+            )
+            assert len(full) > 3
+            for limit in range(1, len(full) + 2):
+                assert dashboard._top_advocates(session, scope, limit) == full[:limit]

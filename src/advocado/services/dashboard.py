@@ -909,8 +909,8 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
 # --- top advocates ----------------------------------------------------------------------------
 
 
-def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
-    where = _referrals_where(scope)
+def _advocate_counts(scope: _Scope) -> Select[Any]:
+    """Per advocate with a referral in scope: signups, qualified, rejected."""
     qualified = func.sum(
         case(
             (
@@ -920,19 +920,25 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
             else_=0,
         )
     )
-    per = (
+    return (
         select(
             Referral.advocate_id,
             func.count().label("signups"),
             qualified.label("qualified"),
             func.sum(case((Referral.status == "rejected", 1), else_=0)).label("rejected"),
         )
-        .where(where)
+        .where(_referrals_where(scope))
         .group_by(Referral.advocate_id)
-        .subquery()
     )
+
+
+def _advocate_revenue(scope: _Scope, advocates: list[int] | None = None) -> Select[Any]:
+    """Per advocate: their friends' (not rejected) paid orders in the period, summed."""
+    where = _referrals_where(scope)
+    if advocates is not None:
+        where = and_(where, Referral.advocate_id.in_(advocates))
     friends = select(Referral.referee_id).where(where, Referral.status != "rejected")
-    revenue = (
+    return (
         select(Referral.advocate_id, func.sum(Order.amount).label("revenue"))
         .join(Order, Order.customer_id == Referral.referee_id)
         .where(
@@ -944,8 +950,12 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
             _between(Order.placed_at, scope),
         )
         .group_by(Referral.advocate_id)
-        .subquery()
     )
+
+
+def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
+    per = _advocate_counts(scope).subquery()
+    revenue = _advocate_revenue(scope).subquery()
     return (
         select(
             Customer.external_id,
@@ -964,6 +974,51 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
             Customer.id,
         )
     )
+
+
+def _top_advocates(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` rows of _advocate_table, in its order, without summing every
+    advocate's friends' orders: the order is qualified, then signups, then revenue, so only
+    the advocates tied with or above the limit-th (qualified, signups) can be in it, and
+    revenue is summed for those alone."""
+    counts = [
+        (int(r.qualified or 0), int(r.signups), int(r.rejected or 0), r.advocate_id)
+        for r in session.execute(_advocate_counts(scope))
+    ]
+    if not counts:
+        return []
+    counts.sort(key=lambda c: (-c[0], -c[1]))
+    cutoff = counts[min(limit, len(counts)) - 1][:2]
+    candidates = [c for c in counts if c[:2] >= cutoff]
+    revenue: dict[int, int] = {}
+    ids = sorted(c[3] for c in candidates)
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        revenue.update(
+            (a, int(r or 0)) for a, r in session.execute(_advocate_revenue(scope, chunk))
+        )
+    candidates.sort(key=lambda c: (-c[0], -c[1], -revenue.get(c[3], 0), c[3]))
+    chosen = candidates[:limit]
+    names = {
+        r.id: r
+        for r in session.execute(
+            select(Customer.id, Customer.external_id, Customer.name).where(
+                Customer.id.in_([c[3] for c in chosen])
+            )
+        )
+    }
+    return [
+        {
+            "customer": names[a].external_id,
+            "name": names[a].name or "",
+            "signups": signups,
+            "qualified": qualified,
+            "rejected": rejected,
+            "referred_revenue": revenue.get(a, 0),
+            "currency": scope.currency,
+        }
+        for qualified, signups, rejected, a in chosen
+    ]
 
 
 def _advocate_rows(session: Session, query: Select[Any], currency: str) -> list[dict[str, Any]]:
@@ -996,8 +1051,7 @@ def top_advocates(session: Session, f: Filters) -> Panel:
     """The advocates who brought the most qualified friends in the period (then signups, then
     the revenue of their friends' paid orders in the period)."""
     scope = _scope(session, f)
-    query = _advocate_table(session, scope).limit(TOP_ADVOCATES)
-    rows = _advocate_rows(session, query, scope.currency)
+    rows = _top_advocates(session, scope, TOP_ADVOCATES)
     return Panel("top_advocates", _ADVOCATE_COLUMNS, rows, {"currency": scope.currency})
 
 
@@ -1006,9 +1060,9 @@ def drill_top_advocates(
 ) -> Panel:
     """Every advocate with a referral in the period, in the same order."""
     scope = _scope(session, f)
-    query = _advocate_table(session, scope)
     if limit is not None:
-        query = query.limit(limit)
+        return Panel("top_advocates", _ADVOCATE_COLUMNS, _top_advocates(session, scope, limit))
+    query = _advocate_table(session, scope)
     return Panel("top_advocates", _ADVOCATE_COLUMNS, _advocate_rows(session, query, scope.currency))
 
 
