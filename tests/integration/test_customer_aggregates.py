@@ -288,3 +288,87 @@ def test_top_advocates_equal_the_full_ranking(engine: Engine) -> None:
             assert len(full) > 3
             for limit in range(1, len(full) + 2):
                 assert dashboard._top_advocates(session, scope, limit) == full[:limit]
+
+
+def _clv_by_hand(engine: Engine, end: datetime) -> dict[str, tuple[int, int, int]]:
+    from advocado.store.models import Order, Referral
+
+    low = end - timedelta(days=365)
+    with read_only(engine) as session:
+        advocates = set(
+            session.scalars(select(Referral.advocate_id).where(Referral.status != "rejected"))
+        )
+        orders = session.execute(
+            select(Order.customer_id, Order.amount).where(
+                Order.status == "paid", Order.currency == "CNY", Order.placed_at >= low,
+                Order.placed_at < end,
+            )
+        ).all()  # fmt: skip
+    found: dict[str, tuple[set[int], int, int]] = {
+        "advocates": (set(), 0, 0),
+        "non_advocates": (set(), 0, 0),
+    }
+    for customer, amount in orders:
+        group = "advocates" if customer in advocates else "non_advocates"
+        who, n, revenue = found[group]
+        who.add(customer)
+        found[group] = (who, n + 1, revenue + amount)
+    return {g: (len(w), n, r) for g, (w, n, r) in found.items()}
+
+
+def test_paid_order_days_and_clv(engine: Engine) -> None:
+    """Orders imported in batches, re-imported changed (refunded, moved to another customer,
+    day or currency), and sent as shop events: paid_order_days equals the rebuilt one, and the
+    CLV figure equals the orders counted by hand."""
+    from advocado.services import programs, referrals
+    from advocado.services.referrals import EventIn
+
+    clock.set_now(NOW)
+    rng = random.Random(9)
+    program = {"slug": "p", "name": "P", "currency": "CNY", "starts_at": "2026-01-01",
+               "landing_url": "https://shop.example.com/",
+               "rewards": [{"id": "t", "to": "referrer", "type": "points", "label": "p",
+                            "amount": 1}]}  # fmt: skip
+    with unit_of_work(engine) as session:
+        records.save_customers(session, [CustomerRecord(f"c{k}") for k in range(15)])
+        programs.apply_program(session, program)
+        code = programs.code_for(session, program_slug="p", customer_external_id="c0").code
+
+    def order(n: int) -> OrderRecord:
+        return OrderRecord(
+            f"o{n}", f"c{rng.randint(1, 14)}", rng.choice((100, 250)),
+            rng.choice(("CNY", "CNY", "USD")),
+            NOW - timedelta(days=rng.randint(0, 500), hours=rng.randint(0, 23)),
+            rng.choice(("paid", "paid", "paid", "refunded")),
+        )  # fmt: skip
+
+    for batch in range(3):
+        with unit_of_work(engine) as session:
+            records.save_orders(session, [order(n) for n in range(batch * 20, batch * 20 + 30)])
+        _maintained_equals_rebuilt(engine)
+    # A friend signs up with c0's code and orders twice (the shop's events).
+    for n, (kind, when) in enumerate(
+        (("signup", NOW - timedelta(days=3)), ("order", NOW - timedelta(days=2)),
+         ("order", NOW - timedelta(days=400)))
+    ):  # fmt: skip
+        referrals.ingest_event(engine, EventIn(
+            event_id=f"e{n}", type=kind, customer_external_id="friend", occurred_at=when,
+            referral_code=code, **({"order_external_id": f"shop{n}", "amount": 5000,
+                                    "currency": "CNY"} if kind == "order" else {}),
+        ))  # fmt: skip
+    with unit_of_work(engine) as session:  # the advocate buys too
+        records.save_orders(session, [OrderRecord("a1", "c0", 700, "CNY", NOW)])
+    kept = _maintained_equals_rebuilt(engine)
+    assert kept["orders"]
+    for f, end in (
+        (Filters(), datetime(2026, 7, 1, tzinfo=UTC)),
+        (Filters(end=date(2026, 3, 31)), datetime(2026, 4, 1, tzinfo=UTC)),
+    ):
+        with read_only(engine) as session:
+            rows = {r["group"]: r for r in dashboard.clv(session, f).rows}
+        expected = _clv_by_hand(engine, end)
+        assert expected["advocates"][0] == 1 or f.end is not None
+        for group, (customers, orders, revenue) in expected.items():
+            assert (rows[group]["customers"], rows[group]["orders"], rows[group]["revenue"]) == (
+                customers, orders, revenue,
+            )  # fmt: skip

@@ -3,10 +3,13 @@
  - customer_latest_responses: each customer's latest response (submitted_at, then id).
  - promoter_day_counts: customers whose latest response is a promoter's, per UTC day of that
    response, its persona, and the customer's value tier and influence.
+ - paid_order_days: paid orders and revenue per UTC day, currency, and day of the customer's
+   previous paid order in that currency.
 
 Every write that can change them calls in here in its own transaction: services.records
 (responses created, updated or deleted), services.voc (a comment re-classified: the persona
-changes) and services.insights (value tiers and influence recomputed). Per affected customer
+changes), services.insights (value tiers and influence recomputed), and the order writers
+(services.records.save_orders, the shop's order events in services.referrals). Per affected customer
 the latest response is recomputed from the rows (not adjusted by a delta, so a response
 arriving late, moved in time or moved to another customer is handled the same way), and the
 customer's promoter count is taken out before and put back after. On PostgreSQL the affected
@@ -31,6 +34,8 @@ from advocado.store.models import (
     Customer,
     CustomerInsight,
     CustomerLatestResponse,
+    Order,
+    PaidOrderDay,
     PromoterDayCount,
     Response,
 )
@@ -38,6 +43,8 @@ from advocado.store.models import (
 CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
 UNKNOWN = "unknown"
 PROMOTER_MIN = 9
+PAID = "paid"
+NO_PREVIOUS_DAY = date(1900, 1, 1)  # paid_order_days.previous_day of a first order
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -182,6 +189,78 @@ def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> I
         _tally(session, chunk, +1)
 
 
+def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
+    """Add (+1) or take out (-1) these customers' paid orders (None: everyone's)."""
+    previous = func.lag(Order.placed_at).over(
+        partition_by=(Order.customer_id, Order.currency), order_by=(Order.placed_at, Order.id)
+    )
+    paid = select(Order.placed_at, Order.currency, Order.amount, previous.label("previous")).where(
+        Order.status == PAID
+    )
+    if customer_ids is not None:
+        paid = paid.where(Order.customer_id.in_(customer_ids))
+    sub = paid.subquery()
+    day, before = _utc_day(session, sub.c.placed_at), _utc_day(session, sub.c.previous)
+    query = select(day, sub.c.currency, before, func.count(), func.sum(sub.c.amount)).group_by(
+        day, sub.c.currency, before
+    )
+    delta: dict[tuple[date, str, date], list[int]] = {}
+    for d, currency, b, n, revenue in session.execute(query):
+        key = (_day(d), currency, NO_PREVIOUS_DAY if b is None else _day(b))
+        found = delta.setdefault(key, [0, 0])
+        found[0] += sign * int(n)
+        found[1] += sign * int(revenue or 0)
+    rows = [
+        {"day": d, "currency": c, "previous_day": b, "orders": n, "revenue": r}
+        for (d, c, b), (n, r) in sorted(delta.items())  # one lock order: no deadlocks
+        if n or r
+    ]
+    if not rows:
+        return
+    table = PaidOrderDay.__table__
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = (postgresql if postgres else sqlite).insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.day, table.c.currency, table.c.previous_day],
+        set_={
+            "orders": table.c.orders + statement.excluded.orders,
+            "revenue": table.c.revenue + statement.excluded.revenue,
+        },
+    )
+    session.connection().execute(statement, rows)
+    session.execute(delete(PaidOrderDay).where(PaidOrderDay.orders == 0))
+
+
+@contextmanager
+def orders_changing(session: Session, customer_ids: Iterable[int | None]) -> Iterator[None]:
+    """Wraps a write of orders of these customers (the owners before and after): their paid
+    orders are taken out of paid_order_days before and put back after, recomputed."""
+    session.flush()
+    chunks = list(_chunks(i for i in customer_ids if i is not None))
+    for chunk in chunks:
+        _lock(session, chunk)
+        _order_tally(session, chunk, -1)
+    yield
+    session.flush()
+    for chunk in chunks:
+        _order_tally(session, chunk, +1)
+
+
+def order_owners(session: Session, external_ids: Iterable[str]) -> set[int]:
+    """The customers stored orders with these ids belong to now (before a write moves them)."""
+    wanted = sorted(set(external_ids))
+    found: set[int] = set()
+    for start in range(0, len(wanted), CHUNK):
+        found.update(
+            session.scalars(
+                select(Order.customer_id).where(
+                    Order.external_id.in_(wanted[start : start + CHUNK])
+                )
+            )
+        )
+    return found
+
+
 def rebuild_promoter_counts(session: Session) -> None:
     session.execute(delete(PromoterDayCount))
     _tally(session, None, +1)
@@ -191,6 +270,8 @@ def rebuild(session: Session) -> dict[str, int]:
     """Recompute every response/customer aggregate from the rows (one transaction: readers
     see the old or the new, never a half). Returns the row counts."""
     session.execute(delete(PromoterDayCount))
+    session.execute(delete(PaidOrderDay))
+    _order_tally(session, None, +1)
     session.execute(delete(CustomerLatestResponse))
     session.execute(
         insert(CustomerLatestResponse).from_select(
@@ -206,6 +287,7 @@ def rebuild(session: Session) -> dict[str, int]:
         or 0,
         "promoter_day_counts": session.scalar(select(func.count()).select_from(PromoterDayCount))
         or 0,
+        "paid_order_days": session.scalar(select(func.count()).select_from(PaidOrderDay)) or 0,
     }
 
 
@@ -220,4 +302,9 @@ def snapshot(session: Session) -> dict[str, Any]:
         for r in session.execute(select(PromoterDayCount)).scalars().all()
         if r.customers
     }
-    return {"latest": latest, "promoters": counts}
+    orders = {
+        (_day(r.day), r.currency, _day(r.previous_day)): (r.orders, r.revenue)
+        for r in session.execute(select(PaidOrderDay)).scalars().all()
+        if r.orders
+    }
+    return {"latest": latest, "promoters": counts, "orders": orders}

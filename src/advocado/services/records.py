@@ -132,7 +132,10 @@ def save_orders(
         }
         for r in records
     ]
-    return _save(session, Order.__table__, rows, clock.now())
+    # The dashboard's paid_order_days, for the owners before and after, same transaction.
+    owners = customer_aggregates.order_owners(session, [r.external_id for r in records])
+    with customer_aggregates.orders_changing(session, owners | {r["customer_id"] for r in rows}):
+        return _save(session, Order.__table__, rows, clock.now())
 
 
 def save_responses(

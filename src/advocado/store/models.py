@@ -822,3 +822,18 @@ class PromoterDayCount(Base):
     value_tier: Mapped[str] = mapped_column(String(8), primary_key=True)
     high_influence: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     customers: Mapped[int] = mapped_column(Integer)
+
+
+class PaidOrderDay(Base):
+    """Paid orders per UTC day and currency, and per day of the same customer's previous paid
+    order in that currency (NO_PREVIOUS_DAY for a first order): order count, revenue. The
+    customers who bought in a window of days are the orders in it whose previous order is
+    before it, so the 12-month value figure costs days, not orders."""
+
+    __tablename__ = "paid_order_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)

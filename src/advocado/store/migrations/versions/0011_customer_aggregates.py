@@ -1,5 +1,5 @@
 """dashboard pre-aggregates, response/customer side: latest response per customer, promoter
-counts per day (filled from the rows by the upgrade itself)
+counts per day, paid orders per day (filled from the rows by the upgrade itself)
 
 Revision ID: 0011
 Revises: 0009
@@ -57,6 +57,15 @@ def upgrade() -> None:
             "day", "persona", "value_tier", "high_influence", name=op.f("pk_promoter_day_counts")
         ),
     )
+    op.create_table(
+        "paid_order_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("previous_day", sa.Date(), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        sa.Column("revenue", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "currency", "previous_day", name=op.f("pk_paid_order_days")),
+    )
     # An existing database gets its aggregates now, from its rows.
     from sqlalchemy.orm import Session
 
@@ -66,6 +75,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("paid_order_days")
     op.drop_table("promoter_day_counts")
     op.drop_index(
         op.f("ix_customer_latest_responses_submitted_at"), table_name="customer_latest_responses"
