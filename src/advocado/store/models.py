@@ -824,6 +824,20 @@ class PromoterDayCount(Base):
     customers: Mapped[int] = mapped_column(Integer)
 
 
+# Covering indexes of the dashboard's raw reads at full size (migration 0011): referrals in a
+# period by signup or qualification (counts per status/advocate: plan actuals, top
+# advocates), the advocates (not rejected), and a customer's orders in a window (CLV of the
+# advocates, referred revenue), each answered from the index alone.
+Index("ix_referrals_dashboard_signed_up", Referral.signed_up_at, Referral.status,
+      Referral.program_id, Referral.advocate_id, Referral.qualified_at)  # fmt: skip
+Index("ix_referrals_dashboard_qualified", Referral.qualified_at, Referral.status,
+      Referral.program_id, Referral.advocate_id)  # fmt: skip
+Index("ix_referrals_dashboard_advocate", Referral.advocate_id, Referral.status,
+      Referral.program_id, Referral.referee_id)  # fmt: skip
+Index("ix_orders_dashboard_customer", Order.customer_id, Order.status, Order.currency,
+      Order.placed_at, Order.amount)  # fmt: skip
+
+
 class PaidOrderDay(Base):
     """Paid orders per UTC day and currency, and per day of the same customer's previous paid
     order in that currency (NO_PREVIOUS_DAY for a first order): order count, revenue. The

@@ -15,6 +15,18 @@ branch_labels = None
 depends_on = None
 
 
+INDEXES = (
+    ("ix_referrals_dashboard_signed_up", "referrals",
+     ["signed_up_at", "status", "program_id", "advocate_id", "qualified_at"]),
+    ("ix_referrals_dashboard_qualified", "referrals",
+     ["qualified_at", "status", "program_id", "advocate_id"]),
+    ("ix_referrals_dashboard_advocate", "referrals",
+     ["advocate_id", "status", "program_id", "referee_id"]),
+    ("ix_orders_dashboard_customer", "orders",
+     ["customer_id", "status", "currency", "placed_at", "amount"]),
+)  # fmt: skip
+
+
 def upgrade() -> None:
     op.create_table(
         "customer_latest_responses",
@@ -66,6 +78,8 @@ def upgrade() -> None:
         sa.Column("revenue", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("day", "currency", "previous_day", name=op.f("pk_paid_order_days")),
     )
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns)
     # An existing database gets its aggregates now, from its rows.
     from sqlalchemy.orm import Session
 
@@ -75,6 +89,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for name, table, _ in INDEXES:
+        op.drop_index(name, table_name=table)
     op.drop_table("paid_order_days")
     op.drop_table("promoter_day_counts")
     op.drop_index(
