@@ -6,9 +6,14 @@ always agree. All of them only read (callers open store.db.read_only).
 
 How the figures stay correct as events arrive: nothing here is a cached copy that could go
 stale. NPS reads `response_day_counts`, which services.records adjusts in the same transaction
-as every write to `responses`; everything else is computed from the rows themselves at request
-time, on indexed columns (clicks by code and time, referrals by status, orders by customer and
-time), so a click, signup or refund is in the next request's figures.
+as every write to `responses`. Promoters read `promoter_day_counts` and
+`customer_latest_responses`, and the 12-month value reads `paid_order_days`: all kept by
+services.customer_aggregates in the same transaction as every write of responses, orders and
+customer insights (`advocado dashboard rebuild` recomputes them). They answer the unfiltered
+figures (promoters: periods ending after the newest response); with a segment or program, or
+a period ending earlier, the figures are computed from the rows. Everything else is computed
+from the rows at request time, on covering indexes, so a click, signup or refund is in the
+next request's figures.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
