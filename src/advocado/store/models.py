@@ -833,7 +833,8 @@ Index("ix_referrals_dashboard_signed_up", Referral.signed_up_at, Referral.status
 Index("ix_referrals_dashboard_qualified", Referral.qualified_at, Referral.status,
       Referral.program_id, Referral.advocate_id)  # fmt: skip
 Index("ix_referrals_dashboard_advocate", Referral.advocate_id, Referral.status,
-      Referral.program_id, Referral.referee_id)  # fmt: skip
+      Referral.program_id, Referral.signed_up_at, Referral.qualified_at,
+      Referral.referee_id)  # fmt: skip
 Index("ix_orders_dashboard_customer", Order.customer_id, Order.status, Order.currency,
       Order.placed_at, Order.amount)  # fmt: skip
 

@@ -21,7 +21,7 @@ INDEXES = (
     ("ix_referrals_dashboard_qualified", "referrals",
      ["qualified_at", "status", "program_id", "advocate_id"]),
     ("ix_referrals_dashboard_advocate", "referrals",
-     ["advocate_id", "status", "program_id", "referee_id"]),
+     ["advocate_id", "status", "program_id", "signed_up_at", "qualified_at", "referee_id"]),
     ("ix_orders_dashboard_customer", "orders",
      ["customer_id", "status", "currency", "placed_at", "amount"]),
 )  # fmt: skip
