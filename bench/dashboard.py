@@ -12,7 +12,8 @@ as often as wanted without regenerating:
     .venv/bin/python bench/dashboard.py --database postgresql --customers 1000000 \
         --pg-keep advocado_bench_1m
     .venv/bin/python bench/dashboard.py --database postgresql --pg-reuse advocado_bench_1m
-    # --load-only generates without measuring; --figures nps,clv measures only those
+    # --load-only generates without measuring; --figures nps,clv measures only those;
+    # --filters "all time,90 days" only those filters
     # small and throw-away (both databases, deleted afterwards)
     .venv/bin/python bench/dashboard.py [--customers 20000] [--database sqlite|postgresql|both]
                                         [--repeat 20] [--figures nps,promoters]
@@ -359,14 +360,17 @@ def _reference(engine: Engine, repeat: int) -> float:
     return p95(reference[1:])  # the first run warms the cache, as the figures' warm-up does
 
 
-def measure(url: str, engine: Engine, repeat: int, figures: Sequence[str]) -> None:
+def measure(
+    url: str, engine: Engine, repeat: int, figures: Sequence[str], filters: Sequence[str]
+) -> None:
     with unit_of_work(engine) as session:
         _, token = create_api_key(session, name="bench", scopes=["read"])
     ref = _reference(engine, repeat)
     print(f"  reference SELECT count(*) FROM clicks: p95 {ref * 1000:8.1f} ms")
     app = create_app(url)
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
-        for label, params in FILTERS.items():
+        for label in filters:
+            params = FILTERS[label]
             for name in figures:
                 client.get(f"/api/v1/dashboard/{name}", params=params)  # warm: plans, caches
                 samples = []
@@ -445,7 +449,8 @@ def run(backend: str, args: argparse.Namespace) -> None:
             print(f"{backend}: {sizes} generated in {took:.0f} s", flush=True)
         figures = args.figures.split(",") if args.figures else list(dashboard.PANELS)
         if not args.load_only:
-            measure(url, engine, args.repeat, figures)
+            filters = args.filters.split(",") if args.filters else list(FILTERS)
+            measure(url, engine, args.repeat, figures, filters)
     finally:
         engine.dispose()
         cleanup()
@@ -457,6 +462,9 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--figures", help="comma-separated panel names (default: all)")
+    parser.add_argument(
+        "--filters", help=f"comma-separated, of: {', '.join(FILTERS)} (default: all)"
+    )
     parser.add_argument("--keep", metavar="PATH", help="SQLite: generate into PATH, keep it")
     parser.add_argument("--reuse", metavar="PATH", help="SQLite: measure a kept PATH")
     parser.add_argument("--pg-keep", metavar="SCHEMA", help="PostgreSQL: generate into SCHEMA")
