@@ -4,7 +4,7 @@ PostgreSQL, beside a reference measured in the same run on the same data.
 Full size (1M customers, 2M responses, 10M clicks), generated once and kept, then measured
 as often as wanted without regenerating:
 
-    # SQLite: generate into a file and keep it (about 10 min), then measure it again later
+    # SQLite: generate into a file and keep it (5-6 min), then measure it again later
     .venv/bin/python bench/dashboard.py --database sqlite --customers 1000000 \
         --keep /tmp/advocado-bench-1m.db
     .venv/bin/python bench/dashboard.py --database sqlite --reuse /tmp/advocado-bench-1m.db
