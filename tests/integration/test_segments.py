@@ -17,7 +17,7 @@ from sqlalchemy import Engine, update
 
 from advocado.domain.records import CustomerRecord, ResponseRecord
 from advocado.domain.segments import parse_filters
-from advocado.services import segments
+from advocado.services import customer_aggregates, segments
 from advocado.services.apikeys import create_api_key
 from advocado.services.records import customer_ids, save_customers, save_responses
 from advocado.services.users import create_user
@@ -70,6 +70,9 @@ def people(engine: Engine) -> None:
             CustomerInsight(customer_id=ids["d"], value_tier="high", lifecycle_stage="new",
                             frequency=9, monetary=99000, computed_at=now, high_influence=False),
         ])  # fmt: skip
+        # Labels and insights were written behind the services' back: recompute the aggregates.
+        session.flush()
+        customer_aggregates.rebuild(session)
 
 
 def members(engine: Engine, filters: dict[str, Any]) -> set[str]:
@@ -278,6 +281,7 @@ def test_promoter_comment_markup_is_escaped(console: TestClient, engine: Engine,
         session.execute(update(Response).where(Response.external_id == "ra2")
                         .values(score=10, persona="emotional", evidence=["爱了", "<b>"],
                                 comment="<script>alert(1)</script><b>爱了</b>"))  # fmt: skip
+        customer_aggregates.rebuild(session)  # the update bypassed services.records
     sign_in(console)
     page = console.get("/promoters?persona=emotional").text
     assert "<script>alert(1)</script>" not in page

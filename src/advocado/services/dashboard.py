@@ -6,9 +6,14 @@ always agree. All of them only read (callers open store.db.read_only).
 
 How the figures stay correct as events arrive: nothing here is a cached copy that could go
 stale. NPS reads `response_day_counts`, which services.records adjusts in the same transaction
-as every write to `responses`; everything else is computed from the rows themselves at request
-time, on indexed columns (clicks by code and time, referrals by status, orders by customer and
-time), so a click, signup or refund is in the next request's figures.
+as every write to `responses`. Promoters read `promoter_day_counts` and
+`customer_latest_responses`, and the 12-month value reads `paid_order_days`: all kept by
+services.customer_aggregates in the same transaction as every write of responses, orders and
+customer insights (`advocado dashboard rebuild` recomputes them). They answer the unfiltered
+figures (promoters: periods ending after the newest response); with a segment or program, or
+a period ending earlier, the figures are computed from the rows. Everything else is computed
+from the rows at request time, on covering indexes, so a click, signup or refund is in the
+next request's figures.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
@@ -40,8 +45,11 @@ from advocado.store.models import (
     Click,
     Customer,
     CustomerInsight,
+    CustomerLatestResponse,
     Order,
+    PaidOrderDay,
     Program,
+    PromoterDayCount,
     Referral,
     ReferralCode,
     Response,
@@ -315,8 +323,24 @@ def _key_date(value: str) -> date:
 # --- promoters by persona and value tier ----------------------------------------------------
 
 
+def _latest_covers(session: Session, scope: _Scope) -> bool:
+    """Whether each customer's latest response in the period is their latest of all (the
+    period runs past the newest response), so customer_latest_responses answers it."""
+    if scope.end is None:
+        return True
+    newest = session.scalar(select(func.max(Response.submitted_at)))
+    return newest is None or newest < scope.end
+
+
 def _latest_in_period(session: Session, scope: _Scope) -> Any:
     """Each customer's latest response in the period (subquery: customer_id, score, persona)."""
+    if _latest_covers(session, scope):
+        latest = CustomerLatestResponse
+        return (
+            select(latest.customer_id, latest.score, latest.persona)
+            .where(_between(latest.submitted_at, scope), _in_customers(latest.customer_id, scope))
+            .subquery("latest")
+        )
     rank = func.row_number().over(
         partition_by=Response.customer_id,
         order_by=(Response.submitted_at.desc(), Response.id.desc()),
@@ -356,14 +380,26 @@ def promoters(session: Session, f: Filters) -> Panel:
     persona of that response (emotional / rational / neutral), high influence (overlaps the
     personas), and value tier (RFM, see services.insights)."""
     scope = _scope(session, f)
-    found = _promoters(session, scope).subquery()
-    # One pass over the promoters, grouped by everything at once; counted per dimension here.
-    query = select(
-        found.c.persona, found.c.value_tier, found.c.high_influence, func.count()
-    ).group_by(found.c.persona, found.c.value_tier, found.c.high_influence)
+    query: Select[Any]
+    if scope.customers is None and _latest_covers(session, scope):
+        # Everyone, over a period up to now: the per-day counts (cost: days, not customers).
+        t = PromoterDayCount
+        query = select(t.persona, t.value_tier, t.high_influence, func.sum(t.customers))
+        if f.start:
+            query = query.where(t.day >= f.start)
+        if f.end:
+            query = query.where(t.day <= f.end)
+        query = query.group_by(t.persona, t.value_tier, t.high_influence)
+    else:
+        found = _promoters(session, scope).subquery()
+        # One pass over the promoters, grouped by everything at once; counted per dimension.
+        query = select(
+            found.c.persona, found.c.value_tier, found.c.high_influence, func.count()
+        ).group_by(found.c.persona, found.c.value_tier, found.c.high_influence)
     by: dict[tuple[str, str], int] = defaultdict(int)
     total = 0
     for persona, tier, high, n in session.execute(query):
+        n = int(n)
         by[("persona", persona)] += n
         by[("value_tier", tier)] += n
         if high:
@@ -775,7 +811,9 @@ def drill_k_factor(
 
 
 def _clv_window(scope: _Scope) -> tuple[datetime, datetime]:
-    end = scope.end or clock.now()
+    """The 365 whole UTC days up to the period's end, or up to the end of today."""
+    tomorrow = clock.now().astimezone(UTC).date() + timedelta(days=1)
+    end = scope.end or datetime.combine(tomorrow, time(), UTC)
     return end - timedelta(days=365), end
 
 
@@ -809,22 +847,53 @@ def _buyers(session: Session, scope: _Scope) -> Select[Any]:
     )
 
 
+def _clv_from_days(session: Session, scope: _Scope) -> dict[int, tuple[int, int, int]]:
+    """{1: advocates, 0: the rest}: (customers, orders, revenue). Everyone's from
+    paid_order_days (a customer bought in the window if one of their orders in it follows
+    an order before it, or none); the advocates' from their own orders; the rest is the
+    difference. Cost: days, plus the advocates' orders."""
+    low, high = _clv_window(scope)
+    t = PaidOrderDay
+    days = and_(t.currency == scope.currency, t.day >= low.date(), t.day < high.date())
+    orders, revenue = session.execute(
+        select(func.sum(t.orders), func.sum(t.revenue)).where(days)
+    ).one()
+    buyers = session.scalar(select(func.sum(t.orders)).where(days, t.previous_day < low.date()))
+    a_customers, a_orders, a_revenue = session.execute(
+        select(
+            func.count(func.distinct(Order.customer_id)), func.count(), func.sum(Order.amount)
+        ).where(
+            Order.status == PAID,
+            Order.currency == scope.currency,
+            Order.placed_at >= low,
+            Order.placed_at < high,
+            Order.customer_id.in_(_advocate_ids(scope)),
+        )
+    ).one()
+    advocates = (int(a_customers or 0), int(a_orders or 0), int(a_revenue or 0))
+    everyone = (int(buyers or 0), int(orders or 0), int(revenue or 0))
+    return {1: advocates, 0: tuple(e - a for e, a in zip(everyone, advocates, strict=True))}  # type: ignore[dict-item]
+
+
 def clv(session: Session, f: Filters) -> Panel:
     """Average order value, orders per customer and 12-month value per customer, advocates
     (customers who brought a friend who was not rejected) beside everyone else who bought."""
     scope = _scope(session, f)
-    buyers = _buyers(session, scope).subquery()
-    found = {
-        int(g): (int(c), int(o or 0), int(r or 0))
-        for g, c, o, r in session.execute(
-            select(
-                buyers.c.advocate,
-                func.count(),
-                func.sum(buyers.c.orders),
-                func.sum(buyers.c.revenue),
-            ).group_by(buyers.c.advocate)
-        )
-    }
+    if scope.customers is None:
+        found = _clv_from_days(session, scope)
+    else:
+        buyers = _buyers(session, scope).subquery()
+        found = {
+            int(g): (int(c), int(o or 0), int(r or 0))
+            for g, c, o, r in session.execute(
+                select(
+                    buyers.c.advocate,
+                    func.count(),
+                    func.sum(buyers.c.orders),
+                    func.sum(buyers.c.revenue),
+                ).group_by(buyers.c.advocate)
+            )
+        }
     rows = []
     for group, flag in (("advocates", 1), ("non_advocates", 0)):
         c, o, r = found.get(flag, (0, 0, 0))
@@ -880,8 +949,8 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
 # --- top advocates ----------------------------------------------------------------------------
 
 
-def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
-    where = _referrals_where(scope)
+def _advocate_counts(scope: _Scope) -> Select[Any]:
+    """Per advocate with a referral in scope: signups, qualified, rejected."""
     qualified = func.sum(
         case(
             (
@@ -891,19 +960,25 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
             else_=0,
         )
     )
-    per = (
+    return (
         select(
             Referral.advocate_id,
             func.count().label("signups"),
             qualified.label("qualified"),
             func.sum(case((Referral.status == "rejected", 1), else_=0)).label("rejected"),
         )
-        .where(where)
+        .where(_referrals_where(scope))
         .group_by(Referral.advocate_id)
-        .subquery()
     )
+
+
+def _advocate_revenue(scope: _Scope, advocates: list[int] | None = None) -> Select[Any]:
+    """Per advocate: their friends' (not rejected) paid orders in the period, summed."""
+    where = _referrals_where(scope)
+    if advocates is not None:
+        where = and_(where, Referral.advocate_id.in_(advocates))
     friends = select(Referral.referee_id).where(where, Referral.status != "rejected")
-    revenue = (
+    return (
         select(Referral.advocate_id, func.sum(Order.amount).label("revenue"))
         .join(Order, Order.customer_id == Referral.referee_id)
         .where(
@@ -915,8 +990,12 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
             _between(Order.placed_at, scope),
         )
         .group_by(Referral.advocate_id)
-        .subquery()
     )
+
+
+def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
+    per = _advocate_counts(scope).subquery()
+    revenue = _advocate_revenue(scope).subquery()
     return (
         select(
             Customer.external_id,
@@ -935,6 +1014,51 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
             Customer.id,
         )
     )
+
+
+def _top_advocates(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` rows of _advocate_table, in its order, without summing every
+    advocate's friends' orders: the order is qualified, then signups, then revenue, so only
+    the advocates tied with or above the limit-th (qualified, signups) can be in it, and
+    revenue is summed for those alone."""
+    counts = [
+        (int(r.qualified or 0), int(r.signups), int(r.rejected or 0), r.advocate_id)
+        for r in session.execute(_advocate_counts(scope))
+    ]
+    if not counts:
+        return []
+    counts.sort(key=lambda c: (-c[0], -c[1]))
+    cutoff = counts[min(limit, len(counts)) - 1][:2]
+    candidates = [c for c in counts if c[:2] >= cutoff]
+    revenue: dict[int, int] = {}
+    ids = sorted(c[3] for c in candidates)
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        revenue.update(
+            (a, int(r or 0)) for a, r in session.execute(_advocate_revenue(scope, chunk))
+        )
+    candidates.sort(key=lambda c: (-c[0], -c[1], -revenue.get(c[3], 0), c[3]))
+    chosen = candidates[:limit]
+    names = {
+        r.id: r
+        for r in session.execute(
+            select(Customer.id, Customer.external_id, Customer.name).where(
+                Customer.id.in_([c[3] for c in chosen])
+            )
+        )
+    }
+    return [
+        {
+            "customer": names[a].external_id,
+            "name": names[a].name or "",
+            "signups": signups,
+            "qualified": qualified,
+            "rejected": rejected,
+            "referred_revenue": revenue.get(a, 0),
+            "currency": scope.currency,
+        }
+        for qualified, signups, rejected, a in chosen
+    ]
 
 
 def _advocate_rows(session: Session, query: Select[Any], currency: str) -> list[dict[str, Any]]:
@@ -967,8 +1091,7 @@ def top_advocates(session: Session, f: Filters) -> Panel:
     """The advocates who brought the most qualified friends in the period (then signups, then
     the revenue of their friends' paid orders in the period)."""
     scope = _scope(session, f)
-    query = _advocate_table(session, scope).limit(TOP_ADVOCATES)
-    rows = _advocate_rows(session, query, scope.currency)
+    rows = _top_advocates(session, scope, TOP_ADVOCATES)
     return Panel("top_advocates", _ADVOCATE_COLUMNS, rows, {"currency": scope.currency})
 
 
@@ -977,9 +1100,9 @@ def drill_top_advocates(
 ) -> Panel:
     """Every advocate with a referral in the period, in the same order."""
     scope = _scope(session, f)
-    query = _advocate_table(session, scope)
     if limit is not None:
-        query = query.limit(limit)
+        return Panel("top_advocates", _ADVOCATE_COLUMNS, _top_advocates(session, scope, limit))
+    query = _advocate_table(session, scope)
     return Panel("top_advocates", _ADVOCATE_COLUMNS, _advocate_rows(session, query, scope.currency))
 
 

@@ -42,6 +42,7 @@ from advocado import clock
 from advocado.domain import influence as influence_rules
 from advocado.domain.influence import SocialRecord
 from advocado.domain.tiers import COUNTED_STATUSES, TierRules
+from advocado.services import customer_aggregates
 from advocado.services.records import LOOKUP_CHUNK, Outcome, Saved, UnknownCustomer, customer_ids
 from advocado.store.models import Customer, CustomerInsight, SocialProfile
 
@@ -253,7 +254,12 @@ WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.status
 
 def recompute_values(session: Session, *, rules: TierRules, now: datetime) -> None:
     """Value tier and lifecycle of every customer: one statement for those with orders, one
-    for those without."""
+    for those without. The dashboard's promoter counts (by tier) follow, same transaction."""
+    with customer_aggregates.insights_changing(session, None):
+        _recompute_values(session, rules=rules, now=now)
+
+
+def _recompute_values(session: Session, *, rules: TierRules, now: datetime) -> None:
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # The three rankings sort every customer: let them sort in memory, for this one go.
@@ -280,7 +286,20 @@ def refresh_influence(
     now: datetime | None = None,
 ) -> None:
     """Influence of the given customers (None: everyone with a social profile) from their
-    profiles; a customer whose profiles are gone loses a stale score."""
+    profiles; a customer whose profiles are gone loses a stale score. The dashboard's
+    promoter counts (by influence) follow, in the same transaction."""
+    wanted = None if customer_ids is None else sorted(set(customer_ids))
+    with customer_aggregates.insights_changing(session, wanted):
+        _refresh_influence(session, customer_ids=wanted, high_min=high_min, now=now)
+
+
+def _refresh_influence(
+    session: Session,
+    *,
+    customer_ids: Iterable[int] | None,
+    high_min: float,
+    now: datetime | None = None,
+) -> None:
     now = now or clock.now()
     wanted = None if customer_ids is None else sorted(set(customer_ids))
     columns = (SocialProfile.customer_id, SocialProfile.platform, SocialProfile.handle,

@@ -12,13 +12,14 @@ from enum import StrEnum
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Select, Table, Text, bindparam, cast, func, select, update
+from sqlalchemy import JSON, Select, Table, Text, bindparam, cast, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from advocado import clock
 from advocado.domain.records import CustomerRecord, FieldError, OrderRecord, ResponseRecord
+from advocado.services import customer_aggregates
 from advocado.services.lexicon import brand_lexicon
 from advocado.services.playbooks import record_response_events
 from advocado.store.models import Customer, Order, Response, ResponseDayCount, UtcDateTime
@@ -131,7 +132,10 @@ def save_orders(
         }
         for r in records
     ]
-    return _save(session, Order.__table__, rows, clock.now())
+    # The dashboard's paid_order_days, for the owners before and after, same transaction.
+    owners = customer_aggregates.order_owners(session, [r.external_id for r in records])
+    with customer_aggregates.orders_changing(session, owners | {r["customer_id"] for r in rows}):
+        return _save(session, Order.__table__, rows, clock.now())
 
 
 def save_responses(
@@ -167,6 +171,26 @@ def _responses_changed(session: Session, changes: list[Change]) -> None:
     (one event per response of a known customer, written set-based)."""
     count_responses_by_day(session, changes)
     record_response_events(session, changes)
+    customer_aggregates.responses_changed(
+        session, [row["customer_id"] for pair in changes for row in pair if row is not None]
+    )
+
+
+def delete_responses(session: Session, external_ids: Sequence[str]) -> int:
+    """Delete responses by external id (erasure), with the day counts and the customers'
+    latest responses adjusted in the same transaction. Returns how many were deleted."""
+    table = Response.__table__
+    stored = _stored(session, table, ["customer_id", "survey", "score", "submitted_at"],
+                     sorted(set(external_ids)))  # fmt: skip
+    if not stored:
+        return 0
+    ids = [row["id"] for row in stored.values()]
+    customer_aggregates.forget(session, [r["customer_id"] for r in stored.values()])
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        session.execute(delete(table).where(table.c.id.in_(ids[start : start + LOOKUP_CHUNK])))
+    count_responses_by_day(session, [(row, None) for row in stored.values()])
+    customer_aggregates.responses_changed(session, [r["customer_id"] for r in stored.values()])
+    return len(ids)
 
 
 ANALYSIS_FIELDS = ("language", "sentiment", "persona", "persona_confidence", "evidence")
@@ -207,7 +231,8 @@ def _analysis_fields(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-Change = tuple[dict[str, Any] | None, dict[str, Any]]  # (stored row or None if new, new row)
+# (stored row or None if new, new row or None if deleted: deletes only reach the day counts)
+Change = tuple[dict[str, Any] | None, dict[str, Any] | None]
 
 
 def _save(
@@ -360,7 +385,8 @@ def count_responses_by_day(session: Session, changes: list[Change]) -> None:
     for old, new in changes:
         if old is not None:
             delta[_day_key(old)] -= 1
-        delta[_day_key(new)] += 1
+        if new is not None:
+            delta[_day_key(new)] += 1
     rows = [
         {"day": day, "survey": survey, "score": score, "responses": n}
         for (day, survey, score), n in sorted(delta.items())  # one lock order: no deadlocks

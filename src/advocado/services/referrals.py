@@ -37,7 +37,7 @@ from advocado.domain.attribution import (
 from advocado.domain.codes import normalise
 from advocado.domain.programs import ProgramConfig
 from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
-from advocado.services import audit, coupons, ledger
+from advocado.services import audit, coupons, customer_aggregates, ledger
 from advocado.services.clicks import hash_ip, ip_salt
 from advocado.services.programs import config_of
 from advocado.store.db import unit_of_work
@@ -510,12 +510,16 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
         "currency": event.currency.upper(),
         "placed_at": event.occurred_at,
     }
-    session.execute(
-        _dialect(session)
-        .insert(Order.__table__)
-        .values(external_id=order_id, status="paid", created_at=now, updated_at=now, **fields)
-        .on_conflict_do_update(index_elements=["external_id"], set_={**fields, "updated_at": now})
-    )
+    owners = customer_aggregates.order_owners(session, [order_id]) | {friend.id}
+    with customer_aggregates.orders_changing(session, owners):  # the dashboard's paid_order_days
+        session.execute(
+            _dialect(session)
+            .insert(Order.__table__)
+            .values(external_id=order_id, status="paid", created_at=now, updated_at=now, **fields)
+            .on_conflict_do_update(
+                index_elements=["external_id"], set_={**fields, "updated_at": now}
+            )
+        )
     outcome: dict[str, Any] = {"order": order_id, "first_order": first}
     referrals = list(
         session.scalars(

@@ -27,7 +27,13 @@ from advocado.domain.segments import SegmentFilter
 from advocado.services import audit
 from advocado.services.audit import SYSTEM
 from advocado.store.db import read_only
-from advocado.store.models import Customer, CustomerInsight, Response, Segment
+from advocado.store.models import (
+    Customer,
+    CustomerInsight,
+    CustomerLatestResponse,
+    Response,
+    Segment,
+)
 
 EXPORT_BATCH = 2000
 CSV_COLUMNS = (
@@ -68,7 +74,20 @@ class SegmentView:
 
 
 def _latest_responses(spec: SegmentFilter) -> Any:
-    """Each customer's latest response in scope (survey, period), as a subquery."""
+    """Each customer's latest response in scope (survey, period), as a subquery. Without a
+    survey or an end date that is the customer's latest response of all (if it is on or after
+    the start date): customer_latest_responses, kept by services.customer_aggregates."""
+    if not spec.survey and not spec.submitted_to:
+        latest = CustomerLatestResponse
+        query = select(
+            latest.customer_id, latest.response_id, latest.score, latest.persona,
+            Response.evidence, Response.comment, Response.survey, latest.submitted_at,
+        ).outerjoin(Response, Response.id == latest.response_id)  # fmt: skip
+        if spec.submitted_from:
+            query = query.where(
+                latest.submitted_at >= datetime.combine(spec.submitted_from, time(), UTC)
+            )
+        return query.subquery("latest")
     rank = func.row_number().over(
         partition_by=Response.customer_id,
         order_by=(Response.submitted_at.desc(), Response.id.desc()),

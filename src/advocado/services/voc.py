@@ -181,6 +181,7 @@ def reclassify_responses(
                 break
             batches += 1
             now = clock.now()
+            moved: list[int] = []
             for row in rows:
                 last_id = row.id
                 if not row.comment.strip():
@@ -191,10 +192,28 @@ def reclassify_responses(
                 if stored == fields and row.analyzed_at is not None:
                     continue
                 changed += 1
+                moved.append(row.id)
                 session.execute(
                     update(Response).where(Response.id == row.id).values(**fields, analyzed_at=now)
                 )
+            _personas_changed(session, moved)
     return Reclassified(examined, changed, batches)
+
+
+def _personas_changed(session: Any, response_ids: list[int]) -> None:
+    """A persona may be what a customer's latest response says: the dashboard's aggregates."""
+    from sqlalchemy import select
+
+    from advocado.services import customer_aggregates
+    from advocado.store.models import Response
+
+    customers: set[int] = set()
+    for start in range(0, len(response_ids), 900):
+        chunk = response_ids[start : start + 900]
+        customers.update(
+            session.scalars(select(Response.customer_id).where(Response.id.in_(chunk)))
+        )
+    customer_aggregates.responses_changed(session, customers)
 
 
 def reclassify_containing(session: Any, *, terms: Sequence[str]) -> int:
@@ -233,4 +252,5 @@ def reclassify_containing(session: Any, *, terms: Sequence[str]) -> int:
         session.execute(
             update(Response).where(Response.id == response_id).values(**fields, analyzed_at=now)
         )
+    _personas_changed(session, [response_id for response_id, _ in changes])
     return len(changes)

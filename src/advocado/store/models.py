@@ -794,3 +794,68 @@ class Plan(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- dashboard pre-aggregates on the response/customer side (issue 6, migration 0011) ------
+# Kept equal to the rows by services.customer_aggregates, called in the same transaction as
+# every write to responses (services.records, services.voc) and to customer_insights
+# (services.insights); `advocado dashboard rebuild` recomputes them from the rows.
+
+
+class CustomerLatestResponse(Base):
+    """Each customer's latest response (latest submitted_at, then highest id): what segment
+    filters on scores/personas and the promoters figure judge a customer by."""
+
+    __tablename__ = "customer_latest_responses"
+    __table_args__ = (Index("ix_customer_latest_responses_score", "score", "submitted_at"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"), unique=True)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    persona: Mapped[str | None] = mapped_column(String(12))
+
+
+class PromoterDayCount(Base):
+    """Customers whose latest response is a promoter's (9-10), per UTC day of that response,
+    its persona and the customer's value tier and influence ('unknown' where none): the
+    promoters figure over any period that ends after the newest response costs days, not
+    customers."""
+
+    __tablename__ = "promoter_day_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    persona: Mapped[str] = mapped_column(String(12), primary_key=True)
+    value_tier: Mapped[str] = mapped_column(String(8), primary_key=True)
+    high_influence: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer)
+
+
+# Covering indexes of the dashboard's raw reads at full size (migration 0011): referrals in a
+# period by signup or qualification (counts per status/advocate: plan actuals, top
+# advocates), the advocates (not rejected), and a customer's orders in a window (CLV of the
+# advocates, referred revenue), each answered from the index alone.
+Index("ix_referrals_dashboard_signed_up", Referral.signed_up_at, Referral.status,
+      Referral.program_id, Referral.advocate_id, Referral.qualified_at)  # fmt: skip
+Index("ix_referrals_dashboard_qualified", Referral.qualified_at, Referral.status,
+      Referral.program_id, Referral.advocate_id)  # fmt: skip
+Index("ix_referrals_dashboard_advocate", Referral.advocate_id, Referral.status,
+      Referral.program_id, Referral.signed_up_at, Referral.qualified_at,
+      Referral.referee_id)  # fmt: skip
+Index("ix_orders_dashboard_customer", Order.customer_id, Order.status, Order.currency,
+      Order.placed_at, Order.amount)  # fmt: skip
+
+
+class PaidOrderDay(Base):
+    """Paid orders per UTC day and currency, and per day of the same customer's previous paid
+    order in that currency (NO_PREVIOUS_DAY for a first order): order count, revenue. The
+    customers who bought in a window of days are the orders in it whose previous order is
+    before it, so the 12-month value figure costs days, not orders."""
+
+    __tablename__ = "paid_order_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)

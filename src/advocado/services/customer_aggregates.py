@@ -1,0 +1,310 @@
+"""The dashboard's pre-aggregates on the response/customer side, and how they stay correct.
+
+ - customer_latest_responses: each customer's latest response (submitted_at, then id).
+ - promoter_day_counts: customers whose latest response is a promoter's, per UTC day of that
+   response, its persona, and the customer's value tier and influence.
+ - paid_order_days: paid orders and revenue per UTC day, currency, and day of the customer's
+   previous paid order in that currency.
+
+Every write that can change them calls in here in its own transaction: services.records
+(responses created, updated or deleted), services.voc (a comment re-classified: the persona
+changes), services.insights (value tiers and influence recomputed), and the order writers
+(services.records.save_orders, the shop's order events in services.referrals). Per affected customer
+the latest response is recomputed from the rows (not adjusted by a delta, so a response
+arriving late, moved in time or moved to another customer is handled the same way), and the
+customer's promoter count is taken out before and put back after. On PostgreSQL the affected
+customers' rows are locked first (FOR NO KEY UPDATE, in id order), so two writers for one customer
+queue instead of each writing what it saw; SQLite has one writer. `rebuild` recomputes all
+from scratch (`advocado dashboard rebuild`, and the migration that adds the tables).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Date, cast, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from advocado.store.models import (
+    Customer,
+    CustomerInsight,
+    CustomerLatestResponse,
+    Order,
+    PaidOrderDay,
+    PromoterDayCount,
+    Response,
+)
+
+CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
+UNKNOWN = "unknown"
+PROMOTER_MIN = 9
+PAID = "paid"
+NO_PREVIOUS_DAY = date(1900, 1, 1)  # paid_order_days.previous_day of a first order
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    wanted = sorted({i for i in ids if i is not None})
+    for start in range(0, len(wanted), CHUNK):
+        yield wanted[start : start + CHUNK]
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _utc_day(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
+    """Add (sign +1) or take out (-1) these customers' promoter counts (None: everyone)."""
+    latest, insight = CustomerLatestResponse, CustomerInsight
+    day = _utc_day(session, latest.submitted_at)
+    persona = func.coalesce(latest.persona, UNKNOWN)
+    tier = func.coalesce(insight.value_tier, UNKNOWN)
+    high = func.coalesce(insight.high_influence, False)
+    query = (
+        select(day, persona, tier, high, func.count())
+        .select_from(latest)
+        .outerjoin(insight, insight.customer_id == latest.customer_id)
+        .where(latest.score >= PROMOTER_MIN)
+        .group_by(day, persona, tier, high)
+    )
+    if customer_ids is not None:
+        query = query.where(latest.customer_id.in_(customer_ids))
+    delta: Counter[tuple[date, str, str, bool]] = Counter()
+    for d, p, t, h, n in session.execute(query):
+        delta[(_day(d), p, t, bool(h))] += sign * int(n)
+    _add(session, delta)
+
+
+def _add(session: Session, delta: Counter[tuple[date, str, str, bool]]) -> None:
+    rows = [
+        {"day": d, "persona": p, "value_tier": t, "high_influence": h, "customers": n}
+        for (d, p, t, h), n in sorted(delta.items())  # one lock order: no deadlocks
+        if n
+    ]
+    if not rows:
+        return
+    table = PromoterDayCount.__table__
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = (postgresql if postgres else sqlite).insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.day, table.c.persona, table.c.value_tier, table.c.high_influence],
+        set_={"customers": table.c.customers + statement.excluded.customers},
+    )
+    session.connection().execute(statement, rows)
+    session.execute(delete(PromoterDayCount).where(PromoterDayCount.customers == 0))
+
+
+def _latest_rows(session: Session, customer_ids: list[int] | None) -> Any:
+    """The latest response per customer, from the responses themselves."""
+    rank = func.row_number().over(
+        partition_by=Response.customer_id,
+        order_by=(Response.submitted_at.desc(), Response.id.desc()),
+    )
+    ranked = select(
+        Response.customer_id,
+        Response.id.label("response_id"),
+        Response.submitted_at,
+        Response.score,
+        Response.persona,
+        rank.label("rank"),
+    ).where(Response.customer_id.is_not(None))
+    if customer_ids is not None:
+        ranked = ranked.where(Response.customer_id.in_(customer_ids))
+    sub = ranked.subquery()
+    return select(
+        sub.c.customer_id, sub.c.response_id, sub.c.submitted_at, sub.c.score, sub.c.persona
+    ).where(sub.c.rank == 1)
+
+
+def _lock(session: Session, customer_ids: list[int]) -> None:
+    # FOR NO KEY UPDATE: writers of one customer's responses queue here; it does not conflict
+    # with the KEY SHARE locks their inserts' foreign keys already hold (FOR UPDATE would
+    # deadlock two such writers).
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Customer.id)
+            .where(Customer.id.in_(customer_ids))
+            .order_by(Customer.id)
+            .with_for_update(key_share=True)
+        )
+
+
+def responses_changed(session: Session, customer_ids: Iterable[int | None]) -> None:
+    """After responses of these customers were written, re-edited or deleted (same
+    transaction): their latest response and promoter counts, recomputed from the rows."""
+    session.flush()
+    table = CustomerLatestResponse.__table__
+    for chunk in _chunks(i for i in customer_ids if i is not None):
+        _lock(session, chunk)
+        _tally(session, chunk, -1)
+        session.execute(delete(CustomerLatestResponse).where(table.c.customer_id.in_(chunk)))
+        session.execute(
+            insert(CustomerLatestResponse).from_select(
+                ["customer_id", "response_id", "submitted_at", "score", "persona"],
+                _latest_rows(session, chunk),
+            )
+        )
+        _tally(session, chunk, +1)
+
+
+def forget(session: Session, customer_ids: Iterable[int | None]) -> None:
+    """Before these customers' responses are deleted: their latest response and promoter
+    counts taken out (responses_changed puts back what remains, after the delete)."""
+    session.flush()
+    table = CustomerLatestResponse.__table__
+    for chunk in _chunks(i for i in customer_ids if i is not None):
+        _lock(session, chunk)
+        _tally(session, chunk, -1)
+        session.execute(delete(CustomerLatestResponse).where(table.c.customer_id.in_(chunk)))
+
+
+@contextmanager
+def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> Iterator[None]:
+    """Wraps a write to customer_insights of these customers (None: any customer): their
+    promoter counts are taken out before and put back after, with the new tier/influence."""
+    session.flush()
+    if customer_ids is None:
+        yield
+        session.flush()
+        rebuild_promoter_counts(session)
+        return
+    chunks = list(_chunks(customer_ids))
+    for chunk in chunks:
+        _tally(session, chunk, -1)
+    yield
+    session.flush()
+    for chunk in chunks:
+        _tally(session, chunk, +1)
+
+
+def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
+    """Add (+1) or take out (-1) these customers' paid orders (None: everyone's)."""
+    previous = func.lag(Order.placed_at).over(
+        partition_by=(Order.customer_id, Order.currency), order_by=(Order.placed_at, Order.id)
+    )
+    paid = select(Order.placed_at, Order.currency, Order.amount, previous.label("previous")).where(
+        Order.status == PAID
+    )
+    if customer_ids is not None:
+        paid = paid.where(Order.customer_id.in_(customer_ids))
+    sub = paid.subquery()
+    day, before = _utc_day(session, sub.c.placed_at), _utc_day(session, sub.c.previous)
+    query = select(day, sub.c.currency, before, func.count(), func.sum(sub.c.amount)).group_by(
+        day, sub.c.currency, before
+    )
+    delta: dict[tuple[date, str, date], list[int]] = {}
+    for d, currency, b, n, revenue in session.execute(query):
+        key = (_day(d), currency, NO_PREVIOUS_DAY if b is None else _day(b))
+        found = delta.setdefault(key, [0, 0])
+        found[0] += sign * int(n)
+        found[1] += sign * int(revenue or 0)
+    rows = [
+        {"day": d, "currency": c, "previous_day": b, "orders": n, "revenue": r}
+        for (d, c, b), (n, r) in sorted(delta.items())  # one lock order: no deadlocks
+        if n or r
+    ]
+    if not rows:
+        return
+    table = PaidOrderDay.__table__
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = (postgresql if postgres else sqlite).insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.day, table.c.currency, table.c.previous_day],
+        set_={
+            "orders": table.c.orders + statement.excluded.orders,
+            "revenue": table.c.revenue + statement.excluded.revenue,
+        },
+    )
+    session.connection().execute(statement, rows)
+    session.execute(delete(PaidOrderDay).where(PaidOrderDay.orders == 0))
+
+
+@contextmanager
+def orders_changing(session: Session, customer_ids: Iterable[int | None]) -> Iterator[None]:
+    """Wraps a write of orders of these customers (the owners before and after): their paid
+    orders are taken out of paid_order_days before and put back after, recomputed."""
+    session.flush()
+    chunks = list(_chunks(i for i in customer_ids if i is not None))
+    for chunk in chunks:
+        _lock(session, chunk)
+        _order_tally(session, chunk, -1)
+    yield
+    session.flush()
+    for chunk in chunks:
+        _order_tally(session, chunk, +1)
+
+
+def order_owners(session: Session, external_ids: Iterable[str]) -> set[int]:
+    """The customers stored orders with these ids belong to now (before a write moves them)."""
+    wanted = sorted(set(external_ids))
+    found: set[int] = set()
+    for start in range(0, len(wanted), CHUNK):
+        found.update(
+            session.scalars(
+                select(Order.customer_id).where(
+                    Order.external_id.in_(wanted[start : start + CHUNK])
+                )
+            )
+        )
+    return found
+
+
+def rebuild_promoter_counts(session: Session) -> None:
+    session.execute(delete(PromoterDayCount))
+    _tally(session, None, +1)
+
+
+def rebuild(session: Session) -> dict[str, int]:
+    """Recompute every response/customer aggregate from the rows (one transaction: readers
+    see the old or the new, never a half). Returns the row counts."""
+    session.execute(delete(PromoterDayCount))
+    session.execute(delete(PaidOrderDay))
+    _order_tally(session, None, +1)
+    session.execute(delete(CustomerLatestResponse))
+    session.execute(
+        insert(CustomerLatestResponse).from_select(
+            ["customer_id", "response_id", "submitted_at", "score", "persona"],
+            _latest_rows(session, None),
+        )
+    )
+    _tally(session, None, +1)
+    return {
+        "customer_latest_responses": session.scalar(
+            select(func.count()).select_from(CustomerLatestResponse)
+        )
+        or 0,
+        "promoter_day_counts": session.scalar(select(func.count()).select_from(PromoterDayCount))
+        or 0,
+        "paid_order_days": session.scalar(select(func.count()).select_from(PaidOrderDay)) or 0,
+    }
+
+
+def snapshot(session: Session) -> dict[str, Any]:
+    """Both tables as plain data (tests compare maintained with rebuilt)."""
+    latest = {
+        r.customer_id: (r.response_id, r.submitted_at, r.score, r.persona)
+        for r in session.execute(select(CustomerLatestResponse)).scalars().all()
+    }
+    counts = {
+        (_day(r.day), r.persona, r.value_tier, bool(r.high_influence)): r.customers
+        for r in session.execute(select(PromoterDayCount)).scalars().all()
+        if r.customers
+    }
+    orders = {
+        (_day(r.day), r.currency, _day(r.previous_day)): (r.orders, r.revenue)
+        for r in session.execute(select(PaidOrderDay)).scalars().all()
+        if r.orders
+    }
+    return {"latest": latest, "promoters": counts, "orders": orders}
