@@ -33,7 +33,7 @@ from advocado.domain import dashboard as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
-from advocado.services import audit, segments
+from advocado.services import audit, click_rollup, segments
 from advocado.services.nps import day_bounds
 from advocado.store.models import (
     Click,
@@ -448,12 +448,43 @@ def _clicks(scope: _Scope, *columns: Any) -> Select[Any]:
 
 
 def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
-    """(all clicks, unique visitors without bots) in one pass over the period's clicks."""
-    human = case((Click.is_bot.is_(False), Click.fingerprint), else_=None)
-    raw, unique = session.execute(
-        _clicks(scope, func.count(), func.count(func.distinct(human)))
-    ).one()
-    return int(raw or 0), int(unique or 0)
+    """(all clicks, unique clicks) from the click aggregates and the clicks not rolled up yet
+    (services.click_rollup, whose doc defines unique clicks and says why they stay exact)."""
+    return click_rollup.click_counts(
+        session,
+        start=scope.start,
+        end=scope.end,
+        program_id=scope.program_id,
+        codes=_codes(scope),
+        by_program=scope.customers is None,
+    )
+
+
+_CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
+
+
+def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> Panel:
+    """The clicks unique clicks count: each visitor's first human click on a link, when it
+    falls in the period (services.click_rollup.first_visits, which agrees with the figure)."""
+    base = (
+        select(
+            Click.id.label("click_id"),
+            Click.clicked_at,
+            ReferralCode.code,
+            Customer.external_id.label("advocate"),
+            Click.fingerprint.label("visitor"),
+            Click.is_bot.label("bot"),
+            Click.referrer,
+        )
+        .select_from(Click)
+        .join(ReferralCode, ReferralCode.id == Click.code_id)
+        .join(Customer, Customer.id == ReferralCode.customer_id)
+    )
+    found = click_rollup.first_visits(
+        session, base, start=scope.start, end=scope.end, codes=_codes(scope), limit=limit
+    )
+    rows = [_plain_row(r._mapping, _CLICK_COLUMNS) for r in found]
+    return Panel("referrals", _CLICK_COLUMNS, rows)
 
 
 def _referrals_where(scope: _Scope) -> Any:
@@ -498,7 +529,8 @@ FUNNEL = ("clicks", "unique_clicks", "signups", "qualified", "rewarded", "reject
 
 
 def referral_funnel(session: Session, f: Filters) -> Panel:
-    """clicks (all, bots included) -> unique (distinct visitor fingerprints, no bots) ->
+    """clicks (all, bots included) -> unique (visitors whose first human click on a link
+    falls in the period, per link: services.click_rollup) ->
     signups (referrals made in the period) -> qualified -> rewarded, and rejected (with the
     reasons) and in review; revenue from referred customers' paid orders in the period,
     rewards cost (face value of live credit and coupons issued in the period; points cost no
@@ -566,11 +598,10 @@ def drill_referrals(
     scope = _scope(session, f)
     stage = key.get("stage") or "signups"
     query: Select[Any]
-    if stage in ("clicks", "unique_clicks"):
-        clicks = _clicks(scope)
-        if stage == "unique_clicks":
-            clicks = clicks.where(Click.is_bot.is_(False))
-        sub = clicks.subquery()
+    if stage == "unique_clicks":
+        return _drill_first_visits(session, scope, limit)
+    if stage == "clicks":
+        sub = _clicks(scope).subquery()
         query = (
             select(
                 sub.c.id.label("click_id"),
