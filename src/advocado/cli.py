@@ -331,6 +331,10 @@ from advocado.cli_plan import plan_app  # noqa: E402
 
 app.add_typer(plan_app, name="plan")
 
+from advocado.cli_dashboard import dashboard_app  # noqa: E402
+
+app.add_typer(dashboard_app, name="dashboard")
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

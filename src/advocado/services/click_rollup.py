@@ -412,7 +412,7 @@ def first_visits(
     (a SELECT over clicks and what joins them, with `clicked_at` and `click_id` columns): they
     agree with `click_counts`. The stored first visits in the period, minus those the live
     tail moved earlier, plus the tail's own first visits."""
-    last = session.scalar(_watermark()) or 0
+    last = session.scalar(select(_watermark())) or 0
     in_codes = True if codes is None else Click.code_id.in_(codes)
     firsts = _firsts(and_(Click.id > last, in_codes))
     seen = ClickVisitor
