@@ -248,7 +248,49 @@ def measure(url: str, engine: Engine, repeat: int) -> None:
                     f"  {name:14} {label:9} p95 {found * 1000:8.1f} ms  = {found / ref:6.1f}x "
                     f"reference"
                 )
+        _measure_click_drills(client, period, ref, repeat)
     app.state.engine.dispose()
+
+
+CLICK_DRILLS = {"unique_clicks": "first visits", "clicks": "all clicks"}
+TAIL = 5000  # clicks left above the watermark: about a busy minute's worth before a roll-up
+
+
+def _measure_click_drills(client: TestClient, period: dict[str, str], ref: float,
+                          repeat: int) -> None:  # fmt: skip
+    """The funnel's click drill-downs (a page of 200 rows, as the console shows)."""
+    for stage in CLICK_DRILLS:
+        for label, params in (("all time", {}), ("90 days", period)):
+            url = "/api/v1/dashboard/referrals/drill"
+            query = {**params, "stage": stage, "limit": "200"}
+            client.get(url, params=query)
+            samples = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                answer = client.get(url, params=query)
+                samples.append(time.perf_counter() - start)
+                assert answer.status_code == 200, answer.text
+            found = p95(samples)
+            print(f"  drill {stage:14} {label:9} p95 {found * 1000:8.1f} ms  = "
+                  f"{found / ref:6.1f}x reference")  # fmt: skip
+
+
+def rebuild_click_aggregates(engine: Engine, customers: int) -> None:
+    """`advocado dashboard rebuild`'s click part, then TAIL new clicks left un-rolled, so the
+    figures read aggregates + a live tail as they do between two worker ticks."""
+    from advocado.services import click_rollup
+
+    start = time.perf_counter()
+    done = click_rollup.rebuild(engine)
+    print(f"  click aggregates rebuilt from {done.clicks} clicks in "
+          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    rng = random.Random(8)
+    codes = max(1, customers // 20)
+    _insert(engine, Click, [
+        {"code_id": rng.randint(1, codes), "clicked_at": NOW - timedelta(seconds=rng.random() * 60),
+         "visitor_id": f"t{n % 3000}", "fingerprint": f"t{n % 3000}", "is_bot": n % 17 == 0}
+        for n in range(TAIL)
+    ])  # fmt: skip
 
 
 def run(backend: str, customers: int, repeat: int) -> None:
@@ -273,6 +315,7 @@ def run(backend: str, customers: int, repeat: int) -> None:
         start = time.perf_counter()
         sizes = generate(engine, customers)
         print(f"{backend}: {sizes} generated in {time.perf_counter() - start:.0f} s")
+        rebuild_click_aggregates(engine, customers)
         measure(url, engine, repeat)
     finally:
         engine.dispose()

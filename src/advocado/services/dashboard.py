@@ -7,8 +7,10 @@ always agree. All of them only read (callers open store.db.read_only).
 How the figures stay correct as events arrive: nothing here is a cached copy that could go
 stale. NPS reads `response_day_counts`, which services.records adjusts in the same transaction
 as every write to `responses`; everything else is computed from the rows themselves at request
-time, on indexed columns (clicks by code and time, referrals by status, orders by customer and
-time), so a click, signup or refund is in the next request's figures.
+time, on indexed columns (referrals by status, orders by customer and time), so a signup or
+refund is in the next request's figures. Click figures read services.click_rollup's aggregates
+plus the clicks not rolled up yet, in one statement, so a click is in the next request's
+figures too (that module says why the roll-up neither skips nor doubles a click).
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
@@ -720,8 +722,9 @@ def _first_referrals(session: Session, scope: _Scope) -> Select[Any]:
 
 
 def k_factor(session: Session, f: Filters) -> Panel:
-    """K = invitations per advocate x conversion. Invitations are counted as unique visitors
-    of the advocates' links in the period (what is measurable before messaging exists);
+    """K = invitations per advocate x conversion. Invitations are counted as unique clicks
+    (visitors whose first human click on an advocate's link is in the period, per link; see
+    services.click_rollup) — what is measurable before messaging exists;
     conversion is signups per invitation. Advocates are the code holders who had a code by the
     end of the period. Time to first referral: days from getting a code to the first friend
     signing up, for advocates whose first referral falls in the period."""
