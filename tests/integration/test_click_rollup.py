@@ -130,10 +130,12 @@ def _check_figures(engine: Engine) -> int:
                 )
                 assert len(listed) == found[1]
                 assert [r.click_id for r in listed] == _first_visit_ids(session, start, end, codes)
-                short = click_rollup.first_visits(
-                    session, base, start=start, end=end, codes=codes, limit=3
-                )
-                assert [r.click_id for r in short] == [r.click_id for r in listed[:3]]
+                for walk_time in (False, True):
+                    short = click_rollup.first_visits(
+                        session, base, start=start, end=end, codes=codes, limit=3,
+                        walk_time=walk_time,
+                    )  # fmt: skip
+                    assert [r.click_id for r in short] == [r.click_id for r in listed[:3]]
                 if program_id is None and codes is None and start is None and end is None:
                     total = found[1]
     return total
@@ -301,23 +303,35 @@ def test_the_dashboard_reads_the_aggregates_and_the_worker_rolls_up(
     rng = random.Random(3)
     _add_clicks(engine, codes, rng, 80)
     june = Filters(start=datetime(2026, 6, 12).date(), end=datetime(2026, 6, 16).date())
+    in_q = Filters(start=june.start, end=june.end, program="q")
 
-    def funnel() -> tuple[int, int, int, list[Any]]:
+    def funnel(f: Filters = june) -> tuple[int, int, int, list[Any]]:
         with read_only(engine) as session:
-            counts = {
-                r["stage"]: r["count"] for r in dashboard.panel(session, "referrals", june).rows
-            }
-            k = dashboard.panel(session, "k_factor", june).rows
-            drill = dashboard.drill(session, "referrals", june, {"stage": "unique_clicks"},
+            counts = {r["stage"]: r["count"] for r in dashboard.panel(session, "referrals", f).rows}
+            k = dashboard.panel(session, "k_factor", f).rows
+            drill = dashboard.drill(session, "referrals", f, {"stage": "unique_clicks"},
                                     limit=None)  # fmt: skip
+            clicks = dashboard.drill(session, "referrals", f, {"stage": "clicks"}, limit=None)
+            for dense in (0, 10**9):  # a page: read in time order, or the codes' clicks sorted
+                dashboard.DENSE_CLICKS = dense
+                page = dashboard.drill(session, "referrals", f, {"stage": "clicks"}, limit=5)
+                assert page.rows == clicks.rows[:5]
+                page = dashboard.drill(session, "referrals", f, {"stage": "unique_clicks"},
+                                       limit=5)  # fmt: skip
+                assert page.rows == drill.rows[:5]
+            dashboard.DENSE_CLICKS = 20_000
         invitations = next(r["value"] for r in k if r["metric"] == "invitations")
+        assert counts["clicks"] == len(clicks.rows)
         return counts["clicks"], counts["unique_clicks"], invitations, drill.rows
 
     before = funnel()
     assert before[1] == before[2] == len(before[3]) > 0
+    only_q = funnel(in_q)
+    assert 0 < only_q[0] < before[0] and 0 < only_q[1] < before[1]
     report = run_once(engine, deliver=False)
     assert report.extra["clicks_rolled_up"] == 80
     assert funnel() == before
+    assert funnel(in_q) == only_q
     _add_clicks(engine, codes, rng, 30)
     again = funnel()
     assert again[1] == again[2] == len(again[3]) >= before[1]

@@ -39,6 +39,7 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -222,11 +223,14 @@ def _add(session: Session, deltas: dict[tuple[int, date], list[int]]) -> None:
             session.execute(statement, rows[start : start + 5000])
 
 
-def rebuild_clicks(session: Session) -> RollUp:
-    """Recomputes the aggregates from every click, in the caller's transaction (the same
-    locks as a roll-up; readers keep seeing the old aggregates until it commits)."""
+def rebuild_clicks(session: Session, *, upto: int | None = None) -> RollUp:
+    """Recomputes the aggregates from every click (with id <= `upto`, if given: the rest is
+    left to the next roll-up), in the caller's transaction (the same locks as a roll-up;
+    readers keep seeing the old aggregates until it commits)."""
     _lock(session)
     high = session.scalar(select(func.max(Click.id))) or 0
+    if upto is not None:
+        high = max(0, min(high, upto))
     for table in (ClickProgramDay, ClickDayCount, ClickVisitor):
         session.execute(delete(table))
     in_range = Click.id <= high
@@ -344,14 +348,41 @@ def click_counts(
     codes, so the per-program table answers. One statement: aggregates + the live tail."""
     if not _whole_days(start, end):
         return scan_counts(session, start=start, end=end, codes=codes)
+    last = session.scalar(select(_watermark())) or 0
+    while True:
+        clicks, visitors, seen_last = session.execute(
+            _counts(start, end, program_id, codes, by_program, last)
+        ).one()
+        if seen_last == last:  # else a roll-up committed in between (PostgreSQL): again
+            return int(clicks or 0), int(visitors or 0)
+        last = seen_last
+
+
+def _tail(last: int, codes: Any) -> Any:
+    """The clicks above the watermark `last`, on `codes`. The watermark is written into the
+    SQL (a bound parameter would be planned as "a third of the table"), and `code_id + 0`
+    keeps the planner from reading the tail through the code index (all of a program's
+    clicks) instead of the primary-key range."""
+    above = Click.id > bindparam("watermark", last, literal_execute=True)
+    return above if codes is None else and_(above, (Click.code_id + 0).in_(codes))
+
+
+def _counts(
+    start: datetime | None,
+    end: datetime | None,
+    program_id: int | None,
+    codes: Any,
+    by_program: bool,
+    last: int,
+) -> Select[Any]:
+    """(clicks, unique clicks, the watermark) in one statement, so in one snapshot."""
     table: Any = ClickProgramDay if by_program else ClickDayCount
     agg = [_inside(table.day, start and _day_of(start), end and _day_of(end))]
     if by_program and program_id is not None:
         agg.append(table.program_id == program_id)
     elif not by_program and codes is not None:
         agg.append(table.code_id.in_(codes))
-    in_codes = True if codes is None else Click.code_id.in_(codes)
-    tail = and_(Click.id > _watermark(), in_codes)
+    tail = _tail(last, codes)
     firsts = _firsts(tail)
     seen = ClickVisitor
     at, before = firsts.c.clicked_at, seen.first_at
@@ -368,17 +399,18 @@ def click_counts(
     )
     raw = (
         select(func.coalesce(func.sum(table.clicks), 0)).where(*agg).scalar_subquery()
-        + select(func.count())
-        .select_from(Click)
-        .where(tail, _inside(Click.clicked_at, start, end))
+        # the period in a CASE, not the WHERE: the tail is read by id, never by time
+        + select(
+            func.coalesce(func.sum(case((_inside(Click.clicked_at, start, end), 1), else_=0)), 0)
+        )
+        .where(tail)
         .scalar_subquery()
     )
     unique = (
         select(func.coalesce(func.sum(table.new_visitors), 0)).where(*agg).scalar_subquery()
         + correction
     )
-    clicks, visitors = session.execute(select(raw, unique)).one()
-    return int(clicks or 0), int(visitors or 0)
+    return select(raw, unique, _watermark())
 
 
 def scan_counts(
@@ -407,14 +439,14 @@ def first_visits(
     end: datetime | None,
     codes: Any,
     limit: int | None,
+    walk_time: bool = False,
 ) -> list[Any]:
     """The first human clicks that unique clicks count, in (time, id) order, as rows of `base`
     (a SELECT over clicks and what joins them, with `clicked_at` and `click_id` columns): they
     agree with `click_counts`. The stored first visits in the period, minus those the live
     tail moved earlier, plus the tail's own first visits."""
     last = session.scalar(select(_watermark())) or 0
-    in_codes = True if codes is None else Click.code_id.in_(codes)
-    firsts = _firsts(and_(Click.id > last, in_codes))
+    firsts = _firsts(_tail(last, codes))
     seen = ClickVisitor
     added, dropped = [], set()
     for code_id, print_, at, click_id, before in session.execute(
@@ -435,7 +467,9 @@ def first_visits(
         keyed.join(seen, seen.first_click_id == Click.id)
         .where(
             _inside(seen.first_at, start, end),
-            True if codes is None else seen.code_id.in_(codes),
+            # walk_time: read first visits in time order, skip other codes (`+ 0`: not
+            # through the code index), for a scope holding most visits
+            True if codes is None else (seen.code_id + 0 if walk_time else seen.code_id).in_(codes),
         )
         .order_by(seen.first_at, seen.first_click_id)
     )

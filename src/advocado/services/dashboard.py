@@ -90,6 +90,7 @@ class _Scope:
     customers: Any  # SELECT of customer ids, or None for all customers
     program_id: int | None
     currency: str
+    segmented: bool = False  # a segment narrows `customers` (not just the program's people)
 
 
 def _scope(session: Session, f: Filters) -> _Scope:
@@ -123,7 +124,7 @@ def _scope(session: Session, f: Filters) -> _Scope:
             )
         )
     currency = program_currency or _report_currency(session)
-    return _Scope(start, end, customers, program_id, currency)
+    return _Scope(start, end, customers, program_id, currency, segmented=bool(f.segment))
 
 
 def _report_currency(session: Session) -> str:
@@ -443,12 +444,6 @@ def _in_codes(column: Any, scope: _Scope) -> Any:
     return True if codes is None else column.in_(codes)
 
 
-def _clicks(scope: _Scope, *columns: Any) -> Select[Any]:
-    """Clicks on the codes in scope in the period (the columns asked for, or whole rows)."""
-    query = select(*columns) if columns else select(Click)
-    return query.where(_between(Click.clicked_at, scope), _in_codes(Click.code_id, scope))
-
-
 def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
     """(all clicks, unique clicks) from the click aggregates and the clicks not rolled up yet
     (services.click_rollup, whose doc defines unique clicks and says why they stay exact)."""
@@ -457,9 +452,31 @@ def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
         start=scope.start,
         end=scope.end,
         program_id=scope.program_id,
-        codes=_codes(scope),
-        by_program=scope.customers is None,
+        codes=_click_codes(scope),
+        by_program=not scope.segmented,
     )
+
+
+def _click_codes(scope: _Scope) -> Any:
+    """The codes in scope, as `_codes`; without a segment simply the program's codes (every
+    code holder is one of the program's people), which the per-program counts answer."""
+    if scope.segmented:
+        return _codes(scope)
+    if scope.program_id is not None:
+        return select(ReferralCode.id).where(ReferralCode.program_id == scope.program_id)
+    return None
+
+
+DENSE_CLICKS = 20_000  # in-scope clicks above which a drill page walks the time index
+
+
+def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
+    """Whether a page of a click drill-down should read clicks in time order and skip those
+    out of scope (many in scope: a page is found quickly) rather than read the scope's codes'
+    clicks and sort them (few in scope). Decided on the aggregates' count."""
+    if limit is None or _click_codes(scope) is None:
+        return False
+    return _click_counts(session, scope)[0] >= DENSE_CLICKS
 
 
 _CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
@@ -483,7 +500,13 @@ def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> P
         .join(Customer, Customer.id == ReferralCode.customer_id)
     )
     found = click_rollup.first_visits(
-        session, base, start=scope.start, end=scope.end, codes=_codes(scope), limit=limit
+        session,
+        base,
+        start=scope.start,
+        end=scope.end,
+        codes=_click_codes(scope),
+        limit=limit,
+        walk_time=_walk_time(session, scope, limit),
     )
     rows = [_plain_row(r._mapping, _CLICK_COLUMNS) for r in found]
     return Panel("referrals", _CLICK_COLUMNS, rows)
@@ -603,7 +626,12 @@ def drill_referrals(
     if stage == "unique_clicks":
         return _drill_first_visits(session, scope, limit)
     if stage == "clicks":
-        sub = _clicks(scope).subquery()
+        codes = _click_codes(scope)
+        clicks = select(Click).where(_between(Click.clicked_at, scope))
+        if codes is not None:
+            code = Click.code_id + 0 if _walk_time(session, scope, limit) else Click.code_id
+            clicks = clicks.where(code.in_(codes))
+        sub = clicks.subquery()
         query = (
             select(
                 sub.c.id.label("click_id"),
@@ -616,7 +644,8 @@ def drill_referrals(
             )
             .join(ReferralCode, ReferralCode.id == sub.c.code_id)
             .join(Customer, Customer.id == ReferralCode.customer_id)
-            .order_by(sub.c.clicked_at, sub.c.id)
+            # ix_clicks_dashboard's order: a page is read off the index, not sorted
+            .order_by(sub.c.clicked_at, sub.c.is_bot, sub.c.fingerprint, sub.c.id)
         )
     elif stage == "revenue":
         query = (
