@@ -54,7 +54,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado import clock
-from advocado.store.db import unit_of_work
+from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import (
     Click,
     ClickDayCount,
@@ -291,7 +291,12 @@ def rebuild_clicks(session: Session, *, upto: int | None = None) -> RollUp:
 
 
 def catch_up(engine: Engine, *, limit: int = CHUNK) -> RollUp:
-    """Rolls up until no click is above the watermark, `limit` ids per transaction."""
+    """Rolls up until no click is above the watermark, `limit` ids per transaction. Takes no
+    lock when there is nothing to fold (the worker asks every few seconds)."""
+    with read_only(engine) as session:
+        last = session.scalar(select(_watermark())) or 0
+        if (session.scalar(select(func.max(Click.id))) or 0) <= last:
+            return RollUp(last, last, 0)
     first: RollUp | None = None
     folded = 0
     while True:
