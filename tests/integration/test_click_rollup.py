@@ -6,13 +6,16 @@ a rebuild; racing roll-ups (threads) count nothing twice; the drill-down lists e
 visits the figure counts. On SQLite and PostgreSQL."""
 
 import random
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
+from ugc_support import PASSWORD, add_user
 
 from advocado import clock
 from advocado.domain.dashboard import Filters
@@ -30,6 +33,7 @@ from advocado.store.models import (
     Program,
     ReferralCode,
 )
+from advocado.web.app import create_app
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 PEOPLE = [f"a{i}" for i in range(6)]
@@ -350,3 +354,27 @@ def test_cli_rollup_and_rebuild(advocado: Any, database_url: str, engine: Engine
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "rebuilt from 50 clicks" in rebuilt.stdout
     assert _tables(engine) == incremental
+
+
+def test_the_console_funnel_says_what_unique_means_and_its_drill_lists_first_visits(
+    engine: Engine, codes: list[int], database_url: str
+) -> None:
+    """In the three languages, and the drill page's rows are the figure's first visits."""
+    _add_clicks(engine, codes, random.Random(4), 40)
+    click_rollup.catch_up(engine, limit=15)
+    _add_clicks(engine, codes, random.Random(5), 10)  # and a live tail
+    add_user(engine, "analyst@example.com", "analyst")
+    app = create_app(database_url)
+    with TestClient(app, follow_redirects=False) as http:
+        token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text)
+        assert token
+        form = {"email": "analyst@example.com", "password": PASSWORD, "csrf": token.group(1)}
+        assert http.post("/login", data=form).status_code == 303
+        for lang, words in (("en", "first human click"), ("zh-CN", "首次"), ("zh-TW", "首次")):
+            panel = http.get(f"/dashboard/panels/referrals?lang={lang}")
+            assert panel.status_code == 200 and words in panel.text, lang
+        exported = http.get("/dashboard/drill/referrals.csv?stage=unique_clicks").text
+    app.state.engine.dispose()
+    with read_only(engine) as session:
+        unique = click_rollup.scan_counts(session, start=None, end=None, codes=None)[1]
+    assert exported.count("\n") == unique + 1  # the header, then one row per first visit
