@@ -466,7 +466,10 @@ def first_visits(
         if before is not None and _between(before, start, end):
             dropped.add((code_id, print_))
         if _between(at, start, end):
-            added.append(click_id)
+            added.append((at, click_id))
+    added.sort()
+    if limit is not None:
+        added = added[:limit]  # a page needs no more of them
     keyed = base.add_columns(Click.code_id.label("_code"), Click.fingerprint.label("_print"))
     stored = (
         keyed.join(seen, seen.first_click_id == Click.id)
@@ -479,13 +482,16 @@ def first_visits(
         .order_by(seen.first_at, seen.first_click_id)
     )
     if limit is not None:
-        stored = stored.limit(limit + len(dropped) + len(added))
+        # enough stored rows that `limit` remain after dropping (a visit both stored and
+        # in `added` is the same row: a roll-up in between; kept once below)
+        stored = stored.limit(limit + len(dropped))
     rows = {}
     for row in session.execute(stored):
         if (row._code, row._print) not in dropped:
             rows[(row._code, row._print)] = row
     if added:
-        for row in session.execute(keyed.where(Click.id.in_(added))):
+        ids = [click_id for _, click_id in added]
+        for row in session.execute(keyed.where(Click.id.in_(ids))):
             rows[(row._code, row._print)] = row  # a roll-up in between: the same visit
     found = sorted(rows.values(), key=lambda r: (r.clicked_at, r.click_id))
     return found if limit is None else found[:limit]
