@@ -363,6 +363,27 @@ def click_counts(
         last = seen_last
 
 
+def rolled_up_clicks(
+    session: Session,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    program_id: int | None,
+    codes: Any,
+    by_program: bool,
+) -> int:
+    """All clicks in the aggregates alone (without the live tail): a cheap size estimate."""
+    table: Any = ClickProgramDay if by_program else ClickDayCount
+    query = select(func.coalesce(func.sum(table.clicks), 0)).where(
+        _inside(table.day, start and _day_of(start), end and _day_of(end))
+    )
+    if by_program and program_id is not None:
+        query = query.where(table.program_id == program_id)
+    elif not by_program and codes is not None:
+        query = query.where(table.code_id.in_(codes))
+    return int(session.scalar(query) or 0)
+
+
 def _tail(last: int, codes: Any) -> Any:
     """The clicks above the watermark `last`, on `codes`. The watermark is written into the
     SQL (a bound parameter would be planned as "a third of the table"), and `code_id + 0`

@@ -474,9 +474,18 @@ def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
     """Whether a page of a click drill-down should read clicks in time order and skip those
     out of scope (many in scope: a page is found quickly) rather than read the scope's codes'
     clicks and sort them (few in scope). Decided on the aggregates' count."""
-    if limit is None or _click_codes(scope) is None:
+    codes = _click_codes(scope)
+    if limit is None or codes is None:
         return False
-    return _click_counts(session, scope)[0] >= DENSE_CLICKS
+    found = click_rollup.rolled_up_clicks(
+        session,
+        start=scope.start,
+        end=scope.end,
+        program_id=scope.program_id,
+        codes=codes,
+        by_program=not scope.segmented,
+    )
+    return found >= DENSE_CLICKS
 
 
 _CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
