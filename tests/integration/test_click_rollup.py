@@ -20,7 +20,7 @@ from ugc_support import PASSWORD, add_user
 from advocado import clock
 from advocado.domain.dashboard import Filters
 from advocado.domain.records import CustomerRecord
-from advocado.services import click_rollup, dashboard, programs
+from advocado.services import click_rollup, dashboard, programs, segments
 from advocado.services.playbooks import run_once
 from advocado.services.records import save_customers
 from advocado.store.db import read_only, unit_of_work
@@ -55,7 +55,14 @@ def codes(engine: Engine) -> Iterator[list[int]]:
     """Six advocates; a0..a3 have a code in program p, a2..a5 in program q (8 codes)."""
     clock.set_now(NOW - timedelta(days=60))
     with unit_of_work(engine) as session:
-        save_customers(session, [CustomerRecord(external_id=p, name=p) for p in PEOPLE])
+        save_customers(
+            session,
+            [
+                CustomerRecord(external_id=p, name=p, tags=("vip",) if p in ("a2", "a3") else ())
+                for p in PEOPLE
+            ],
+        )
+        segments.create_segment(session, name="VIP", slug="vip", filters={"tags_any": ["vip"]})
         programs.apply_program(session, _program("p"))
         programs.apply_program(session, _program("q"))
     with unit_of_work(engine) as session:
@@ -336,6 +343,16 @@ def test_the_dashboard_reads_the_aggregates_and_the_worker_rolls_up(
     assert report.extra["clicks_rolled_up"] == 80
     assert funnel() == before
     assert funnel(in_q) == only_q
+    vip = Filters(start=june.start, end=june.end, segment="vip")  # a2, a3: codes in p and q
+    with read_only(engine) as session:
+        scope = dashboard._scope(session, vip)
+        codes_a2_a3 = (
+            select(ReferralCode.id).join(Customer).where(Customer.external_id.in_(["a2", "a3"]))
+        )
+        scanned = click_rollup.scan_counts(
+            session, start=scope.start, end=scope.end, codes=codes_a2_a3
+        )
+    assert funnel(vip)[:2] == scanned and 0 < scanned[1] < before[1]
     _add_clicks(engine, codes, rng, 30)
     again = funnel()
     assert again[1] == again[2] == len(again[3]) >= before[1]

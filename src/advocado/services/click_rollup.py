@@ -353,6 +353,8 @@ def click_counts(
     codes, so the per-program table answers. One statement: aggregates + the live tail."""
     if not _whole_days(start, end):
         return scan_counts(session, start=start, end=end, codes=codes)
+    if codes is not None:  # a CTE used twice: the scope (a segment's members) is worked out once
+        codes = select(codes.cte("scope_codes").c[0])
     last = session.scalar(select(_watermark())) or 0
     while True:
         clicks, visitors, seen_last = session.execute(
