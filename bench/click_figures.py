@@ -135,8 +135,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--aggregates-schema", help="with --reuse-schema: kept aggregates")
     parser.add_argument("--scan-repeat", type=int, default=2, help="0: skip the old scan")
+    parser.add_argument("--no-rebuild", action="store_true", help="measure the kept aggregates")
     args = parser.parse_args()
-    args.rebuild = True
+    args.rebuild = not args.no_rebuild
     cleanup: Callable[[], None] = lambda: None  # noqa: E731
     url = args.url
     if args.reuse_schema and args.aggregates_schema:  # measured before: no rebuild

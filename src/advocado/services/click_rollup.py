@@ -119,10 +119,13 @@ def _move(session: Session, high: int) -> None:
     )
 
 
-def _firsts(where: Any) -> Any:
-    """Per (code, fingerprint): the first human click among the clicks `where` selects."""
+def _firsts(where: Any, *, few: bool = False) -> Any:
+    """Per (code, fingerprint): the first human click among the clicks `where` selects.
+    `few` (the live tail): partition by `code_id + 0`, so SQLite sorts the few rows instead
+    of walking the whole code index to get them in order."""
+    code = Click.code_id + 0 if few else Click.code_id
     rank = func.row_number().over(
-        partition_by=(Click.code_id, Click.fingerprint), order_by=(Click.clicked_at, Click.id)
+        partition_by=(code, Click.fingerprint), order_by=(Click.clicked_at, Click.id)
     )
     ranked = (
         select(Click.id, Click.code_id, Click.fingerprint, Click.clicked_at, rank.label("rank"))
@@ -152,7 +155,7 @@ def roll_up_clicks(session: Session, *, limit: int = CHUNK) -> RollUp:
     ):
         deltas[(code_id, _as_date(day_value))][:2] = [int(n), int(human or 0)]
         folded += int(n)
-    firsts = _firsts(in_range)
+    firsts = _firsts(in_range, few=True)
     seen = ClickVisitor
     new, moved = [], []
     for code_id, print_, at, click_id, before in session.execute(
@@ -411,7 +414,7 @@ def _counts(
     elif not by_program and codes is not None:
         agg.append(table.code_id.in_(codes))
     tail = _tail(last, codes)
-    firsts = _firsts(tail)
+    firsts = _firsts(tail, few=True)
     seen = ClickVisitor
     at, before = firsts.c.clicked_at, seen.first_at
     earlier = before.is_(None) | (at < before)
@@ -474,7 +477,7 @@ def first_visits(
     agree with `click_counts`. The stored first visits in the period, minus those the live
     tail moved earlier, plus the tail's own first visits."""
     last = session.scalar(select(_watermark())) or 0
-    firsts = _firsts(_tail(last, codes))
+    firsts = _firsts(_tail(last, codes), few=True)
     seen = ClickVisitor
     added, dropped = [], set()
     for code_id, print_, at, click_id, before in session.execute(
