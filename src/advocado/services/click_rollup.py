@@ -428,8 +428,17 @@ def _counts(
         )
         .scalar_subquery()
     )
+    # one pass over the aggregate rows for both sums (a segment's codes: many rows)
+    rolled = (
+        select(
+            func.coalesce(func.sum(table.clicks), 0).label("clicks"),
+            func.coalesce(func.sum(table.new_visitors), 0).label("visitors"),
+        )
+        .where(*agg)
+        .subquery("rolled")
+    )
     raw = (
-        select(func.coalesce(func.sum(table.clicks), 0)).where(*agg).scalar_subquery()
+        rolled.c.clicks
         # the period in a CASE, not the WHERE: the tail is read by id, never by time
         + select(
             func.coalesce(func.sum(case((_inside(Click.clicked_at, start, end), 1), else_=0)), 0)
@@ -437,11 +446,8 @@ def _counts(
         .where(tail)
         .scalar_subquery()
     )
-    unique = (
-        select(func.coalesce(func.sum(table.new_visitors), 0)).where(*agg).scalar_subquery()
-        + correction
-    )
-    return select(raw, unique, _watermark())
+    unique = rolled.c.visitors + correction
+    return select(raw, unique, _watermark()).select_from(rolled)
 
 
 def scan_counts(
