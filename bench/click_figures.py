@@ -70,7 +70,7 @@ def rebuild_below(engine: Engine, tail: int) -> None:
     print(f"  rebuilt aggregates from {done.clicks} clicks in {time.perf_counter() - start:.0f} s")
 
 
-def measure(engine: Engine, repeat: int, scan_repeat: int) -> None:
+def measure(engine: Engine, repeat: int, scan_repeat: int, skip_segment: bool = False) -> None:
     with read_only(engine) as session:
         program = session.scalar(select(Program.slug).limit(1))
         segment = session.scalar(select(Segment.slug).limit(1))
@@ -86,7 +86,7 @@ def measure(engine: Engine, repeat: int, scan_repeat: int) -> None:
         "90 days": Filters(start=period[0], end=period[1]),
         "program 90d": Filters(start=period[0], end=period[1], program=program),
     }
-    if segment:
+    if segment and not skip_segment:
         filters["segment 90d"] = Filters(start=period[0], end=period[1], segment=segment)
     for label, f in filters.items():
 
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--aggregates-schema", help="with --reuse-schema: kept aggregates")
     parser.add_argument("--scan-repeat", type=int, default=2, help="0: skip the old scan")
+    parser.add_argument("--skip-segment", action="store_true", help="not the segment filter")
     parser.add_argument("--no-rebuild", action="store_true", help="measure the kept aggregates")
     args = parser.parse_args()
     args.rebuild = not args.no_rebuild
@@ -172,7 +173,7 @@ def main() -> None:
         print(f"{engine.dialect.name}:")
         if args.rebuild:
             rebuild_below(engine, args.tail)
-        measure(engine, args.repeat, args.scan_repeat)
+        measure(engine, args.repeat, args.scan_repeat, args.skip_segment)
     finally:
         cleanup()
 
