@@ -296,7 +296,10 @@ def rebuild_clicks(session: Session, *, upto: int | None = None) -> RollUp:
 def catch_up(engine: Engine, *, limit: int = CHUNK) -> RollUp:
     """Rolls up until no click is above the watermark, `limit` ids per transaction. Takes no
     lock when there is nothing to fold (the worker asks every few seconds)."""
-    with read_only(engine) as session:
+    # a Connection (playbooks.simulate runs the worker inside its own transaction) cannot
+    # be switched to read-only mid-transaction
+    look = read_only(engine) if isinstance(engine, Engine) else unit_of_work(engine)
+    with look as session:
         last = session.scalar(select(_watermark())) or 0
         if (session.scalar(select(func.max(Click.id))) or 0) <= last:
             return RollUp(last, last, 0)
