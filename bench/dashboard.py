@@ -53,7 +53,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, insert, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -63,6 +63,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from advocado import clock  # noqa: E402
 from advocado.services import (  # noqa: E402
+    click_rollup,
     customer_aggregates,
     dashboard,
     plans,
@@ -76,7 +77,7 @@ from advocado.store.db import (  # noqa: E402
     make_engine,
     unit_of_work,
 )
-from advocado.store.models import Base  # noqa: E402
+from advocado.store.models import Base, Click  # noqa: E402
 from advocado.web.app import create_app  # noqa: E402
 
 POSTGRES = os.environ.get(
@@ -337,6 +338,7 @@ def rebuild_aggregates(engine: Engine) -> None:
     `advocado dashboard rebuild`)."""
     with unit_of_work(engine) as session:
         customer_aggregates.rebuild(session)
+    click_rollup.rebuild(engine)
 
 
 def analyze(engine: Engine) -> None:
@@ -386,9 +388,47 @@ def measure(
                     f"reference",
                     flush=True,
                 )
+        _measure_click_drills(client, FILTERS["90 days"], ref, repeat)
     ref_after = _reference(engine, repeat)
     print(f"  reference again (after the figures): p95 {ref_after * 1000:8.1f} ms")
     app.state.engine.dispose()
+
+
+CLICK_DRILLS = {"unique_clicks": "first visits", "clicks": "all clicks"}
+TAIL = 5000  # clicks left above the watermark: about a busy minute's worth before a roll-up
+
+
+def _measure_click_drills(client: TestClient, period: dict[str, str], ref: float,
+                          repeat: int) -> None:  # fmt: skip
+    """The funnel's click drill-downs (a page of 200 rows, as the console shows)."""
+    for stage in CLICK_DRILLS:
+        for label, params in (("all time", {}), ("90 days", period)):
+            url = "/api/v1/dashboard/referrals/drill"
+            query = {**params, "stage": stage, "limit": "200"}
+            client.get(url, params=query)
+            samples = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                answer = client.get(url, params=query)
+                samples.append(time.perf_counter() - start)
+                assert answer.status_code == 200, answer.text
+            found = p95(samples)
+            print(f"  drill {stage:14} {label:9} p95 {found * 1000:8.1f} ms  = "
+                  f"{found / ref:6.1f}x reference")  # fmt: skip
+
+
+def add_click_tail(engine: Engine, customers: int) -> None:
+    """TAIL new clicks left un-rolled after the load's rebuild, so the figures read aggregates
+    + a live tail as they do between two worker ticks."""
+    rng = random.Random(8)
+    codes = max(1, customers // 20)
+    rows = [
+        {"code_id": rng.randint(1, codes), "clicked_at": NOW - timedelta(seconds=rng.random() * 60),
+         "visitor_id": f"t{n % 3000}", "fingerprint": f"t{n % 3000}", "is_bot": n % 17 == 0}
+        for n in range(TAIL)
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(insert(Click), rows)
 
 
 def run(backend: str, args: argparse.Namespace) -> None:
@@ -447,6 +487,7 @@ def run(backend: str, args: argparse.Namespace) -> None:
             start = time.perf_counter()
             sizes = load(engine, args.customers)
             sizes.update(generate_activity(engine, args.customers, now=NOW))  # activation panels
+            add_click_tail(engine, args.customers)
             took = time.perf_counter() - start
             print(f"{backend}: {sizes} generated in {took:.0f} s", flush=True)
         figures = args.figures.split(",") if args.figures else list(dashboard.PANELS)

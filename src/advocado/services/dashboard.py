@@ -11,9 +11,11 @@ as every write to `responses`. Promoters read `promoter_day_counts` and
 services.customer_aggregates in the same transaction as every write of responses, orders and
 customer insights (`advocado dashboard rebuild` recomputes them). They answer the unfiltered
 figures (promoters: periods ending after the newest response); with a segment or program, or
-a period ending earlier, the figures are computed from the rows. Everything else is computed
-from the rows at request time, on covering indexes, so a click, signup or refund is in the
-next request's figures.
+a period ending earlier, the figures are computed from the rows. Click figures read
+services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
+click is in the next request's figures (that module says why the roll-up neither skips nor
+doubles a click). Everything else is computed from the rows at request time, on covering
+indexes, so a signup or refund is in the next request's figures.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
@@ -38,7 +40,7 @@ from advocado.domain import dashboard as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
-from advocado.services import audit, segments
+from advocado.services import audit, click_rollup, segments
 from advocado.services import dashboard_activation as activation
 from advocado.services.nps import day_bounds
 from advocado.store.models import (
@@ -97,6 +99,7 @@ class _Scope:
     customers: Any  # SELECT of customer ids, or None for all customers
     program_id: int | None
     currency: str
+    segmented: bool = False  # a segment narrows `customers` (not just the program's people)
 
 
 def _scope(session: Session, f: Filters) -> _Scope:
@@ -130,7 +133,7 @@ def _scope(session: Session, f: Filters) -> _Scope:
             )
         )
     currency = program_currency or _report_currency(session)
-    return _Scope(start, end, customers, program_id, currency)
+    return _Scope(start, end, customers, program_id, currency, segmented=bool(f.segment))
 
 
 def _report_currency(session: Session) -> str:
@@ -478,19 +481,81 @@ def _in_codes(column: Any, scope: _Scope) -> Any:
     return True if codes is None else column.in_(codes)
 
 
-def _clicks(scope: _Scope, *columns: Any) -> Select[Any]:
-    """Clicks on the codes in scope in the period (the columns asked for, or whole rows)."""
-    query = select(*columns) if columns else select(Click)
-    return query.where(_between(Click.clicked_at, scope), _in_codes(Click.code_id, scope))
-
-
 def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
-    """(all clicks, unique visitors without bots) in one pass over the period's clicks."""
-    human = case((Click.is_bot.is_(False), Click.fingerprint), else_=None)
-    raw, unique = session.execute(
-        _clicks(scope, func.count(), func.count(func.distinct(human)))
-    ).one()
-    return int(raw or 0), int(unique or 0)
+    """(all clicks, unique clicks) from the click aggregates and the clicks not rolled up yet
+    (services.click_rollup, whose doc defines unique clicks and says why they stay exact)."""
+    return click_rollup.click_counts(
+        session,
+        start=scope.start,
+        end=scope.end,
+        program_id=scope.program_id,
+        codes=_click_codes(scope),
+        by_program=not scope.segmented,
+    )
+
+
+def _click_codes(scope: _Scope) -> Any:
+    """The codes in scope, as `_codes`; without a segment simply the program's codes (every
+    code holder is one of the program's people), which the per-program counts answer."""
+    if scope.segmented:
+        return _codes(scope)
+    if scope.program_id is not None:
+        return select(ReferralCode.id).where(ReferralCode.program_id == scope.program_id)
+    return None
+
+
+DENSE_CLICKS = 20_000  # in-scope clicks above which a drill page walks the time index
+
+
+def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
+    """Whether a page of a click drill-down should read clicks in time order and skip those
+    out of scope (many in scope: a page is found quickly) rather than read the scope's codes'
+    clicks and sort them (few in scope). Decided on the aggregates' count."""
+    codes = _click_codes(scope)
+    if limit is None or codes is None:
+        return False
+    found = click_rollup.rolled_up_clicks(
+        session,
+        start=scope.start,
+        end=scope.end,
+        program_id=scope.program_id,
+        codes=codes,
+        by_program=not scope.segmented,
+    )
+    return found >= DENSE_CLICKS
+
+
+_CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
+
+
+def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> Panel:
+    """The clicks unique clicks count: each visitor's first human click on a link, when it
+    falls in the period (services.click_rollup.first_visits, which agrees with the figure)."""
+    base = (
+        select(
+            Click.id.label("click_id"),
+            Click.clicked_at,
+            ReferralCode.code,
+            Customer.external_id.label("advocate"),
+            Click.fingerprint.label("visitor"),
+            Click.is_bot.label("bot"),
+            Click.referrer,
+        )
+        .select_from(Click)
+        .join(ReferralCode, ReferralCode.id == Click.code_id)
+        .join(Customer, Customer.id == ReferralCode.customer_id)
+    )
+    found = click_rollup.first_visits(
+        session,
+        base,
+        start=scope.start,
+        end=scope.end,
+        codes=_click_codes(scope),
+        limit=limit,
+        walk_time=_walk_time(session, scope, limit),
+    )
+    rows = [_plain_row(r._mapping, _CLICK_COLUMNS) for r in found]
+    return Panel("referrals", _CLICK_COLUMNS, rows)
 
 
 def _referrals_where(scope: _Scope) -> Any:
@@ -535,7 +600,8 @@ FUNNEL = ("clicks", "unique_clicks", "signups", "qualified", "rewarded", "reject
 
 
 def referral_funnel(session: Session, f: Filters) -> Panel:
-    """clicks (all, bots included) -> unique (distinct visitor fingerprints, no bots) ->
+    """clicks (all, bots included) -> unique (visitors whose first human click on a link
+    falls in the period, per link: services.click_rollup) ->
     signups (referrals made in the period) -> qualified -> rewarded, and rejected (with the
     reasons) and in review; revenue from referred customers' paid orders in the period,
     rewards cost (face value of live credit and coupons issued in the period; points cost no
@@ -603,10 +669,14 @@ def drill_referrals(
     scope = _scope(session, f)
     stage = key.get("stage") or "signups"
     query: Select[Any]
-    if stage in ("clicks", "unique_clicks"):
-        clicks = _clicks(scope)
-        if stage == "unique_clicks":
-            clicks = clicks.where(Click.is_bot.is_(False))
+    if stage == "unique_clicks":
+        return _drill_first_visits(session, scope, limit)
+    if stage == "clicks":
+        codes = _click_codes(scope)
+        clicks = select(Click).where(_between(Click.clicked_at, scope))
+        if codes is not None:
+            code = Click.code_id + 0 if _walk_time(session, scope, limit) else Click.code_id
+            clicks = clicks.where(code.in_(codes))
         sub = clicks.subquery()
         query = (
             select(
@@ -620,7 +690,8 @@ def drill_referrals(
             )
             .join(ReferralCode, ReferralCode.id == sub.c.code_id)
             .join(Customer, Customer.id == ReferralCode.customer_id)
-            .order_by(sub.c.clicked_at, sub.c.id)
+            # ix_clicks_dashboard's order: a page is read off the index, not sorted
+            .order_by(sub.c.clicked_at, sub.c.is_bot, sub.c.fingerprint, sub.c.id)
         )
     elif stage == "revenue":
         query = (
@@ -726,8 +797,9 @@ def _first_referrals(session: Session, scope: _Scope) -> Select[Any]:
 
 
 def k_factor(session: Session, f: Filters) -> Panel:
-    """K = invitations per advocate x conversion. Invitations are counted as unique visitors
-    of the advocates' links in the period (what is measurable before messaging exists);
+    """K = invitations per advocate x conversion. Invitations are counted as unique clicks
+    (visitors whose first human click on an advocate's link is in the period, per link; see
+    services.click_rollup) — what is measurable before messaging exists;
     conversion is signups per invitation. Advocates are the code holders who had a code by the
     end of the period. Time to first referral: days from getting a code to the first friend
     signing up, for advocates whose first referral falls in the period."""

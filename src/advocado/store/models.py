@@ -303,6 +303,58 @@ class Click(Base):
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ClickDayCount(Base):
+    """Clicks per code and UTC day, kept by services.click_rollup (a roll-up behind a watermark
+    on clicks.id, not the redirect): all clicks, human (non-bot) clicks, and new visitors (the
+    (code, fingerprint) pairs whose first human click on that code fell on that day).
+    Keyed code first: a segment's figures look up its advocates' codes."""
+
+    __tablename__ = "click_day_counts"
+
+    code_id: Mapped[int] = mapped_column(ForeignKey("referral_codes.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    clicks: Mapped[int] = mapped_column(Integer)
+    human_clicks: Mapped[int] = mapped_column(Integer)
+    new_visitors: Mapped[int] = mapped_column(Integer)
+
+
+class ClickProgramDay(Base):
+    """ClickDayCount summed per program: what the figures without a segment read (a program
+    has thousands of codes; this is one row per day)."""
+
+    __tablename__ = "click_program_days"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    clicks: Mapped[int] = mapped_column(Integer)
+    human_clicks: Mapped[int] = mapped_column(Integer)
+    new_visitors: Mapped[int] = mapped_column(Integer)
+
+
+class ClickVisitor(Base):
+    """A visitor's (fingerprint's) first human click on a code: what unique clicks count and
+    their drill-down lists. Kept by services.click_rollup with ClickDayCount."""
+
+    __tablename__ = "click_visitors"
+    __table_args__ = (Index("ix_click_visitors_first_at", "first_at"),)
+
+    code_id: Mapped[int] = mapped_column(ForeignKey("referral_codes.id"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    first_click_id: Mapped[int] = mapped_column(Integer)  # no FK: rebuilds insert in bulk
+
+
+class RollupWatermark(Base):
+    """How far a roll-up has folded its source table: rows with id <= last_id are in the
+    aggregates, the rest (the live tail) are read from the source by the figures."""
+
+    __tablename__ = "rollup_watermarks"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    rolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class ReferralEvent(Base):
     """A signup, order or refund as sent by the shop. `event_id` is the sender's id: the same
     id twice is one event. `outcome` is what processing it did, replayed to a retry."""

@@ -90,6 +90,10 @@ WORDS: dict[str, dict[str, str]] = {
         "program_yaml": "Program (YAML, as for `advocado referral program apply`)",
         "s_clicks": "Clicks",
         "s_unique_clicks": "Unique",
+        "n_unique_clicks": (
+            "Unique: visitors whose first human click on an advocate's link falls in the "
+            "period (per link; bots and returning visitors not counted again)."
+        ),
         "s_signups": "Signups",
         "s_qualified": "Qualified",
         "s_rejected": "Rejected",
@@ -219,6 +223,10 @@ WORDS: dict[str, dict[str, str]] = {
         "program_yaml": "计划（YAML，与 advocado referral program apply 相同）",
         "s_clicks": "点击",
         "s_unique_clicks": "独立访客",
+        "n_unique_clicks": (
+            "独立访客：在所选期间内首次（非机器人）点击某推荐人链接的访客，"
+            "按链接计；此前来过的访客与机器人不重复计入。"
+        ),
         "s_signups": "注册",
         "s_qualified": "合格",
         "s_rejected": "拒绝",
@@ -348,6 +356,10 @@ WORDS: dict[str, dict[str, str]] = {
         "program_yaml": "計畫（YAML，與 advocado referral program apply 相同）",
         "s_clicks": "點擊",
         "s_unique_clicks": "獨立訪客",
+        "n_unique_clicks": (
+            "獨立訪客：在所選期間內首次（非機器人）點擊某推薦人連結的訪客，"
+            "按連結計；此前來過的訪客與機器人不重複計入。"
+        ),
         "s_signups": "註冊",
         "s_qualified": "合格",
         "s_rejected": "拒絕",
