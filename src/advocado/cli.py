@@ -331,6 +331,10 @@ from advocado.cli_plan import plan_app  # noqa: E402
 
 app.add_typer(plan_app, name="plan")
 
+from advocado.cli_report import report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
