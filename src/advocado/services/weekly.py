@@ -97,6 +97,11 @@ def schedule(session: Session) -> Schedule:
     return Schedule(int(found["weekday"]), int(found["hour"]), str(found["timezone"]))
 
 
+def schedule_of(engine: Engine) -> Schedule:
+    with read_only(engine) as session:
+        return schedule(session)
+
+
 def set_schedule(session: Session, *, day: str | int, hour: str | int, timezone: str,
                  actor: str) -> Schedule:  # fmt: skip
     """Set when the summary goes out (audited; Action.MANAGE_SETTINGS)."""
