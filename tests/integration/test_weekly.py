@@ -218,3 +218,54 @@ def test_schedule_and_preferences_are_checked(engine: Engine) -> None:
         weekly.set_preferences(session, email="a@example.com", weekly_summary=True,
                                locale="fr", actor="t")  # fmt: skip
     assert bad.value.field == "locale"
+
+
+def test_console_own_choice_admin_for_others_and_the_schedule(engine: Engine, database_url) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from fastapi.testclient import TestClient
+    from test_roles_audit import sign_in
+
+    from advocado.services import audit
+    from advocado.store.models import User
+    from advocado.web.app import create_app
+
+    with unit_of_work(engine) as session:
+        for role in ("admin", "analyst"):
+            create_user(session, email=f"{role}@example.com", password=PASSWORD, role=role)
+    app = create_app(database_url)
+    with TestClient(app, follow_redirects=False) as client:
+        token = sign_in(client, "analyst")
+        page = client.get("/account?lang=zh-TW")
+        assert page.status_code == 200 and "每週摘要郵件" in page.text
+        mine = {"csrf": token, "weekly_summary": "on", "locale": "zh-TW"}
+        assert client.post("/account/weekly-summary", data=mine).status_code == 303
+        bad = client.post("/account/weekly-summary", data={**mine, "locale": "fr"})
+        assert bad.status_code == 400 and "locale" in bad.text
+        with read_only(engine) as session:
+            admin_id = session.scalar(select(User.id).where(User.email == "admin@example.com"))
+        others = client.post(f"/users/{admin_id}/weekly-summary", data=mine)
+        assert others.status_code == 403  # an analyst sets only their own
+        plan = {"csrf": token, "day": "fri", "hour": "17", "timezone": "Asia/Taipei"}
+        assert client.post("/users/weekly-schedule", data=plan).status_code == 403
+
+        token = sign_in(client, "admin")
+        page = client.get("/users")
+        assert 'data-testid="weekly-schedule"' in page.text
+        assert re.search(r'action="/users/\d+/weekly-summary"', page.text)
+        theirs = {"csrf": token, "weekly_summary": "on", "locale": "zh-CN"}
+        assert client.post(f"/users/{admin_id}/weekly-summary", data=theirs).status_code == 303
+        assert (
+            client.post("/users/weekly-schedule", data={**plan, "csrf": token}).status_code == 303
+        )
+        wrong = client.post("/users/weekly-schedule", data={**plan, "csrf": token, "hour": "25"})
+        assert wrong.status_code == 400 and "hour" in wrong.text
+    app.state.engine.dispose()
+    with read_only(engine) as session:
+        chosen = {u.email: (u.weekly_summary, u.locale) for u in session.scalars(select(User))}
+        changes = [(e.actor, e.entity_id, e.action) for e in audit.entries(session)]
+    assert chosen == {"admin@example.com": (True, "zh-CN"), "analyst@example.com": (True, "zh-TW")}
+    assert weekly.schedule_of(engine) == weekly.Schedule(4, 17, "Asia/Taipei")
+    assert ("user:analyst@example.com", "analyst@example.com", "weekly_summary") in changes
+    assert ("user:admin@example.com", "admin@example.com", "weekly_summary") in changes
+    assert ("user:admin@example.com", weekly.SCHEDULE_SETTING, "update") in changes

@@ -19,6 +19,7 @@ WORDS: dict[str, dict[str, str]] = {
         "lc_done": "Correction posted (ledger entry {id}).",
         "lc_again": "Already posted with this form: nothing more was done.",
         "csv_export": "Export CSV",
+        "ws_account": "My account",
         "ws_title": "Weekly summary email",
         "ws_help": "Last week's figures against the week before (NPS, new promoters, referral "
         "funnel, revenue, reward cost, ROI, plan), sent once a week to the users who choose it.",
@@ -45,6 +46,7 @@ WORDS: dict[str, dict[str, str]] = {
         "lc_done": "已提交调整（账本分录 {id}）。",
         "lc_again": "此表单已提交过：未重复调整。",
         "csv_export": "导出 CSV",
+        "ws_account": "我的账号",
         "ws_title": "每周摘要邮件",
         "ws_help": "上周数据与前一周对比（NPS、新增推荐者、推荐漏斗、收入、奖励成本、ROI、计划），"
         "每周发送一次给选择接收的用户。",
@@ -71,6 +73,7 @@ WORDS: dict[str, dict[str, str]] = {
         "lc_done": "已送出調整（帳本分錄 {id}）。",
         "lc_again": "此表單已送出過：未重複調整。",
         "csv_export": "匯出 CSV",
+        "ws_account": "我的帳號",
         "ws_title": "每週摘要郵件",
         "ws_help": "上週數據與前一週對比（NPS、新增推薦者、推薦漏斗、營收、獎勵成本、ROI、計畫），"
         "每週寄送一次給選擇接收的使用者。",
