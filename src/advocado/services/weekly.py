@@ -245,6 +245,14 @@ def _recipients(session: Session, to: str | None) -> list[User]:
 
 def _lapsed_to_uncertain(engine: Engine, now: datetime) -> int:
     """A send whose worker died mid-SMTP: it may have been delivered, so never resent."""
+    with read_only(engine) as session:  # every tick asks: a write only when there is one
+        lapsed = session.scalar(
+            select(WeeklyReport.id)
+            .where(WeeklyReport.status == SENDING, WeeklyReport.lease_until < now)
+            .limit(1)
+        )
+    if lapsed is None:
+        return 0
     with unit_of_work(engine) as session:
         done = session.execute(
             update(WeeklyReport)
