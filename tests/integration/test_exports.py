@@ -118,3 +118,18 @@ def test_lists_for_some_roles_are_refused_to_others(app_client: TestClient) -> N
     signed_out = app_client.get("/export/customers.csv")
     assert signed_out.status_code == 303 and "/login" in signed_out.headers["location"]
     assert re.search(r"next=", signed_out.headers["location"])
+
+
+def test_rows_inside_a_cell_are_plain_json() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from advocado.services import exports
+    from advocado.store.models import MessageEvent
+
+    event = MessageEvent(id=7, message_id=1, status="sent", detail="250 OK",
+                         at=datetime(2026, 11, 2, tzinfo=UTC))  # fmt: skip
+    row = exports.flatten({"message": {"id": 1}, "events": [event], "tags": ["a", "b"]})
+    (found,) = json.loads(row["events"])
+    assert found["status"] == "sent" and found["at"].startswith("2026-11-02")
+    assert row["tags"] == "a;b" and json.loads(row["message"]) == {"id": 1}

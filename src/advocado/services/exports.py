@@ -32,8 +32,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
         return ";".join(str(v) for v in value)
     if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+        return json.dumps(_structure(value), ensure_ascii=False, default=str, sort_keys=True)
     return value
+
+
+def _structure(value: Any) -> Any:
+    """Rows inside a cell (a message's events, a referral's rewards) as plain JSON objects."""
+    if _is_record(value):
+        return {k: _structure(v) for k, v in _fields(value).items() if not _hidden(k)}
+    if isinstance(value, Mapping):
+        return {str(k): _structure(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_structure(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _is_record(value: Any) -> bool:
+    return hasattr(value, "__table__") or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    )
 
 
 def _fields(item: Any) -> dict[str, Any]:
@@ -51,10 +70,7 @@ def flatten(item: Any) -> dict[str, Any]:
     `outer.inner` columns; lists of scalars joined with ;, other structures as JSON."""
     row: dict[str, Any] = {}
     for name, value in _fields(item).items():
-        nested = hasattr(value, "__table__") or (
-            dataclasses.is_dataclass(value) and not isinstance(value, type)
-        )
-        if nested:
+        if _is_record(value):
             for inner, inner_value in _fields(value).items():
                 row[f"{name}.{inner}"] = _plain(inner_value)
         else:
