@@ -18,7 +18,6 @@ WORDS: dict[str, dict[str, str]] = {
         "lc_submit": "Post the correction",
         "lc_done": "Correction posted (ledger entry {id}).",
         "lc_again": "Already posted with this form: nothing more was done.",
-        "csv_export": "Export CSV",
         "ws_account": "My account",
         "ws_title": "Weekly summary email",
         "ws_help": "Last week's figures against the week before (NPS, new promoters, referral "
@@ -45,7 +44,6 @@ WORDS: dict[str, dict[str, str]] = {
         "lc_submit": "提交调整",
         "lc_done": "已提交调整（账本分录 {id}）。",
         "lc_again": "此表单已提交过：未重复调整。",
-        "csv_export": "导出 CSV",
         "ws_account": "我的账号",
         "ws_title": "每周摘要邮件",
         "ws_help": "上周数据与前一周对比（NPS、新增推荐者、推荐漏斗、收入、奖励成本、ROI、计划），"
@@ -72,7 +70,6 @@ WORDS: dict[str, dict[str, str]] = {
         "lc_submit": "送出調整",
         "lc_done": "已送出調整（帳本分錄 {id}）。",
         "lc_again": "此表單已送出過：未重複調整。",
-        "csv_export": "匯出 CSV",
         "ws_account": "我的帳號",
         "ws_title": "每週摘要郵件",
         "ws_help": "上週數據與前一週對比（NPS、新增推薦者、推薦漏斗、營收、獎勵成本、ROI、計畫），"
