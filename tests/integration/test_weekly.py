@@ -269,3 +269,16 @@ def test_console_own_choice_admin_for_others_and_the_schedule(engine: Engine, da
     assert ("user:analyst@example.com", "analyst@example.com", "weekly_summary") in changes
     assert ("user:admin@example.com", "admin@example.com", "weekly_summary") in changes
     assert ("user:admin@example.com", weekly.SCHEDULE_SETTING, "update") in changes
+
+
+def test_the_worker_tick_sends_it_once_and_a_simulation_never(engine: Engine, smtp_server) -> None:
+    from advocado.services import playbooks
+
+    users(engine, {"boss@example.com": "en"})
+    figures_data(engine)
+    playbooks.run_once(engine, now=SEND_AT, deliver=False)  # e.g. `playbook simulate`
+    assert smtp_server.messages == []
+    first = playbooks.run_once(engine, now=SEND_AT)
+    again = playbooks.run_once(engine, now=SEND_AT + timedelta(minutes=1))
+    assert (first.extra["weekly_summaries"], again.extra["weekly_summaries"]) == (1, 0)
+    assert len(sent_to(smtp_server, "boss@example.com")) == 1

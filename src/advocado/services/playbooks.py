@@ -937,6 +937,10 @@ def run_once(engine: Engine, *, now: datetime | None = None, owner: str | None =
     if deliver:
         report.delivered = _deliver(engine, now=now, owner=owner)
     _periodic(engine, now=now, report=report)
+    if deliver:  # never from a simulation: it sends email (once per user and ISO week)
+        from advocado.services import weekly
+
+        report.extra["weekly_summaries"] = weekly.due_now(engine, now=now)
     return report
 
 
@@ -959,12 +963,9 @@ def _deliver(engine: Engine, *, now: datetime, owner: str, limit: int = 200) -> 
 
 def _periodic(engine: Engine, *, now: datetime, report: RunReport) -> None:
     """Other jobs that fall due with time: points and credit expiring (soonest first, once per
-    lot; see services.ledger.expire_due), and the weekly summary email (services.weekly)."""
+    lot; see services.ledger.expire_due)."""
     with unit_of_work(engine) as session:
         report.extra["expired"] = ledger.expire_due(session, now=now)
-    from advocado.services import weekly  # the weekly summary email, once per user and week
-
-    report.extra["weekly_summaries"] = weekly.due_now(engine, now=now)
 
 
 # --- reading ------------------------------------------------------------------------------
