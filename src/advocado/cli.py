@@ -335,6 +335,10 @@ from advocado.cli_dashboard import dashboard_app  # noqa: E402
 
 app.add_typer(dashboard_app, name="dashboard")
 
+from advocado.cli_report import report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

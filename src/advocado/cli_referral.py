@@ -192,6 +192,41 @@ def ledger_spend(
     )
 
 
+@ledger_app.command("correct", context_settings={"ignore_unknown_options": True})
+def ledger_correct(
+    external_id: str,
+    amount: Annotated[int, typer.Argument(help="+ adds, - takes (points or minor units).")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the ledger and the audit log).")],
+    key: Annotated[str, typer.Option(help="Idempotency key: the same key corrects once.")],
+    unit: Annotated[str, typer.Option(help='"points" or "credit".')] = "points",
+    currency: Annotated[str | None, typer.Option(help="Credit currency (if several).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Correct a customer's points or store credit by hand: a new adjusting entry, audited
+    (exit 3 if it would take the available balance below zero, 2 for bad input)."""
+    from advocado.services import audit, ledger
+
+    try:
+        done = ledger.correct_balance(
+            default_engine(), customer=external_id, amount=amount, unit=unit,
+            currency=currency, reason=reason, actor=audit.CLI, key=key,
+        )  # fmt: skip
+    except ledger.InsufficientBalance as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(3) from None
+    except ledger.SpendError as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(done.as_dict(), ensure_ascii=False))
+        return
+    again = " (already corrected with this key: nothing more)" if done.duplicate else ""
+    print(
+        f"corrected {done.amount:+d} {done.asset} for {external_id}{again}; "
+        f"available {done.before.available} -> {done.after.available}"
+    )
+
+
 @ledger_app.command("expire")
 def ledger_expire() -> None:
     """Post the expiry of points and credit that lapsed unspent (soonest first; safe to run

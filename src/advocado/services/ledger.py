@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from advocado import clock
 from advocado.domain.ledger import Balance, Posting, balance, expiring
+from advocado.services import audit
 from advocado.store.db import unit_of_work
 from advocado.store.models import Customer, LedgerEntry
 
@@ -310,3 +311,139 @@ def expire_due(session: Session, *, now: datetime) -> int:
             ):
                 posted += 1
     return posted
+
+
+# --- manual corrections (Action.CORRECT_LEDGER) ----------------------------------------------
+
+CORRECTIONS_ACCOUNT = "corrections"
+CORRECTION = "correct:"
+MAX_CORRECTION = 1_000_000_000
+UNITS = ("points", "credit")
+
+
+@dataclass(frozen=True)
+class Corrected:
+    entry_id: int
+    customer: str
+    asset: str
+    amount: int  # signed: + adds to the customer's balance, - takes from it
+    reason: str
+    key: str
+    duplicate: bool
+    before: Balance
+    after: Balance
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "customer": self.customer,
+            "asset": self.asset,
+            "amount": self.amount,
+            "reason": self.reason,
+            "key": self.key,
+            "duplicate": self.duplicate,
+            "balance_before": self.before.as_dict(),
+            "balance": self.after.as_dict(),
+        }
+
+
+def _correction_asset(session: Session, customer_id: int, unit: str, currency: str | None) -> str:
+    """POINTS, or the store-credit currency: the one given, else the customer's only one."""
+    name = (unit or "").strip().lower()
+    if name not in UNITS:
+        raise SpendError("unit", '"points" or "credit" / 应为 points（积分）或 credit（储值）')
+    if name == "points":
+        return POINTS
+    if currency and currency.strip():
+        code = asset_of(currency)
+        if code == POINTS:
+            raise SpendError("currency", "a 3-letter currency code / 应为三位币种代码")
+        return code
+    held = [a for a in balances(session, customer_id) if a != POINTS]
+    if len(held) != 1:
+        raise SpendError(
+            "currency",
+            "the store-credit currency is needed (the customer holds "
+            f"{', '.join(held) or 'none'}) / 请指定储值币种",
+        )
+    return held[0]
+
+
+def correct(
+    session: Session,
+    *,
+    customer: str,
+    amount: int,
+    unit: str,
+    reason: str,
+    actor: str,
+    key: str,
+    currency: str | None = None,
+) -> Corrected:
+    """A manual correction of a customer's points or store credit (by external id), in the
+    caller's transaction: one new double-entry row between the customer's account and
+    `corrections` (+amount credits the customer, -amount debits), never an edit of an old row.
+    Once per key (`correct:{customer id}:{key}`): the same key again answers with the first
+    (`duplicate`), the same key for a different correction is an error. A correction may not
+    take the available balance below zero (InsufficientBalance names what is available). The
+    audit row (before/after balance) is written in the same transaction."""
+    text = (reason or "").strip()
+    if not text or len(text) > 500:
+        raise SpendError("reason", "1 to 500 characters: why the balance is corrected / 请填写原因")
+    if not key or not key.strip() or len(key) > 150:
+        raise SpendError("key", "1 to 150 characters / 1至150个字符")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise SpendError("amount", "a whole number other than 0 (+ adds, - takes) / 应为非零整数")
+    if abs(amount) > MAX_CORRECTION:
+        raise SpendError("amount", f"at most {MAX_CORRECTION} either way / 超出上限")
+    customer_id = session.scalar(select(Customer.id).where(Customer.external_id == customer))
+    if customer_id is None:
+        raise SpendError("customer", f"no customer {customer!r} / 客户不存在")
+    _lock_customer(session, customer_id)  # before reading: racing corrections see each other
+    asset = _correction_asset(session, customer_id, unit, currency)
+    name = account(customer_id, asset)
+    entry_key = f"{CORRECTION}{customer_id}:{key.strip()}"
+    before = balance(postings(session, name), clock.now())
+    earlier = session.scalar(select(LedgerEntry).where(LedgerEntry.key == entry_key))
+    if earlier is not None:
+        signed = earlier.amount if earlier.credit_account == name else -earlier.amount
+        if (earlier.asset, signed) != (asset, amount):
+            raise SpendError(
+                "key",
+                f"already used for a correction of {signed:+d} {earlier.asset} / "
+                "该幂等键已用于另一笔调整",
+            )
+        return Corrected(earlier.id, customer, asset, amount, earlier.memo or "", key.strip(),
+                         True, before, before)  # fmt: skip
+    if amount < 0 and -amount > before.available:
+        raise InsufficientBalance(before.available, -amount)
+    debit, credit = (CORRECTIONS_ACCOUNT, name) if amount > 0 else (name, CORRECTIONS_ACCOUNT)
+    entry_id = post(
+        session,
+        key=entry_key,
+        asset=asset,
+        debit=debit,
+        credit=credit,
+        amount=abs(amount),
+        available_at=clock.now(),
+        memo=text,
+    )
+    assert entry_id is not None  # the customer lock and the read above make the key free
+    after = balance(postings(session, name), clock.now())
+    audit.record(
+        session,
+        actor=actor,
+        entity="ledger",
+        entity_id=customer,
+        action="correct",
+        before={"asset": asset, **before.as_dict()},
+        after={"asset": asset, **after.as_dict(), "amount": amount, "reason": text,
+               "key": key.strip(), "entry_id": entry_id},
+    )  # fmt: skip
+    return Corrected(entry_id, customer, asset, amount, text, key.strip(), False, before, after)
+
+
+def correct_balance(engine: Engine, **arguments: Any) -> Corrected:
+    """`correct` in a transaction of its own (for the console, the CLI and the API)."""
+    with unit_of_work(engine) as session:
+        return correct(session, **arguments)

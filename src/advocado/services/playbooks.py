@@ -937,6 +937,10 @@ def run_once(engine: Engine, *, now: datetime | None = None, owner: str | None =
     if deliver:
         report.delivered = _deliver(engine, now=now, owner=owner)
     _periodic(engine, now=now, report=report)
+    if deliver:  # never from a simulation: it sends email (once per user and ISO week)
+        from advocado.services import weekly
+
+        report.extra["weekly_summaries"] = weekly.due_now(engine, now=now)
     return report
 
 

@@ -33,6 +33,7 @@ from advocado.web.api.segments import router as segments_api_router
 from advocado.web.api.ugc import router as ugc_api_router
 from advocado.web.console import customers as console_customers
 from advocado.web.console import dashboard as console_dashboard
+from advocado.web.console import exports as console_exports
 from advocado.web.console import messages as console_messages
 from advocado.web.console import plans as console_plans
 from advocado.web.console import playbooks as console_playbooks
@@ -90,6 +91,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(plans_api_router)
     app.include_router(console_plans.router)
     app.include_router(console_customers.router)
+    app.include_router(console_exports.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -772,3 +772,9 @@ _WORK: dict[str, dict[str, str]] = {
 }
 for _locale, _words in _WORK.items():
     CATALOGUE[_locale].update(_words)
+
+# Ledger corrections, the weekly summary and CSV links (web/i18n_weekly.py).
+from advocado.web.i18n_weekly import WORDS as _WEEKLY_WORDS  # noqa: E402
+
+for _locale, _words in _WEEKLY_WORDS.items():
+    CATALOGUE[_locale].update(_words)

@@ -330,6 +330,55 @@ def spend(request: Request, external_id: str, body: SpendIn) -> Response:
     return _json(200 if spent.duplicate else 201, spent.as_dict())
 
 
+class CorrectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: int = Field(
+        description="+ adds to the balance, - takes from it (points or minor units)."
+    )
+    unit: str = Field("points", description='"points" or "credit" (store credit)')
+    currency: str | None = Field(None, description="For credit: the currency (default: the "
+                                 "customer's only one).")  # fmt: skip
+    reason: str = Field(min_length=1, max_length=500)
+    key: str | None = Field(None, max_length=150, description="Or the Idempotency-Key header.")
+
+
+@router.post(
+    "/advocates/{external_id}/corrections",
+    summary="Correct a balance by hand (idempotent by your key; audited)",
+    description="A new adjusting entry (never an edit). 201 with the entry and the balance "
+    "before and after; 200 with `duplicate: true` when this key was used for this correction "
+    "before; 409 when it would take the available balance below zero (nothing is written); "
+    "404 no such customer; 422 naming the field otherwise. The key comes in the body (`key`) "
+    "or the Idempotency-Key header.",
+)
+def correct(
+    request: Request, external_id: str, body: CorrectionIn, key: ApiKey = Depends(api_key)
+) -> Response:
+    client_key = body.key or request.headers.get("Idempotency-Key")
+    if not client_key:
+        raise FieldError("key", "send `key` or an Idempotency-Key header / 请提供幂等键")
+    try:
+        done = ledger.correct_balance(
+            request.app.state.engine,
+            customer=external_id,
+            amount=body.amount,
+            unit=body.unit,
+            currency=body.currency,
+            reason=body.reason,
+            actor=audit.api_actor(key.prefix),
+            key=client_key,
+        )
+    except ledger.InsufficientBalance as error:
+        payload = {"detail": str(error), "field": "amount", "available": error.available,
+                   "wanted": error.wanted}  # fmt: skip
+        return _json(409, payload)
+    except ledger.SpendError as error:
+        if error.field == "customer":
+            return _json(404, {"detail": error.reason})
+        raise FieldError(error.field, error.reason) from None
+    return _json(200 if done.duplicate else 201, done.as_dict())
+
+
 @router.get("/gifts/pending", summary="The gift fulfilment queue (won, not yet shipped)")
 def get_pending_gifts(request: Request, program: str | None = None) -> Response:
     items = gifts.pending_gifts(request.app.state.engine, program_slug=program)
