@@ -35,13 +35,11 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
-    Date,
     Engine,
     Select,
     and_,
     bindparam,
     case,
-    cast,
     delete,
     func,
     insert,
@@ -54,7 +52,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado import clock
-from advocado.store.db import read_only, unit_of_work
+from advocado.store.db import as_date, read_only, unit_of_work, utc_day
 from advocado.store.models import (
     Click,
     ClickDayCount,
@@ -75,16 +73,6 @@ class RollUp:
     low: int
     high: int
     clicks: int
-
-
-def _utc_day(session: Session, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _day_of(moment: datetime) -> date:
@@ -146,14 +134,14 @@ def roll_up_clicks(session: Session, *, limit: int = CHUNK) -> RollUp:
     in_range = and_(Click.id > low, Click.id <= high)
     # deltas per (code, day): [clicks, human clicks, new visitors]
     deltas: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0, 0])
-    day = _utc_day(session, Click.clicked_at)
+    day = utc_day(session, Click.clicked_at)
     folded = 0
     for code_id, day_value, n, human in session.execute(
         select(Click.code_id, day, func.count(), func.sum(_human()))
         .where(in_range)
         .group_by(Click.code_id, day)
     ):
-        deltas[(code_id, _as_date(day_value))][:2] = [int(n), int(human or 0)]
+        deltas[(code_id, as_date(day_value))][:2] = [int(n), int(human or 0)]
         folded += int(n)
     firsts = _firsts(in_range, few=True)
     seen = ClickVisitor
@@ -244,8 +232,8 @@ def rebuild_clicks(session: Session, *, upto: int | None = None) -> RollUp:
             select(firsts.c.code_id, firsts.c.fingerprint, firsts.c.clicked_at, firsts.c.id),
         )
     )
-    day = _utc_day(session, Click.clicked_at)
-    visit_day = _utc_day(session, ClickVisitor.first_at)
+    day = utc_day(session, Click.clicked_at)
+    visit_day = utc_day(session, ClickVisitor.first_at)
     parts = union_all(
         select(
             Click.code_id.label("code_id"),

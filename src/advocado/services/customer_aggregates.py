@@ -26,10 +26,11 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, cast, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from advocado.store.db import utc_day
 from advocado.store.models import (
     Customer,
     CustomerInsight,
@@ -59,16 +60,10 @@ def _day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _utc_day(session: Session, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
 def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     """Add (sign +1) or take out (-1) these customers' promoter counts (None: everyone)."""
     latest, insight = CustomerLatestResponse, CustomerInsight
-    day = _utc_day(session, latest.submitted_at)
+    day = utc_day(session, latest.submitted_at)
     persona = func.coalesce(latest.persona, UNKNOWN)
     tier = func.coalesce(insight.value_tier, UNKNOWN)
     high = func.coalesce(insight.high_influence, False)
@@ -200,7 +195,7 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
     if customer_ids is not None:
         paid = paid.where(Order.customer_id.in_(customer_ids))
     sub = paid.subquery()
-    day, before = _utc_day(session, sub.c.placed_at), _utc_day(session, sub.c.previous)
+    day, before = utc_day(session, sub.c.placed_at), utc_day(session, sub.c.previous)
     query = select(day, sub.c.currency, before, func.count(), func.sum(sub.c.amount)).group_by(
         day, sub.c.currency, before
     )

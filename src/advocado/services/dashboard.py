@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Select, and_, case, cast, func, literal, select
+from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from advocado import clock
@@ -43,6 +43,7 @@ from advocado.domain.records import FieldError
 from advocado.services import audit, click_rollup, segments
 from advocado.services import dashboard_activation as activation
 from advocado.services.nps import day_bounds
+from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     Click,
     Customer,
@@ -195,16 +196,6 @@ def set_paid_cac(session: Session, *, amount: int, currency: str, actor: str) ->
 # --- NPS over time --------------------------------------------------------------------------
 
 
-def _utc_day(session: Session, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 def nps_over_time(session: Session, f: Filters) -> Panel:
     """NPS with the promoter/passive/detractor mix per week or month and survey. Without a
     segment/program it reads the per-day counts (cost: days, not responses)."""
@@ -219,7 +210,7 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
         if f.end:
             query = query.where(t.day <= f.end)
     else:
-        day = _utc_day(session, Response.submitted_at)
+        day = utc_day(session, Response.submitted_at)
         survey = func.coalesce(Response.survey, "")
         query = (
             select(day, survey, Response.score, func.count())
@@ -231,7 +222,7 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
     counts: dict[tuple[date, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[int, int] = defaultdict(int)
     for day_value, survey_name, score, n in session.execute(query):
-        period = rules.bucket_start(_as_date(day_value), f.bucket)
+        period = rules.bucket_start(as_date(day_value), f.bucket)
         counts[(period, survey_name or "")][score] += int(n)
         totals[score] += int(n)
     rows = []

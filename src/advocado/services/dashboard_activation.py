@@ -38,6 +38,7 @@ from advocado.domain import activation as rules
 from advocado.domain import dashboard as dashboard_rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.records import FieldError
+from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     Challenge,
     ChallengeEntry,
@@ -80,14 +81,6 @@ def _between(column: Any, scope: _Scope) -> Any:
 
 def _in_customers(column: Any, scope: _Scope) -> Any:
     return _base()._in_customers(column, scope)
-
-
-def _day(session: Session, column: Any) -> Any:
-    return _base()._utc_day(session, column)
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _effect_id(column: Any, prefix: str) -> Any:
@@ -618,7 +611,7 @@ def reviews(session: Session, f: Filters) -> Panel:
     counts: dict[tuple[date, str], dict[str, int]] = defaultdict(
         lambda: {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
     )
-    day = _day(session, Message.created_at)
+    day = utc_day(session, Message.created_at)
     for day_value, status, n, sent, clicked in session.execute(
         select(
             day, Message.status, func.count(), func.sum(delivered), func.count(Message.clicked_at)
@@ -626,7 +619,7 @@ def reviews(session: Session, f: Filters) -> Panel:
         .where(_reviews_where(scope))
         .group_by(day, Message.status)
     ):
-        row = counts[(dashboard_rules.bucket_start(_as_date(day_value), f.bucket), ALL_SITES)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), ALL_SITES)]
         if status == "skipped":
             row["skipped"] += int(n)
         else:
@@ -640,7 +633,7 @@ def reviews(session: Session, f: Filters) -> Panel:
         .where(_reviews_where(scope), Message.status != "skipped")
         .group_by(day, label)
     ):
-        row = counts[(dashboard_rules.bucket_start(_as_date(day_value), f.bucket), site)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), site)]
         row["asked"] += int(n)
         row["delivered"] += int(sent or 0)
         row["clicked"] += int(clicked or 0)
@@ -763,7 +756,7 @@ def ugc(session: Session, f: Filters) -> Panel:
     scope = _scope(session, f)
     zero = dict.fromkeys(("invitations", "entries", "approved", "rejected", "featured"), 0)
     counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: dict(zero))
-    day = _day(session, ChallengeInvitation.created_at)
+    day = utc_day(session, ChallengeInvitation.created_at)
     for day_value, slug, n in session.execute(
         select(day, Challenge.slug, func.count())
         .join(Challenge, Challenge.id == ChallengeInvitation.challenge_id)
@@ -773,10 +766,10 @@ def ugc(session: Session, f: Filters) -> Panel:
         )
         .group_by(day, Challenge.slug)
     ):
-        counts[(dashboard_rules.bucket_start(_as_date(day_value), f.bucket), slug)][
+        counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), slug)][
             "invitations"
         ] += int(n)
-    day = _day(session, ChallengeEntry.submitted_at)
+    day = utc_day(session, ChallengeEntry.submitted_at)
     featured = case((ChallengeEntry.featured.is_(True), 1), else_=0)
     for day_value, slug, status, n, stars in session.execute(
         select(day, Challenge.slug, ChallengeEntry.status, func.count(), func.sum(featured))
@@ -787,7 +780,7 @@ def ugc(session: Session, f: Filters) -> Panel:
         )
         .group_by(day, Challenge.slug, ChallengeEntry.status)
     ):
-        row = counts[(dashboard_rules.bucket_start(_as_date(day_value), f.bucket), slug)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), slug)]
         row["entries"] += int(n)
         if status in ("approved", "rejected"):
             row[status] += int(n)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Date, Engine, cast, create_engine, event, func
 from sqlalchemy.orm import Session, sessionmaker
 
 from advocado.config import settings
@@ -112,3 +114,15 @@ def read_only(engine: Engine) -> Iterator[Session]:
     bound = engine.execution_options(**options)
     with Session(bound, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+def utc_day(session: Session, column: Any) -> Any:
+    """SQL for the UTC calendar day of a stored time (SQLite keeps UTC text already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def as_date(value: Any) -> date:
+    """A day read back from `utc_day`: a date on PostgreSQL, "YYYY-MM-DD" text on SQLite."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
