@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, and_, bindparam, func, select, update
+from sqlalchemy import Engine, Integer, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -634,7 +634,7 @@ def _qualify(
 ) -> dict[str, Any]:
     config = config_of(program)
     result: dict[str, Any] = {"program": program.slug, "referral_id": referral.id}
-    _lock_program(session, program.id)
+    _lock_program(session, program.id, referral.advocate_id)
     # Lock the referral so two orders of one friend cannot both qualify it, and read it as it
     # is now. (SQLite: the transaction holds the only write lock since BEGIN IMMEDIATE, so
     # what this session read is current.)
@@ -868,19 +868,50 @@ def _set_status(
     referral.status = status
 
 
-def _lock_program(session: Session, program_id: int) -> None:
-    """Serialise the writers of one program's counters (qualifying, issuing, clawing back),
-    taken before any of them changes: FOR NO KEY UPDATE, which does not block the FOR KEY
-    SHARE locks that inserting rows referencing the program takes (FOR UPDATE would turn those
-    into deadlocks). Once per transaction. SQLite: BEGIN IMMEDIATE already serialises."""
+def _lock_program(session: Session, program_id: int, advocate_id: int) -> None:
+    """Serialise the writers of the counters a change of this advocate's referral touches
+    (qualifying, issuing, clawing back), taken before any of them changes. Once per
+    transaction. SQLite: BEGIN IMMEDIATE already serialises.
+
+    A program with a budget or surprise rules has program-wide counters (spent, surprises
+    won): the program row's lock, FOR NO KEY UPDATE, which does not block the FOR KEY SHARE
+    locks that inserting rows referencing the program takes (FOR UPDATE would turn those into
+    deadlocks). Otherwise every counter is the advocate's own (successes for tiers, the
+    monthly cap), so an advisory lock on (program, advocate) is enough and events of
+    different advocates issue at once; the program row is held FOR KEY SHARE meanwhile, so
+    applying a new config (FOR UPDATE) still waits for them, as before."""
     if _dialect(session) is not postgresql:
         return
     locked = session.info.setdefault("locked_programs", set())
-    if program_id not in locked:
+    if program_id in locked or (program_id, advocate_id) in locked:
+        return
+    program = session.get(Program, program_id)
+    assert program is not None
+    config = config_of(program)
+    if config.budget is not None or any(rule.hidden for rule in config.rules):
         session.execute(
             select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
         )
         locked.add(program_id)
+        return
+    session.execute(
+        _built(
+            session,
+            "lock_advocate",
+            lambda _: (
+                select(
+                    func.pg_advisory_xact_lock(
+                        bindparam("program", type_=Integer), bindparam("advocate", type_=Integer)
+                    )
+                )
+                .select_from(Program.__table__)
+                .where(Program.__table__.c.id == bindparam("program", type_=Integer))
+                .with_for_update(read=True, key_share=True)
+            ),
+        ),
+        {"program": program_id, "advocate": advocate_id},
+    )
+    locked.add((program_id, advocate_id))
 
 
 def _issue_on_signup(session, program, referral, friend, at) -> None:  # type: ignore[no-untyped-def]
@@ -916,7 +947,7 @@ def _issue(
         if stage == "qualified":
             _set_status(session, referral, QUALIFIED)
         return {"rewards": [], "skipped": []}
-    _lock_program(session, program.id)
+    _lock_program(session, program.id, referral.advocate_id)
     # The advocate's other successful referrals (this one is counted if it already is one).
     successes = counter(session, program.id, f"successes:{referral.advocate_id}") - (
         referral.status in SUCCESS
@@ -1146,8 +1177,17 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
         )
     )
     program_ids = sorted({*program_ids, *(r.program_id for r in waiting)})
-    for program_id in program_ids:  # counters change: as issuers do
-        _lock_program(session, program_id)
+    # Counters change: lock as issuers do, for the advocate of each referral concerned.
+    concerned = {(r.program_id, r.advocate_id) for r in waiting}
+    of_rewards = list({r.referral_id for r in rewards})
+    if of_rewards:
+        concerned |= set(
+            session.execute(
+                select(Referral.program_id, Referral.advocate_id).where(Referral.id.in_(of_rewards))
+            ).tuples()
+        )
+    for program_id, advocate_id in sorted(concerned):
+        _lock_program(session, program_id, advocate_id)
     if _dialect(session) is postgresql and program_ids:
         rewards = list(
             session.scalars(
@@ -1280,9 +1320,11 @@ def decide(
 ) -> dict[str, Any]:
     """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
     with unit_of_work(engine) as session:
-        program_id = session.scalar(select(Referral.program_id).where(Referral.id == referral_id))
-        if program_id is not None:
-            _lock_program(session, program_id)
+        found = session.execute(
+            select(Referral.program_id, Referral.advocate_id).where(Referral.id == referral_id)
+        ).first()
+        if found is not None:
+            _lock_program(session, found[0], found[1])
         referral = session.scalar(
             select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)
         )
