@@ -176,3 +176,41 @@ def test_progress_shows_clicked_as_the_first_step(engine: Engine) -> None:
     assert first["timeline"][0]["at"] == (T0 - timedelta(days=2)).isoformat()
     assert [s["status"] for s in third["timeline"]] == ["signed_up"]
     assert view["clicked_not_joined"] == 1  # v-2 clicked and has not joined; bots not counted
+
+
+def test_racing_orders_of_two_advocates_keep_tiers_and_caps_exact(engine: Engine) -> None:
+    """No budget and no surprises: on PostgreSQL issuers lock per (program, advocate), not
+    the program. Each advocate's tier numbers are still 1, 2, 3 … once each and the monthly
+    cap holds, while the two advocates' orders race each other."""
+    import re
+
+    from advocado.services import programs
+
+    codes = {"adv-1": setup(engine, rewards=[POINTS], caps={"per_advocate_per_month": 4})}
+    with unit_of_work(engine) as session:
+        codes["adv-2"] = programs.code_for(
+            session, program_slug="friends", customer_external_id="adv-2"
+        ).code
+    clock.set_now(T0)
+    friends = [(advocate, f"{advocate}-f{n}") for advocate in codes for n in range(5)]
+    for advocate, friend in friends:
+        signup(engine, friend, codes[advocate])
+    engine.pool.dispose()
+    queue = iter(friends)
+
+    def deliver() -> dict[str, Any]:
+        _, friend = next(queue)
+        return order(engine, friend, f"A-{friend}")
+
+    results = race(len(friends), deliver)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    with unit_of_work(engine) as session:
+        rows = session.execute(select(Reward.beneficiary_id, Reward.details)).all()
+    tiers: dict[int, list[int]] = {}
+    for beneficiary, details in rows:
+        nth = re.search(r"#(\d+)", details["en"])  # the first referral's reward says "fixed"
+        tiers.setdefault(beneficiary, []).append(int(nth[1]) if nth else 1)
+    assert sorted(sorted(found) for found in tiers.values()) == [[1, 2, 3, 4], [1, 2, 3, 4]]
+    assert sum(r["referrals"][0]["status"] == "qualified" for r in results) == 2  # over the cap
+    found = counters(engine)
+    assert all(stored == history for stored, history in found.values()), found
