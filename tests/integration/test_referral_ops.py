@@ -214,3 +214,49 @@ def test_racing_orders_of_two_advocates_keep_tiers_and_caps_exact(engine: Engine
     assert sum(r["referrals"][0]["status"] == "qualified" for r in results) == 2  # over the cap
     found = counters(engine)
     assert all(stored == history for stored, history in found.values()), found
+
+
+def test_clicked_not_joined_is_counted_in_the_database(engine: Engine) -> None:
+    """Distinct non-bot visitors of the link, less any visitor cookie an event of one of this
+    advocate's friends carried (a later device too); another advocate's friend still counts;
+    a friend who sent no cookie does not empty the count. One SQL statement reads it."""
+    from sqlalchemy import event
+
+    from advocado.services import programs
+    from advocado.store.models import Click, ReferralCode
+
+    code = setup(engine, rewards=[POINTS])
+    with unit_of_work(engine) as session:
+        other = programs.code_for(session, program_slug="friends", customer_external_id="adv-2")
+        other_code = other.code
+        code_id = session.scalar(select(ReferralCode.id).where(ReferralCode.code == code))
+        for visitor in ("v-1", "v-1", "v-2", "v-2", "bot", "v-4", "v-5"):
+            session.add(
+                Click(
+                    code_id=code_id,
+                    clicked_at=T0 - timedelta(days=1),
+                    visitor_id=visitor,
+                    fingerprint=visitor,
+                    is_bot=visitor == "bot",
+                )
+            )
+    clock.set_now(T0)
+    signup(engine, "f-1", None, visitor_id="v-1")  # joined through the click
+    order(engine, "f-1", "A-1", visitor_id="v-4")  # the same friend on another device
+    signup(engine, "f-5", other_code, visitor_id="v-5")  # adv-2's friend
+    signup(engine, "f-6", code)  # no cookie sent
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with unit_of_work(engine) as session:
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            (view,) = referrals.advocate_progress(session, "adv-1")["programs"]
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    assert view["clicked_not_joined"] == 2  # v-2 and v-5
+    assert view["friends_joined"] == 2
+    # No statement loads the link's visitor ids to subtract them in Python.
+    assert not [s for s in statements if "SELECT DISTINCT clicks.visitor_id" in s]
