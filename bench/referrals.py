@@ -42,6 +42,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import event as sa_event
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -49,7 +50,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from advocado.services import programs  # noqa: E402
 from advocado.services.referrals import EventIn, ingest_event  # noqa: E402
 from advocado.store.db import ensure_schema, make_engine, unit_of_work  # noqa: E402
-from advocado.store.models import Click, LedgerEntry, ReferralEvent, Reward  # noqa: E402
+from advocado.store.models import (  # noqa: E402
+    Click,
+    LedgerEntry,
+    Referral,
+    ReferralEvent,
+    Reward,
+)
 
 POSTGRES = os.environ.get(
     "ADVOCADO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -325,13 +332,25 @@ def bench_events(url: str, n: int, threads: int = 4) -> None:
             ingest_event(engine, event)
 
     chunks = [events[i::threads] for i in range(threads)]
+    statements = [0]
+
+    def count(*_: object) -> None:
+        statements[0] += 1  # under the GIL, a lost count among threads is rare and only low
+
+    sa_event.listen(engine, "before_cursor_execute", count)
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(run, chunks))
     elapsed = time.perf_counter() - started
+    sa_event.remove(engine, "before_cursor_execute", count)
     with unit_of_work(engine) as session:
         rewards = session.scalar(select(func.count()).select_from(Reward))
         entries = session.scalar(select(func.count()).select_from(LedgerEntry))
+        referred = session.scalar(select(func.count()).select_from(Referral))
+        claimed = session.scalar(select(func.count()).select_from(ReferralEvent))
+    # Every event is a new friend's first order with a code: one referral, one reward, one
+    # ledger entry each, exactly.
+    exact = rewards == entries == referred == claimed == n
     # Reference: the exactly-once claim alone, one transaction per event, same threads.
     lock = threading.Lock()
     counter = iter(range(n))
@@ -364,9 +383,16 @@ def bench_events(url: str, n: int, threads: int = 4) -> None:
         f"{rewards:,} rewards, {entries:,} ledger entries"
     )
     print(
-        f"  reference, the bare event-row insert: {n / reference:,.0f} rows/s "
-        f"→ the full path costs {reference / elapsed:.1%} of that rate"
+        f"  {statements[0] / n:.1f} SQL statements per event (COMMIT not counted); "
+        f"check rewards == ledger entries == referrals == events == {n:,}: "
+        f"{'ok' if exact else 'MISMATCH'}"
     )
+    print(
+        f"  reference, the bare event-row insert: {n / reference:,.0f} rows/s "
+        f"→ the full path runs at {reference / elapsed:.1%} of that rate"
+    )
+    if not exact:
+        raise SystemExit(f"MISMATCH: {rewards} rewards, {entries} entries, {referred} referrals")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from smtp_sink import free_port
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from advocado import clock
 from advocado.services import messaging
@@ -396,3 +396,123 @@ def test_smtp_login_from_the_url(engine: Engine, monkeypatch) -> None:
         assert logins == [(b"mailer", b"s3cret:/x")] and len(sink.messages) == 1
     finally:
         controller.stop()
+
+
+def _notices(engine: Engine, n: int, *, start: int = 0) -> list[int]:
+    """n notices for advocate "ann" (made once) about one referral; their ids."""
+    from advocado.store.models import Program, Referral
+
+    with unit_of_work(engine) as session:
+        known = session.scalar(select(Referral.id))
+    if known is None:
+        advocate, friend = customer(engine, "ann"), customer(engine, "ben")
+    with unit_of_work(engine) as session:
+        referral = session.scalar(select(Referral))
+        if referral is None:
+            program = Program(slug="p", name="P", currency="CNY", starts_at=T0, config={},
+                              created_at=T0, updated_at=T0)  # fmt: skip
+            session.add(program)
+            session.flush()
+            referral = Referral(program_id=program.id, advocate_id=advocate, referee_id=friend,
+                                source="code", status="signed_up", signed_up_at=T0,
+                                findings=[], created_at=T0, updated_at=T0)  # fmt: skip
+            session.add(referral)
+            session.flush()
+        rows = [
+            ReferralNotice(referral_id=referral.id, customer_id=referral.advocate_id,
+                           step=f"step-{i}", text_en=f"Notice {i}.", text_zh=f"通知{i}。",
+                           created_at=T0)
+            for i in range(start, start + n)
+        ]  # fmt: skip
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
+
+
+def _notice_messages(engine: Engine) -> int:
+    with unit_of_work(engine) as session:
+        return session.scalar(
+            select(func.count(Message.id)).where(Message.cause_key.like("referral_notice:%"))
+        ) or 0  # fmt: skip
+
+
+def _purge(engine: Engine, cause_key: str) -> None:
+    """A message and its events deleted, as a retention job would."""
+    with unit_of_work(engine) as session:
+        found = select(Message.id).where(Message.cause_key == cause_key).scalar_subquery()
+        session.execute(MessageEvent.__table__.delete().where(MessageEvent.message_id == found))
+        session.execute(Message.__table__.delete().where(Message.cause_key == cause_key))
+
+
+def test_a_queued_notice_is_marked_and_never_read_again(engine: Engine) -> None:
+    first = _notices(engine, 3)
+    assert messaging.enqueue_referral_notices(engine) == 3
+    with unit_of_work(engine) as session:
+        marks = session.scalars(select(ReferralNotice.queued_at)).all()
+    assert len(marks) == 3 and None not in marks
+    # Only what is new is read: the marked ones are not checked against the messages again
+    # (their messages purged, they still are not queued twice).
+    _purge(engine, f"referral_notice:{first[0]}")
+    _notices(engine, 1, start=3)
+    assert messaging.enqueue_referral_notices(engine) == 1
+    assert messaging.enqueue_referral_notices(engine) == 0
+    assert _notice_messages(engine) == 3
+
+
+def test_racing_notice_runs_queue_each_notice_once(engine: Engine) -> None:
+    _notices(engine, 30)
+    engine.pool.dispose()
+    barrier = threading.Barrier(3)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(messaging.enqueue_referral_notices(engine, limit=12))
+            results.append(messaging.enqueue_referral_notices(engine, limit=12))
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(results) == 30
+    assert _notice_messages(engine) == 30
+    with unit_of_work(engine) as session:
+        left = session.scalar(
+            select(func.count(ReferralNotice.id)).where(ReferralNotice.queued_at.is_(None))
+        )
+    assert left == 0
+
+
+def test_the_migration_marks_notices_that_already_have_a_message(engine: Engine) -> None:
+    """0014 on a database with notices: those already made into messages are marked queued,
+    the others are left for the next run."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from advocado.store.db import alembic_config, upgrade
+
+    done, waiting = _notices(engine, 2)
+    messaging.enqueue_referral_notices(engine)
+    with unit_of_work(engine) as session:
+        session.execute(
+            update(ReferralNotice).where(ReferralNotice.id == waiting).values(queued_at=None)
+        )
+    _purge(engine, f"referral_notice:{waiting}")
+    engine.dispose()
+    command.downgrade(alembic_config(engine), "0014-1")
+    try:
+        with engine.connect() as connection:
+            columns = connection.execute(text("SELECT * FROM referral_notices")).keys()
+        assert "queued_at" not in columns
+    finally:
+        upgrade(engine)
+    with unit_of_work(engine) as session:
+        marks = dict(session.execute(select(ReferralNotice.id, ReferralNotice.queued_at)).all())
+    assert marks[done] is not None and marks[waiting] is None
+    assert messaging.enqueue_referral_notices(engine) == 1

@@ -176,3 +176,87 @@ def test_progress_shows_clicked_as_the_first_step(engine: Engine) -> None:
     assert first["timeline"][0]["at"] == (T0 - timedelta(days=2)).isoformat()
     assert [s["status"] for s in third["timeline"]] == ["signed_up"]
     assert view["clicked_not_joined"] == 1  # v-2 clicked and has not joined; bots not counted
+
+
+def test_racing_orders_of_two_advocates_keep_tiers_and_caps_exact(engine: Engine) -> None:
+    """No budget and no surprises: on PostgreSQL issuers lock per (program, advocate), not
+    the program. Each advocate's tier numbers are still 1, 2, 3 … once each and the monthly
+    cap holds, while the two advocates' orders race each other."""
+    import re
+
+    from advocado.services import programs
+
+    codes = {"adv-1": setup(engine, rewards=[POINTS], caps={"per_advocate_per_month": 4})}
+    with unit_of_work(engine) as session:
+        codes["adv-2"] = programs.code_for(
+            session, program_slug="friends", customer_external_id="adv-2"
+        ).code
+    clock.set_now(T0)
+    friends = [(advocate, f"{advocate}-f{n}") for advocate in codes for n in range(5)]
+    for advocate, friend in friends:
+        signup(engine, friend, codes[advocate])
+    engine.pool.dispose()
+    queue = iter(friends)
+
+    def deliver() -> dict[str, Any]:
+        _, friend = next(queue)
+        return order(engine, friend, f"A-{friend}")
+
+    results = race(len(friends), deliver)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    with unit_of_work(engine) as session:
+        rows = session.execute(select(Reward.beneficiary_id, Reward.details)).all()
+    tiers: dict[int, list[int]] = {}
+    for beneficiary, details in rows:
+        nth = re.search(r"#(\d+)", details["en"])  # the first referral's reward says "fixed"
+        tiers.setdefault(beneficiary, []).append(int(nth[1]) if nth else 1)
+    assert sorted(sorted(found) for found in tiers.values()) == [[1, 2, 3, 4], [1, 2, 3, 4]]
+    assert sum(r["referrals"][0]["status"] == "qualified" for r in results) == 2  # over the cap
+    found = counters(engine)
+    assert all(stored == history for stored, history in found.values()), found
+
+
+def test_clicked_not_joined_is_counted_in_the_database(engine: Engine) -> None:
+    """Distinct non-bot visitors of the link, less any visitor cookie an event of one of this
+    advocate's friends carried (a later device too); another advocate's friend still counts;
+    a friend who sent no cookie does not empty the count. One SQL statement reads it."""
+    from sqlalchemy import event
+
+    from advocado.services import programs
+    from advocado.store.models import Click, ReferralCode
+
+    code = setup(engine, rewards=[POINTS])
+    with unit_of_work(engine) as session:
+        other = programs.code_for(session, program_slug="friends", customer_external_id="adv-2")
+        other_code = other.code
+        code_id = session.scalar(select(ReferralCode.id).where(ReferralCode.code == code))
+        for visitor in ("v-1", "v-1", "v-2", "v-2", "bot", "v-4", "v-5"):
+            session.add(
+                Click(
+                    code_id=code_id,
+                    clicked_at=T0 - timedelta(days=1),
+                    visitor_id=visitor,
+                    fingerprint=visitor,
+                    is_bot=visitor == "bot",
+                )
+            )
+    clock.set_now(T0)
+    signup(engine, "f-1", None, visitor_id="v-1")  # joined through the click
+    order(engine, "f-1", "A-1", visitor_id="v-4")  # the same friend on another device
+    signup(engine, "f-5", other_code, visitor_id="v-5")  # adv-2's friend
+    signup(engine, "f-6", code)  # no cookie sent
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with unit_of_work(engine) as session:
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            (view,) = referrals.advocate_progress(session, "adv-1")["programs"]
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    assert view["clicked_not_joined"] == 2  # v-2 and v-5
+    assert view["friends_joined"] == 2
+    # No statement loads the link's visitor ids to subtract them in Python.
+    assert not [s for s in statements if "SELECT DISTINCT clicks.visitor_id" in s]

@@ -26,6 +26,7 @@ POINTS = "POINTS"
 EXPIRE = "expire:"
 EXPIRED_ACCOUNT = "expired"
 SPENT_ACCOUNT = "redemptions"
+_POST: dict[str, Any] = {}  # the insert of post(), per dialect
 
 
 def account(customer_id: int, asset: str) -> str:
@@ -48,26 +49,30 @@ def post(
 ) -> int | None:
     """One entry (its id), once per key: None if an entry with this key (or reversing the
     same entry) already exists, so a retried cause posts nothing."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(LedgerEntry.__table__)
-        .values(
-            key=key,
-            asset=asset,
-            debit_account=debit,
-            credit_account=credit,
-            amount=amount,
-            available_at=available_at,
-            expires_at=expires_at,
-            reward_id=reward_id,
-            reverses_id=reverses_id,
-            memo=memo,
-            created_at=clock.now(),
+    name = session.get_bind().dialect.name
+    statement = _POST.get(name)
+    if statement is None:  # built once: building it cost more than running it
+        table = LedgerEntry.__table__
+        dialect = postgresql if name == "postgresql" else sqlite
+        statement = _POST[name] = (
+            dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
         )
-        .on_conflict_do_nothing()
-        .returning(LedgerEntry.__table__.c.id)
+    return session.scalar(
+        statement,
+        {
+            "key": key,
+            "asset": asset,
+            "debit_account": debit,
+            "credit_account": credit,
+            "amount": amount,
+            "available_at": available_at,
+            "expires_at": expires_at,
+            "reward_id": reward_id,
+            "reverses_id": reverses_id,
+            "memo": memo,
+            "created_at": clock.now(),
+        },
     )
-    return session.scalar(statement)
 
 
 def reverse(session: Session, entry: LedgerEntry, *, memo: str) -> int | None:

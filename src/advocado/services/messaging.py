@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, String, and_, cast, func, literal, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -253,16 +253,26 @@ def last_asked_at(session: Session, *, customer_id: int) -> datetime | None:
 
 def enqueue_referral_notices(engine: Engine, *, limit: int = 1000) -> int:
     """The referral_notices outbox as transactional messages to the advocate, once each
-    (cause_key `referral_notice:{id}`)."""
-    key = literal("referral_notice:") + cast(ReferralNotice.id, String)
+    (cause_key `referral_notice:{id}`). A notice handed over is marked (queued_at) in the
+    same transaction, so a run reads only the new ones through an index instead of checking
+    every notice ever written against the messages. Two runs at once: PostgreSQL lets each
+    take other rows (SKIP LOCKED); the message's unique cause_key keeps it once anyway."""
     queued = 0
     with unit_of_work(engine) as session:
         notices = session.scalars(
             select(ReferralNotice)
-            .where(~select(Message.id).where(Message.cause_key == key).exists())
-            .order_by(ReferralNotice.id)
+            .where(ReferralNotice.queued_at.is_(None))
+            .order_by(ReferralNotice.queued_at, ReferralNotice.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
+        if notices:
+            session.execute(
+                update(ReferralNotice)
+                .where(ReferralNotice.id.in_([n.id for n in notices]))
+                .values(queued_at=clock.now())
+                .execution_options(synchronize_session=False)
+            )
         for notice in notices:
             result = enqueue_message(
                 session,

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, Integer, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -149,20 +149,37 @@ def _dialect(session: Session) -> Any:
     return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
 
 
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _built(session: Session, name: str, build: Callable[[Any], Any]) -> Any:
+    """The statement `name`, built once per dialect (from `build(dialect module)`) and kept:
+    its values come as parameters when it runs. Building a statement, and the cache key of a
+    new one, cost more Python time than running it on this path (bench/referrals.py), while
+    a kept statement's key is memoised, so its compiled form is found at once."""
+    dialect = session.get_bind().dialect.name
+    found = _BUILT.get((dialect, name))
+    if found is None:
+        found = _BUILT[dialect, name] = build(postgresql if dialect == "postgresql" else sqlite)
+    return found
+
+
 def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
     now = clock.now()
+    table = ReferralEvent.__table__
     claimed = session.scalar(
-        _dialect(session)
-        .insert(ReferralEvent.__table__)  # Core: no ORM bookkeeping per column
-        .values(
-            event_id=event.event_id,
-            type=event.type,
-            occurred_at=event.occurred_at,
-            payload=event.payload(),
-            received_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(ReferralEvent.__table__.c.id)
+        _built(  # Core: no ORM bookkeeping per column
+            session,
+            "claim",
+            lambda d: d.insert(table).on_conflict_do_nothing().returning(table.c.id),
+        ),
+        {
+            "event_id": event.event_id,
+            "type": event.type,
+            "occurred_at": event.occurred_at,
+            "payload": event.payload(),
+            "received_at": now,
+        },
     )
     if claimed is None:
         stored = session.scalar(
@@ -179,10 +196,16 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
         outcome = _refund(session, event, customer)
     outcome = {"event_id": event.event_id, "type": event.type, **outcome, "duplicate": False}
     session.execute(
-        update(ReferralEvent)
-        .where(ReferralEvent.id == claimed)
-        .values(customer_id=customer.id, outcome=outcome)
-        .execution_options(synchronize_session=False)
+        _built(
+            session,
+            "event_outcome",
+            lambda d: (
+                update(table)
+                .where(table.c.id == bindparam("claimed"))
+                .values(customer_id=bindparam("customer"), outcome=bindparam("outcome"))
+            ),
+        ),
+        {"claimed": claimed, "customer": customer.id, "outcome": outcome},
     )
     return outcome
 
@@ -194,29 +217,32 @@ def _customer(session: Session, event: EventIn) -> Customer:
     given = {
         name: getattr(event, name) for name in ("email", "phone", "name") if getattr(event, name)
     }
-    statement = (
-        _dialect(session)
-        .insert(Customer)
-        .values(
-            external_id=event.customer_external_id,
-            locale="en",
-            timezone="UTC",
-            marketing_consent=False,
-            tags=[],
-            attributes={},
-            created_at=now,
-            updated_at=now,
-            **given,
-        )
-    )
-    if given:
-        statement = statement.on_conflict_do_update(
-            index_elements=[Customer.external_id], set_={**given, "updated_at": now}
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=[Customer.external_id])
+
+    def build(dialect: Any) -> Any:
+        statement = dialect.insert(Customer)
+        if given:  # a known customer gets what was sent (`excluded`: the values offered)
+            set_ = {name: statement.excluded[name] for name in (*given, "updated_at")}
+            statement = statement.on_conflict_do_update(
+                index_elements=[Customer.external_id], set_=set_
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=[Customer.external_id])
+        return statement.returning(Customer)
+
     customer = session.scalar(
-        statement.returning(Customer), execution_options={"populate_existing": True}
+        _built(session, "customer:" + ",".join(given), build),
+        {
+            "external_id": event.customer_external_id,
+            "locale": "en",
+            "timezone": "UTC",
+            "marketing_consent": False,
+            "tags": [],
+            "attributes": {},
+            "created_at": now,
+            "updated_at": now,
+            **given,
+        },
+        execution_options={"populate_existing": True},
     )
     if customer is None:  # known already, nothing new sent: read it
         customer = session.scalar(
@@ -240,21 +266,37 @@ def _clicks_of(session: Session, visitor_id: str | None, before: datetime) -> li
     if not visitor_id:
         return []
     rows = session.execute(
-        select(Click.clicked_at, ReferralCode, Program)
-        .join(ReferralCode, ReferralCode.id == Click.code_id)
-        .join(Program, Program.id == ReferralCode.program_id)
-        .where(Click.visitor_id == visitor_id, Click.clicked_at <= before)
-        .order_by(Click.clicked_at)
-        .limit(50)
+        _built(
+            session,
+            "clicks_of",
+            lambda _: (
+                select(Click.clicked_at, ReferralCode, Program)
+                .join(ReferralCode, ReferralCode.id == Click.code_id)
+                .join(Program, Program.id == ReferralCode.program_id)
+                .where(
+                    Click.visitor_id == bindparam("visitor"), Click.clicked_at <= bindparam("at")
+                )
+                .order_by(Click.clicked_at)
+                .limit(50)
+            ),
+        ),
+        {"visitor": visitor_id, "at": before},
     )
     return [ClickSeen(_code_seen(p, c, before), at) for at, c, p in rows]
 
 
 def _ordered_before(session: Session, customer_id: int, at: datetime, but: str | None) -> bool:
-    query = select(Order.id).where(Order.customer_id == customer_id, Order.placed_at < at)
-    if but:
-        query = query.where(Order.external_id != but)
-    return session.scalar(query.limit(1)) is not None
+    def build(_: Any) -> Any:
+        query = select(Order.id).where(
+            Order.customer_id == bindparam("customer"), Order.placed_at < bindparam("at")
+        )
+        if but:
+            query = query.where(Order.external_id != bindparam("but"))
+        return query.limit(1)
+
+    query = _built(session, f"ordered_before:{bool(but)}", build)
+    found = session.scalar(query, {"customer": customer_id, "at": at, "but": but})
+    return found is not None
 
 
 def _attribute(
@@ -264,9 +306,16 @@ def _attribute(
     program = None
     if event.referral_code:
         found = session.execute(
-            select(ReferralCode, Program)
-            .join(Program, Program.id == ReferralCode.program_id)
-            .where(ReferralCode.code == normalise(event.referral_code))
+            _built(
+                session,
+                "code",
+                lambda _: (
+                    select(ReferralCode, Program)
+                    .join(Program, Program.id == ReferralCode.program_id)
+                    .where(ReferralCode.code == bindparam("code"))
+                ),
+            ),
+            {"code": normalise(event.referral_code)},
         ).first()
         if found is not None:
             entered = _code_seen(found[1], found[0], event.occurred_at)
@@ -290,20 +339,24 @@ def _attribute(
 
 def _recent_payloads(session: Session, *customer_ids: int) -> dict[int, list[dict[str, Any]]]:
     """Each customer's last 50 event payloads, for all of them in one query."""
-    ranked = (
-        select(
-            ReferralEvent.customer_id,
-            ReferralEvent.payload,
-            func.row_number()
-            .over(partition_by=ReferralEvent.customer_id, order_by=ReferralEvent.id.desc())
-            .label("n"),
+
+    def build(_: Any) -> Any:
+        ranked = (
+            select(
+                ReferralEvent.customer_id,
+                ReferralEvent.payload,
+                func.row_number()
+                .over(partition_by=ReferralEvent.customer_id, order_by=ReferralEvent.id.desc())
+                .label("n"),
+            )
+            .where(ReferralEvent.customer_id.in_(bindparam("ids", expanding=True)))
+            .subquery()
         )
-        .where(ReferralEvent.customer_id.in_(customer_ids))
-        .subquery()
-    )
+        return select(ranked.c.customer_id, ranked.c.payload).where(ranked.c.n <= 50)
+
     found: dict[int, list[dict[str, Any]]] = {i: [] for i in customer_ids}
     for customer_id, payload in session.execute(
-        select(ranked.c.customer_id, ranked.c.payload).where(ranked.c.n <= 50)
+        _built(session, "recent_payloads", build), {"ids": list(customer_ids)}
     ):
         found[customer_id].append(payload)
     return found
@@ -348,12 +401,17 @@ def _fraud_check(
     assert advocate is not None
     hour_ago = event.occurred_at - timedelta(hours=1)
     recent = session.scalar(
-        select(func.count(Referral.id)).where(
-            Referral.program_id == program.id,
-            Referral.advocate_id == advocate_id,
-            Referral.signed_up_at >= hour_ago,
-            Referral.referee_id != friend.id,
-        )
+        _built(
+            session,
+            "velocity",
+            lambda _: select(func.count(Referral.id)).where(
+                Referral.program_id == bindparam("program"),
+                Referral.advocate_id == bindparam("advocate"),
+                Referral.signed_up_at >= bindparam("since"),
+                Referral.referee_id != bindparam("friend"),
+            ),
+        ),
+        {"program": program.id, "advocate": advocate_id, "since": hour_ago, "friend": friend.id},
     )
     if code_id is None:
         code_id = session.scalar(
@@ -366,17 +424,31 @@ def _fraud_check(
         day_ago = event.occurred_at - timedelta(days=1)
         unique_clicks = (
             session.scalar(
-                select(func.count(func.distinct(Click.fingerprint))).where(
-                    Click.code_id == code_id, Click.clicked_at >= day_ago, Click.is_bot.is_(False)
-                )
+                _built(
+                    session,
+                    "unique_clicks",
+                    lambda _: select(func.count(func.distinct(Click.fingerprint))).where(
+                        Click.code_id == bindparam("code"),
+                        Click.clicked_at >= bindparam("since"),
+                        Click.is_bot.is_(False),
+                    ),
+                ),
+                {"code": code_id, "since": day_ago},
             )
             or 0
         )
         referrers = session.scalars(
-            select(Click.referrer)
-            .where(Click.code_id == code_id, Click.referrer.is_not(None))
-            .distinct()
-            .limit(100)
+            _built(
+                session,
+                "referrers",
+                lambda _: (
+                    select(Click.referrer)
+                    .where(Click.code_id == bindparam("code"), Click.referrer.is_not(None))
+                    .distinct()
+                    .limit(100)
+                ),
+            ),
+            {"code": code_id},
         )
         hosts = [urlsplit(r).hostname or "" for r in referrers]
     payloads = _recent_payloads(session, advocate.id, friend.id)
@@ -393,18 +465,17 @@ def _fraud_check(
 def _notice(
     session: Session, referral: Referral, customer_id: int, step: str, text: progress.Text
 ) -> None:
+    table = ReferralNotice.__table__
     session.execute(
-        _dialect(session)
-        .insert(ReferralNotice.__table__)
-        .values(
-            referral_id=referral.id,
-            customer_id=customer_id,
-            step=step,
-            text_en=text.en,
-            text_zh=text.zh,
-            created_at=clock.now(),
-        )
-        .on_conflict_do_nothing()
+        _built(session, "notice", lambda d: d.insert(table).on_conflict_do_nothing()),
+        {
+            "referral_id": referral.id,
+            "customer_id": customer_id,
+            "step": step,
+            "text_en": text.en,
+            "text_zh": text.zh,
+            "created_at": clock.now(),
+        },
     )
 
 
@@ -429,23 +500,24 @@ def _create_referral(
     ]
     now = clock.now()
     referral = session.scalar(
-        _dialect(session)
-        .insert(Referral)
-        .values(
-            program_id=program.id,
-            advocate_id=advocate_id,
-            referee_id=friend.id,
-            code_id=decision.code.code_id,
-            source=decision.source,
-            status=status,
-            reason=verdict.reason or None,
-            findings=[f.as_dict() for f in verdict.findings],
-            signed_up_at=event.occurred_at,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(Referral),
+        _built(
+            session,
+            "referral",
+            lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
+        ),
+        {
+            "program_id": program.id,
+            "advocate_id": advocate_id,
+            "referee_id": friend.id,
+            "code_id": decision.code.code_id,
+            "source": decision.source,
+            "status": status,
+            "reason": verdict.reason or None,
+            "findings": [f.as_dict() for f in verdict.findings],
+            "signed_up_at": event.occurred_at,
+            "created_at": now,
+            "updated_at": now,
+        },
         execution_options={"populate_existing": True},
     )
     if referral is None:  # already referred in this program: the first attribution stands
@@ -510,20 +582,37 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
         "currency": event.currency.upper(),
         "placed_at": event.occurred_at,
     }
+
+    def build(dialect: Any) -> Any:
+        statement = dialect.insert(Order.__table__)
+        set_ = {name: statement.excluded[name] for name in (*fields, "updated_at")}
+        return statement.on_conflict_do_update(index_elements=["external_id"], set_=set_)
+
     owners = customer_aggregates.order_owners(session, [order_id]) | {friend.id}
     with customer_aggregates.orders_changing(session, owners):  # the dashboard's paid_order_days
         session.execute(
-            _dialect(session)
-            .insert(Order.__table__)
-            .values(external_id=order_id, status="paid", created_at=now, updated_at=now, **fields)
-            .on_conflict_do_update(
-                index_elements=["external_id"], set_={**fields, "updated_at": now}
-            )
+            _built(session, "order", build),
+            {
+                "external_id": order_id,
+                "status": "paid",
+                "created_at": now,
+                "updated_at": now,
+                **fields,
+            },
         )
     outcome: dict[str, Any] = {"order": order_id, "first_order": first}
     referrals = list(
         session.scalars(
-            select(Referral).where(Referral.referee_id == friend.id).order_by(Referral.id)
+            _built(
+                session,
+                "referrals_of",
+                lambda _: (
+                    select(Referral)
+                    .where(Referral.referee_id == bindparam("friend"))
+                    .order_by(Referral.id)
+                ),
+            ),
+            {"friend": friend.id},
         )
     )
     known: dict[int, Program] = {}  # held here: the session's identity map is weak
@@ -553,7 +642,7 @@ def _qualify(
 ) -> dict[str, Any]:
     config = config_of(program)
     result: dict[str, Any] = {"program": program.slug, "referral_id": referral.id}
-    _lock_program(session, program.id)
+    _lock_program(session, program.id, referral.advocate_id)
     # Lock the referral so two orders of one friend cannot both qualify it, and read it as it
     # is now. (SQLite: the transaction holds the only write lock since BEGIN IMMEDIATE, so
     # what this session read is current.)
@@ -716,9 +805,15 @@ def counter(session: Session, program_id: int, scope: str) -> int:
     if (program_id, scope) in seen:
         return seen[program_id, scope]
     value = session.scalar(
-        select(ReferralCounter.value).where(
-            ReferralCounter.program_id == program_id, ReferralCounter.scope == scope
-        )
+        _built(
+            session,
+            "counter",
+            lambda _: select(ReferralCounter.value).where(
+                ReferralCounter.program_id == bindparam("program"),
+                ReferralCounter.scope == bindparam("scope"),
+            ),
+        ),
+        {"program": program_id, "scope": scope},
     )
     if value is None:
         value = _counter_history(session, program_id, scope)
@@ -736,12 +831,21 @@ def _bump(session: Session, program_id: int, scope: str, delta: int) -> None:
     """Add to a counter if it exists (if not, it will be made from the history, which already
     includes this change)."""
     if delta:
+        table = ReferralCounter.__table__
         value = session.scalar(
-            update(ReferralCounter)
-            .where(ReferralCounter.program_id == program_id, ReferralCounter.scope == scope)
-            .values(value=ReferralCounter.value + delta)
-            .returning(ReferralCounter.value)
-            .execution_options(synchronize_session=False)
+            _built(
+                session,
+                "bump",
+                lambda _: (
+                    update(table)
+                    .where(
+                        table.c.program_id == bindparam("program"), table.c.scope == bindparam("s")
+                    )
+                    .values(value=table.c.value + bindparam("delta"))
+                    .returning(table.c.value)
+                ),
+            ),
+            {"program": program_id, "s": scope, "delta": delta},
         )
         if value is None:
             _seen(session).pop((program_id, scope), None)
@@ -772,19 +876,50 @@ def _set_status(
     referral.status = status
 
 
-def _lock_program(session: Session, program_id: int) -> None:
-    """Serialise the writers of one program's counters (qualifying, issuing, clawing back),
-    taken before any of them changes: FOR NO KEY UPDATE, which does not block the FOR KEY
-    SHARE locks that inserting rows referencing the program takes (FOR UPDATE would turn those
-    into deadlocks). Once per transaction. SQLite: BEGIN IMMEDIATE already serialises."""
+def _lock_program(session: Session, program_id: int, advocate_id: int) -> None:
+    """Serialise the writers of the counters a change of this advocate's referral touches
+    (qualifying, issuing, clawing back), taken before any of them changes. Once per
+    transaction. SQLite: BEGIN IMMEDIATE already serialises.
+
+    A program with a budget or surprise rules has program-wide counters (spent, surprises
+    won): the program row's lock, FOR NO KEY UPDATE, which does not block the FOR KEY SHARE
+    locks that inserting rows referencing the program takes (FOR UPDATE would turn those into
+    deadlocks). Otherwise every counter is the advocate's own (successes for tiers, the
+    monthly cap), so an advisory lock on (program, advocate) is enough and events of
+    different advocates issue at once; the program row is held FOR KEY SHARE meanwhile, so
+    applying a new config (FOR UPDATE) still waits for them, as before."""
     if _dialect(session) is not postgresql:
         return
     locked = session.info.setdefault("locked_programs", set())
-    if program_id not in locked:
+    if program_id in locked or (program_id, advocate_id) in locked:
+        return
+    program = session.get(Program, program_id)
+    assert program is not None
+    config = config_of(program)
+    if config.budget is not None or any(rule.hidden for rule in config.rules):
         session.execute(
             select(Program.id).where(Program.id == program_id).with_for_update(key_share=True)
         )
         locked.add(program_id)
+        return
+    session.execute(
+        _built(
+            session,
+            "lock_advocate",
+            lambda _: (
+                select(
+                    func.pg_advisory_xact_lock(
+                        bindparam("program", type_=Integer), bindparam("advocate", type_=Integer)
+                    )
+                )
+                .select_from(Program.__table__)
+                .where(Program.__table__.c.id == bindparam("program", type_=Integer))
+                .with_for_update(read=True, key_share=True)
+            ),
+        ),
+        {"program": program_id, "advocate": advocate_id},
+    )
+    locked.add((program_id, advocate_id))
 
 
 def _issue_on_signup(session, program, referral, friend, at) -> None:  # type: ignore[no-untyped-def]
@@ -820,7 +955,7 @@ def _issue(
         if stage == "qualified":
             _set_status(session, referral, QUALIFIED)
         return {"rewards": [], "skipped": []}
-    _lock_program(session, program.id)
+    _lock_program(session, program.id, referral.advocate_id)
     # The advocate's other successful referrals (this one is counted if it already is one).
     successes = counter(session, program.id, f"successes:{referral.advocate_id}") - (
         referral.status in SUCCESS
@@ -944,26 +1079,28 @@ def _grant(
 ) -> int | None:
     """The reward (its id) and its coupon or ledger entry, once per (program, rule, beneficiary,
     trigger); None if it already exists."""
+    table = Reward.__table__
     reward_id = session.scalar(
-        _dialect(session)
-        .insert(Reward.__table__)
-        .values(
-            program_id=program.id,
-            rule=grant.rule,
-            beneficiary_id=beneficiary,
-            trigger=cause,
-            referral_id=referral.id,
-            role=grant.to,
-            kind=grant.type,
-            amount=grant.amount,
-            currency=config.currency,
-            hidden=grant.hidden,
-            details={"en": grant.because_en, "zh": grant.because_zh, "gift": grant.gift},
-            available_at=hold_end,
-            created_at=clock.now(),
-        )
-        .on_conflict_do_nothing()
-        .returning(Reward.__table__.c.id)
+        _built(
+            session,
+            "reward",
+            lambda d: d.insert(table).on_conflict_do_nothing().returning(table.c.id),
+        ),
+        {
+            "program_id": program.id,
+            "rule": grant.rule,
+            "beneficiary_id": beneficiary,
+            "trigger": cause,
+            "referral_id": referral.id,
+            "role": grant.to,
+            "kind": grant.type,
+            "amount": grant.amount,
+            "currency": config.currency,
+            "hidden": grant.hidden,
+            "details": {"en": grant.because_en, "zh": grant.because_zh, "gift": grant.gift},
+            "available_at": hold_end,
+            "created_at": clock.now(),
+        },
     )
     if reward_id is None:
         return None
@@ -1048,8 +1185,17 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
         )
     )
     program_ids = sorted({*program_ids, *(r.program_id for r in waiting)})
-    for program_id in program_ids:  # counters change: as issuers do
-        _lock_program(session, program_id)
+    # Counters change: lock as issuers do, for the advocate of each referral concerned.
+    concerned = {(r.program_id, r.advocate_id) for r in waiting}
+    of_rewards = list({r.referral_id for r in rewards})
+    if of_rewards:
+        concerned |= set(
+            session.execute(
+                select(Referral.program_id, Referral.advocate_id).where(Referral.id.in_(of_rewards))
+            ).tuples()
+        )
+    for program_id, advocate_id in sorted(concerned):
+        _lock_program(session, program_id, advocate_id)
     if _dialect(session) is postgresql and program_ids:
         rewards = list(
             session.scalars(
@@ -1182,9 +1328,11 @@ def decide(
 ) -> dict[str, Any]:
     """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
     with unit_of_work(engine) as session:
-        program_id = session.scalar(select(Referral.program_id).where(Referral.id == referral_id))
-        if program_id is not None:
-            _lock_program(session, program_id)
+        found = session.execute(
+            select(Referral.program_id, Referral.advocate_id).where(Referral.id == referral_id)
+        ).first()
+        if found is not None:
+            _lock_program(session, found[0], found[1])
         referral = session.scalar(
             select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)
         )
@@ -1371,6 +1519,31 @@ def _visitor_ids(session: Session, customer_id: int) -> set[str]:
     }
 
 
+def _clicked_not_joined(session: Session, code_id: int, program_id: int, advocate_id: int) -> int:
+    """People who clicked the code's link (no bots) and have not signed up yet ("clicked",
+    the first status): distinct visitor cookies of its clicks, less those that the events of
+    this advocate's referred friends carried. One count in the database: a popular link has
+    far more visitors than should be loaded to subtract two sets."""
+    visitor = ReferralEvent.payload["visitor_id"].as_string()
+    joined = (
+        select(visitor)
+        .join(Referral, Referral.referee_id == ReferralEvent.customer_id)
+        .where(
+            Referral.program_id == program_id,
+            Referral.advocate_id == advocate_id,
+            visitor.is_not(None),  # NOT IN a set holding NULL would match nothing
+        )
+    )
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Click.visitor_id))).where(
+                Click.code_id == code_id, Click.is_bot.is_(False), Click.visitor_id.not_in(joined)
+            )
+        )
+        or 0
+    )
+
+
 STEPS = ("clicked", "signed_up", "qualified", "reward_pending", "rewarded")
 
 
@@ -1424,7 +1597,6 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
             or 0
         )
         friends = []
-        joined_visitors: set[str] = set()
         for referral in session.scalars(
             select(Referral)
             .where(Referral.program_id == program.id, Referral.advocate_id == customer.id)
@@ -1433,7 +1605,6 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
             rewards = list(session.scalars(select(Reward).where(Reward.referral_id == referral.id)))
             friend = session.get(Customer, referral.referee_id)
             visitors = _visitor_ids(session, referral.referee_id)
-            joined_visitors |= visitors
             status = visible_status(referral, rewards, now)
             friends.append(
                 {
@@ -1444,17 +1615,7 @@ def advocate_progress(session: Session, customer_external_id: str) -> dict[str, 
                 }
             )
         joined = sum(1 for f in friends if f["status"] != REJECTED)
-        # People who clicked (no bots) and have not signed up yet: "clicked", the first status.
-        clicked_only = len(
-            set(
-                session.scalars(
-                    select(Click.visitor_id)
-                    .where(Click.code_id == code.id, Click.is_bot.is_(False))
-                    .distinct()
-                )
-            )
-            - joined_visitors
-        )
+        clicked_only = _clicked_not_joined(session, code.id, program.id, customer.id)
         programs.append(
             {
                 "program": program.slug,

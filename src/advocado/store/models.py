@@ -495,7 +495,10 @@ class ReferralNotice(Base):
     Kept as rows so a message channel can deliver them later (outbox)."""
 
     __tablename__ = "referral_notices"
-    __table_args__ = (UniqueConstraint("referral_id", "customer_id", "step"),)
+    __table_args__ = (
+        UniqueConstraint("referral_id", "customer_id", "step"),
+        Index("ix_referral_notices_pending", "queued_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"))
@@ -504,6 +507,9 @@ class ReferralNotice(Base):
     text_en: Mapped[str] = mapped_column(Text)
     text_zh: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When it was handed to messaging (its message queued or skipped, in that transaction):
+    # a delivery run reads only the notices where this is NULL.
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 # --- Messaging (issue 5, item 6) -----------------------------------------------------------
