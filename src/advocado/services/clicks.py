@@ -118,10 +118,12 @@ def resolve(engine: Engine, code: str) -> Link | None:
 
 
 class ClickRecorder:
-    """Collects click rows and writes them in batches (see module doc)."""
+    """Collects click rows and writes them in batches (see module doc). Small, frequent
+    batches (every 10 ms) keep the database's own CPU bursts short: at 0.2 s the redirect's p99
+    on PostgreSQL was 25 ms, at 0.05 s 12-15 ms, at 0.01 s 8-12 ms (bench/referrals.py)."""
 
     def __init__(
-        self, engine: Engine, *, salt: bytes, interval: float = 0.05, batch: int = 2000
+        self, engine: Engine, *, salt: bytes, interval: float = 0.01, batch: int = 2000
     ) -> None:
         self.engine = engine
         self.salt = salt
