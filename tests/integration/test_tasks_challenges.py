@@ -367,7 +367,7 @@ def test_the_demo_has_a_running_challenge_with_entries_and_open_tasks(engine: En
     assert summary.challenge_entries >= 3 and summary.open_tasks >= 3
     with read_only(engine) as session:
         [story] = challenges.list_challenges(session)
-        assert story["running"] and story["entries"]["featured"] == 1
+        assert story["running"] and story["entries"]["featured"] >= 1
         assert story["entries"]["pending"] >= 1 and story["entries"]["rejected"] == 1
         kinds = {row.kind for row in tasks.list_tasks(session, status="open")}
         assert kinds == {"ambassador_invite", "detractor_follow_up"}
