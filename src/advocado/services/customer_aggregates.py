@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -88,17 +88,31 @@ def _add(session: Session, delta: Counter[tuple[date, str, str, bool]]) -> None:
         for (d, p, t, h), n in sorted(delta.items())  # one lock order: no deadlocks
         if n
     ]
+    _upsert_counts(session, PromoterDayCount.__table__, rows, counts=("customers",))
+
+
+def _upsert_counts(session: Session, table: Any, rows: list[dict[str, Any]],
+                   *, counts: tuple[str, ...]) -> None:  # fmt: skip
+    """Add each row's `counts` to the stored row with the same key (the other columns). Only
+    a take-out (a negative count) can bring a row to zero, so only those rows are looked up
+    by key and deleted when empty: no scan of the whole table on every write."""
     if not rows:
         return
-    table = PromoterDayCount.__table__
     postgres = session.get_bind().dialect.name == "postgresql"
     statement = (postgresql if postgres else sqlite).insert(table)
     statement = statement.on_conflict_do_update(
-        index_elements=[table.c.day, table.c.persona, table.c.value_tier, table.c.high_influence],
-        set_={"customers": table.c.customers + statement.excluded.customers},
+        index_elements=[column for column in table.primary_key.columns],
+        set_={name: table.c[name] + statement.excluded[name] for name in counts},
     )
     session.connection().execute(statement, rows)
-    session.execute(delete(PromoterDayCount).where(PromoterDayCount.customers == 0))
+    keys = [column.name for column in table.primary_key.columns]
+    lowered = [row for row in rows if row[counts[0]] < 0]
+    for start in range(0, len(lowered), 100):
+        matches = [
+            and_(*(table.c[key] == row[key] for key in keys))
+            for row in lowered[start : start + 100]
+        ]
+        session.execute(delete(table).where(table.c[counts[0]] == 0, or_(*matches)))
 
 
 def _latest_rows(session: Session, customer_ids: list[int] | None) -> Any:
@@ -210,20 +224,7 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
         for (d, c, b), (n, r) in sorted(delta.items())  # one lock order: no deadlocks
         if n or r
     ]
-    if not rows:
-        return
-    table = PaidOrderDay.__table__
-    postgres = session.get_bind().dialect.name == "postgresql"
-    statement = (postgresql if postgres else sqlite).insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.day, table.c.currency, table.c.previous_day],
-        set_={
-            "orders": table.c.orders + statement.excluded.orders,
-            "revenue": table.c.revenue + statement.excluded.revenue,
-        },
-    )
-    session.connection().execute(statement, rows)
-    session.execute(delete(PaidOrderDay).where(PaidOrderDay.orders == 0))
+    _upsert_counts(session, PaidOrderDay.__table__, rows, counts=("orders", "revenue"))
 
 
 @contextmanager
