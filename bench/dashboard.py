@@ -19,8 +19,9 @@ as often as wanted without regenerating:
                                         [--repeat 20] [--figures nps,promoters]
 
 PostgreSQL is ADVOCADO_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1/test).
-`--reuse`/`--pg-reuse` migrate the kept database to the current schema and call `rebuild`
-(every pre-aggregate recomputed from the rows) when a migration ran, or with `--rebuild`.
+`--reuse`/`--pg-reuse` migrate the kept database to the current schema and recompute the
+customer-side pre-aggregates (services.aggregates) when a migration ran; `--rebuild` also
+recomputes the click side (about 20 min on SQLite at full size).
 
 Generates customers (with RFM value tiers), 2 responses and 10 clicks per customer (in time
 order, like real arrivals), a program with codes for 5 % of the customers, referrals for 1 in
@@ -63,8 +64,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from advocado import clock  # noqa: E402
 from advocado.services import (  # noqa: E402
+    aggregates,
     click_rollup,
-    customer_aggregates,
     dashboard,
     plans,
     programs,
@@ -333,12 +334,13 @@ def load(engine: Engine, customers: int, seed: int = 6) -> dict[str, int]:
     return sizes
 
 
-def rebuild_aggregates(engine: Engine) -> None:
-    """Recompute every dashboard pre-aggregate from the loaded rows (the same code as
-    `advocado dashboard rebuild`)."""
+def rebuild_aggregates(engine: Engine, clicks: bool = True) -> None:
+    """Recompute the dashboard pre-aggregates from the loaded rows (the same code as
+    `advocado dashboard rebuild`); the click side only with `clicks` (the slow one)."""
     with unit_of_work(engine) as session:
-        customer_aggregates.rebuild(session)
-    click_rollup.rebuild(engine)
+        aggregates.rebuild(session)
+    if clicks:
+        click_rollup.rebuild(engine)
 
 
 def analyze(engine: Engine) -> None:
@@ -478,7 +480,7 @@ def run(backend: str, args: argparse.Namespace) -> None:
             ensure_schema(engine)
             if args.rebuild or current_revision(engine) != before:
                 start = time.perf_counter()
-                rebuild_aggregates(engine)
+                rebuild_aggregates(engine, clicks=args.rebuild)
                 analyze(engine)
                 print(f"{backend}: aggregates rebuilt in {time.perf_counter() - start:.0f} s")
             print(f"{backend}: reusing {keep}")

@@ -12,11 +12,11 @@ dashboard_app = typer.Typer(help="The dashboard's pre-aggregates (roll-up, rebui
 
 
 def rebuild_customer_side() -> dict[str, int]:
-    """Latest response per customer and promoter counts, recomputed from the rows."""
-    from advocado.services import customer_aggregates
+    """Every customer-side aggregate (services.aggregates), recomputed from the rows."""
+    from advocado.services import aggregates
 
     with unit_of_work(default_engine()) as session:
-        return customer_aggregates.rebuild(session)
+        return aggregates.rebuild(session)
 
 
 @dashboard_app.command("rollup")

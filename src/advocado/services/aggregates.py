@@ -1,0 +1,28 @@
+"""Every dashboard pre-aggregate kept from the customer-side rows, rebuilt in one place.
+
+Each aggregate is maintained in the same transaction as the writes it follows (its module
+says how); `rebuild` recomputes them all from the rows, for repair or after a bulk load that
+went around the services (`advocado dashboard rebuild`, bench/dashboard.py). The click side
+has its own roll-up (services.click_rollup) and is rebuilt separately: it is the slow one.
+A new aggregate adds its rebuild function to REBUILDERS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from advocado.services import customer_aggregates
+
+REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
+    customer_aggregates.rebuild,
+]
+
+
+def rebuild(session: Session) -> dict[str, int]:
+    """Recompute every aggregate in REBUILDERS in the caller's transaction; row counts."""
+    found: dict[str, int] = {}
+    for rebuild_one in REBUILDERS:
+        found.update(rebuild_one(session))
+    return found
