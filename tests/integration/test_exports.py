@@ -1,4 +1,5 @@
-"""CSV on every console list page: the page links it, it has the page's rows, UTF-8 with a BOM
+"""CSV on every console list page: the page links it, it has the whole list (every page, not
+just the one on screen), UTF-8 with a BOM
 (Excel shows Chinese), formulas neutralised (a leading '), secrets never exported, and the
 lists only some roles may read are refused to the others."""
 
@@ -133,3 +134,26 @@ def test_rows_inside_a_cell_are_plain_json() -> None:
     (found,) = json.loads(row["events"])
     assert found["status"] == "sent" and found["at"].startswith("2026-11-02")
     assert row["tags"] == "a;b" and json.loads(row["message"]) == {"id": 1}
+
+
+def test_an_export_has_every_page_of_the_list_not_only_the_one_on_screen(
+    app_client: TestClient, engine: Engine
+) -> None:
+    from advocado.store.models import Customer
+    from advocado.web.console.exports import PAGE
+
+    many = PAGE * 2 + 7  # three pages of the export's walk, the last one short
+    with unit_of_work(engine) as session:
+        now = clock.now()
+        session.add_all(Customer(external_id=f"bulk-{n}", name=f"客户{n}", tags=["bulk"],
+                                 created_at=now, updated_at=now) for n in range(many))  # fmt: skip
+        segments.create_segment(session, name="Bulk", slug="bulk", filters={"tags_any": ["bulk"]})
+    sign_in(app_client, "analyst")
+    members = table(app_client.get("/export/segment-members.csv",
+                                   params={"slug": "bulk", "after": "5"}))  # fmt: skip
+    assert len(members) == many  # the page's cursor is not the export's start
+    assert len({m["external_id"] for m in members}) == many
+    everyone = table(app_client.get("/export/customers.csv"))
+    assert len(everyone) == many + 2
+    assert {"bulk-0", f"bulk-{many - 1}", "c-1", "c-2"} <= {c["external_id"] for c in everyone}
+    assert app_client.get("/segments/bulk").status_code == 200

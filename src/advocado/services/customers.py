@@ -42,7 +42,7 @@ def search_customers(session: Session, *, query: str, limit: int = SEARCH_LIMIT)
     text = (query or "").strip()
     found = select(Customer).limit(limit)
     if not text:
-        return list(session.scalars(found.order_by(Customer.id.desc())))
+        return newest_customers(session, limit=limit)
     low = text.lower()
     like = low.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     exact = list(
@@ -65,8 +65,21 @@ def search_customers(session: Session, *, query: str, limit: int = SEARCH_LIMIT)
     return (exact + [c for c in more if c.id not in seen])[:limit]
 
 
-def customer_profile(session: Session, *, external_id: str) -> dict[str, Any]:
-    """Everything known about one customer, each list newest first. CustomerNotFound if none."""
+def newest_customers(
+    session: Session, *, limit: int, before_id: int | None = None
+) -> list[Customer]:
+    """Customers newest first; `before_id` pages on (the export walks every page)."""
+    query = select(Customer).order_by(Customer.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Customer.id < before_id)
+    return list(session.scalars(query))
+
+
+def customer_profile(
+    session: Session, *, external_id: str, limit: int | None = SECTION_LIMIT
+) -> dict[str, Any]:
+    """Everything known about one customer, each list newest first and at most `limit` long
+    (None: all, as the CSV export wants). CustomerNotFound if none."""
     customer = session.scalar(select(Customer).where(Customer.external_id == external_id))
     if customer is None:
         raise CustomerNotFound(f"no customer {external_id!r} / 没有该客户")
@@ -76,7 +89,7 @@ def customer_profile(session: Session, *, external_id: str) -> dict[str, Any]:
             select(Response)
             .where(Response.customer_id == cid)
             .order_by(Response.submitted_at.desc(), Response.id.desc())
-            .limit(SECTION_LIMIT)
+            .limit(limit)
         )
     )
     orders = list(
@@ -84,7 +97,7 @@ def customer_profile(session: Session, *, external_id: str) -> dict[str, Any]:
             select(Order)
             .where(Order.customer_id == cid)
             .order_by(Order.placed_at.desc(), Order.id.desc())
-            .limit(SECTION_LIMIT)
+            .limit(limit)
         )
     )
     return {
@@ -92,25 +105,25 @@ def customer_profile(session: Session, *, external_id: str) -> dict[str, Any]:
         "insight": insights.customer_insight(session, external_id=external_id),
         "responses": responses,
         "orders": orders,
-        "referrals_made": _referrals(session, cid, as_advocate=True),
-        "referred_by": _referrals(session, cid, as_advocate=False),
+        "referrals_made": _referrals(session, cid, as_advocate=True, limit=limit),
+        "referred_by": _referrals(session, cid, as_advocate=False, limit=limit),
         "balances": {k: v.as_dict() for k, v in ledger.balances(session, cid).items()},
-        "ledger": _ledger(session, cid),
+        "ledger": _ledger(session, cid, limit),
         "coupons": list(
             session.scalars(
                 select(Coupon)
                 .where(Coupon.customer_id == cid)
                 .order_by(Coupon.created_at.desc(), Coupon.id.desc())
-                .limit(SECTION_LIMIT)
+                .limit(limit)
             )
         ),
-        "messages": _messages(session, cid),
+        "messages": _messages(session, cid, limit),
         "tasks": list(
             session.scalars(
                 select(Task)
                 .where(Task.customer_id == cid)
                 .order_by(Task.created_at.desc(), Task.id.desc())
-                .limit(SECTION_LIMIT)
+                .limit(limit)
             )
         ),
         "entries": [
@@ -120,13 +133,15 @@ def customer_profile(session: Session, *, external_id: str) -> dict[str, Any]:
                 .join(Challenge, Challenge.id == ChallengeEntry.challenge_id)
                 .where(ChallengeEntry.customer_id == cid)
                 .order_by(ChallengeEntry.submitted_at.desc(), ChallengeEntry.id.desc())
-                .limit(SECTION_LIMIT)
+                .limit(limit)
             )
         ],
     }
 
 
-def _referrals(session: Session, cid: int, *, as_advocate: bool) -> list[dict[str, Any]]:
+def _referrals(
+    session: Session, cid: int, *, as_advocate: bool, limit: int | None
+) -> list[dict[str, Any]]:
     """Referrals this customer made (the friends) or was brought by (the advocate), with
     status, reason and the rewards they earned."""
     other = aliased(Customer)
@@ -138,7 +153,7 @@ def _referrals(session: Session, cid: int, *, as_advocate: bool) -> list[dict[st
         .join(Program, Program.id == Referral.program_id)
         .where(mine == cid)
         .order_by(Referral.signed_up_at.desc(), Referral.id.desc())
-        .limit(SECTION_LIMIT)
+        .limit(limit)
     ).all()
     rewards: dict[int, list[Reward]] = {}
     ids = [r[0].id for r in rows]
@@ -154,25 +169,25 @@ def _referrals(session: Session, cid: int, *, as_advocate: bool) -> list[dict[st
     ]  # fmt: skip
 
 
-def _ledger(session: Session, cid: int) -> list[LedgerEntry]:
+def _ledger(session: Session, cid: int, limit: int | None) -> list[LedgerEntry]:
     mine = f"customer:{cid}:%"
     return list(
         session.scalars(
             select(LedgerEntry)
             .where(or_(LedgerEntry.credit_account.like(mine), LedgerEntry.debit_account.like(mine)))
             .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-            .limit(SECTION_LIMIT)
+            .limit(limit)
         )
     )
 
 
-def _messages(session: Session, cid: int) -> list[dict[str, Any]]:
+def _messages(session: Session, cid: int, limit: int | None) -> list[dict[str, Any]]:
     messages = list(
         session.scalars(
             select(Message)
             .where(Message.customer_id == cid)
             .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(SECTION_LIMIT)
+            .limit(limit)
         )
     )
     history: dict[int, list[MessageEvent]] = {}

@@ -27,7 +27,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -1252,12 +1252,17 @@ def filter_choices(session: Session) -> dict[str, list[tuple[str, str]]]:
 def csv_text(found: Panel) -> Iterator[str]:
     """The panel as CSV (UTF-8 with BOM so spreadsheet apps read Chinese): a header of its
     columns, then its rows. Cells that a spreadsheet would run as a formula are quoted."""
+    return csv_rows(found.columns, found.rows)
+
+
+def csv_rows(columns: list[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """CSV text as csv_text writes it, from rows that may arrive lazily (page by page)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     yield "\ufeff"
-    writer.writerow(found.columns)
-    for row in found.rows:
-        writer.writerow([_cell(row.get(c)) for c in found.columns])
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
         if buffer.tell() > 64_000:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -1,4 +1,4 @@
-"""CSV of every console list: the rows a page shows, flattened to columns, written by the one
+"""CSV of every console list: the rows of a page's list, flattened to columns, written by the one
 CSV writer (services.dashboard.csv_text: UTF-8 with a BOM so Excel shows Chinese; cells a
 spreadsheet would run as a formula, starting with = + - @, get a leading ').
 
@@ -8,12 +8,13 @@ as in {"referral": Referral, "other": "c-1"}); `table` turns it into a dashboard
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from advocado.services.dashboard import Panel, csv_text
+from advocado.services.dashboard import Panel, csv_rows, csv_text
 
 # Never exported, whatever the list: secrets and raw bytes.
 HIDDEN = ("password", "secret", "hash", "token")
@@ -89,8 +90,19 @@ def table(name: str, items: Iterable[Any], columns: list[str] | None = None) -> 
     return Panel(name, columns, rows)
 
 
+def csv_pages(
+    name: str, first: list[dict[str, Any]], more: Iterable[list[dict[str, Any]]]
+) -> Iterator[str]:
+    """CSV of a list read page by page (rows already flattened): the columns of the first
+    page, in first-seen order, then every page's rows as they come."""
+    columns: list[str] = []
+    for row in first:
+        columns += [c for c in row if c not in columns]
+    return csv_rows(columns, itertools.chain(first, itertools.chain.from_iterable(more)))
+
+
 def csv_of(name: str, items: Iterable[Any], columns: list[str] | None = None) -> Iterator[str]:
     return csv_text(table(name, items, columns))
 
 
-__all__ = ["csv_of", "csv_text", "flatten", "table"]
+__all__ = ["csv_of", "csv_pages", "csv_text", "flatten", "table"]

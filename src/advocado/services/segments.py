@@ -396,6 +396,13 @@ class PromoterPage:
     next: int | None
 
 
+def persona_filter(tab: str) -> SegmentFilter:
+    """The promoters of one persona tab (high_influence: whatever their persona)."""
+    if tab == "high_influence":
+        return SegmentFilter(nps_category=("promoter",), high_influence=True)
+    return SegmentFilter(nps_category=("promoter",), persona=(tab,))
+
+
 def promoters_by_persona(
     session: Session, *, tab: str, limit: int = 50, after: int | None = None
 ) -> PromoterPage:
@@ -403,11 +410,7 @@ def promoters_by_persona(
     or high-influence promoters whatever their persona. Raises FieldError for an unknown tab."""
     if tab not in PERSONA_TABS:
         raise FieldError("persona", f"{tab!r} is not one of {', '.join(PERSONA_TABS)}")
-    specs = {
-        name: SegmentFilter(nps_category=("promoter",), persona=(name,))
-        for name in PERSONA_TABS[:3]
-    }
-    specs["high_influence"] = SegmentFilter(nps_category=("promoter",), high_influence=True)
+    specs = {name: persona_filter(name) for name in PERSONA_TABS}
     counts = {name: count_members(session, spec) for name, spec in specs.items()}
     members, following = member_page(session, specs[tab], limit=limit, after=after)
     return PromoterPage(tab=tab, counts=counts, members=members, next=following)
