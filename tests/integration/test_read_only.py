@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from advocado.services.nps import nps_figures
@@ -45,3 +45,13 @@ def test_a_write_inside_a_read_only_transaction_is_refused(engine) -> None:
         pytest.skip("SQLite has no read-only transactions; read_only only avoids the write lock")
     with pytest.raises(DBAPIError, match="read-only"), read_only(engine) as session:
         session.execute(insert(Setting).values(key="k", value="v"))
+
+
+def test_postgresql_sessions_never_jit_compile_even_after_a_rollback(engine: Engine) -> None:
+    # JIT compilation alone costs 50-200 ms on the dashboard's queries over millions of rows
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    with engine.connect() as connection:
+        assert connection.execute(text("SHOW jit")).scalar() == "off"
+        connection.rollback()
+        assert connection.execute(text("SHOW jit")).scalar() == "off"
