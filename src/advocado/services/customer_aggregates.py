@@ -76,6 +76,9 @@ def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     )
     if customer_ids is not None:
         query = query.where(latest.customer_id.in_(customer_ids))
+        from advocado.services import cohorts  # (it builds on this module)
+
+        cohorts.promoters_tally(session, customer_ids, sign)  # the same per segment / program
     delta: Counter[tuple[date, str, str, bool]] = Counter()
     for d, p, t, h, n in session.execute(query):
         delta[(_day(d), p, t, bool(h))] += sign * int(n)
@@ -188,9 +191,13 @@ def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> I
         yield
         session.flush()
         rebuild_promoter_counts(session)
+        from advocado.services import cohorts
+
+        cohorts.rebuild(session)  # segments filter on insights: every membership judged again
         return
     chunks = list(_chunks(customer_ids))
     for chunk in chunks:
+        _lock(session, chunk)  # a segment membership move of these customers queues
         _tally(session, chunk, -1)
     yield
     session.flush()
