@@ -271,6 +271,7 @@ def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPat
                     records.save_responses(session, batch)
                 with unit_of_work(engine) as session:
                     programs.code_for(session, program_slug="p", customer_external_id=f"c{n % 4}")
+                with unit_of_work(engine) as session:
                     records.save_customers(session, [
                         CustomerRecord(f"c{(n + worker) % 4}", tags=("vip",) * (n % 2))
                     ])  # fmt: skip

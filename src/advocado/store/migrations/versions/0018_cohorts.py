@@ -51,7 +51,11 @@ def upgrade() -> None:
         sa.Column("high_influence", sa.Boolean(), nullable=False),
         sa.Column("customers", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "cohort", "day", "persona", "value_tier", "high_influence",
+            "cohort",
+            "day",
+            "persona",
+            "value_tier",
+            "high_influence",
             name=op.f("pk_cohort_promoter_day_counts"),
         ),  # fmt: skip
     )
