@@ -16,6 +16,8 @@ customer's promoter count is taken out before and put back after. On PostgreSQL 
 customers' rows are locked first (FOR NO KEY UPDATE, in id order), so two writers for one customer
 queue instead of each writing what it saw; SQLite has one writer. `rebuild` recomputes all
 from scratch (`advocado dashboard rebuild`, and the migration that adds the tables).
+The same take-out/put-back of promoter counts is done per segment and program the customer is
+in (services.cohorts.promoters_tally, which also marks the customer's segments to be judged).
 """
 
 from __future__ import annotations

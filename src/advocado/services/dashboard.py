@@ -10,8 +10,12 @@ as every write to `responses`. Promoters read `promoter_day_counts` and
 `customer_latest_responses`, and the 12-month value reads `paid_order_days`: all kept by
 services.customer_aggregates in the same transaction as every write of responses, orders and
 customer insights (`advocado dashboard rebuild` recomputes them). They answer the unfiltered
-figures (promoters: periods ending after the newest response); with a segment or program, or
-a period ending earlier, the figures are computed from the rows. Click figures read
+figures (promoters: periods ending after the newest response). A segment or program filter
+reads its members from services.cohorts (stored members, plus the few customers written
+since the worker judged their segments, judged live), and nps and promoters under one
+segment or program read that cohort's own per-day counts, kept by the same writes (that
+module says how); with both filters, or a period ending before the newest response, they are
+computed from the rows of the cohort's members. Click figures read
 services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
 doubles a click). Everything else is computed from the rows at request time, on covering
