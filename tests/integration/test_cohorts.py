@@ -293,3 +293,38 @@ def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPat
         thread.join()
     assert not errors
     _settle_and_compare(engine, monkeypatch)
+
+
+def test_playbook_tags_move_segment_members(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A playbook's add_tag / remove_tag step marks the customer: after the worker's run the
+    stored members of a tag segment equal its filter (without the mark they would not)."""
+    from advocado.services import playbooks
+
+    flow = (
+        "name: vip\ntriggers:\n  - {type: segment_entered, segment: promoters}\n"
+        "steps:\n  - id: tag\n    add_tag: vip\n  - id: untag\n    remove_tag: new\n"
+    )
+    clock.set_now(NOW)
+    with unit_of_work(engine) as session:
+        playbooks.install_default(session)
+        playbooks.set_enabled(session, name="activation-funnel", enabled=False)
+        records.save_customers(session, [CustomerRecord(f"c{k}", tags=("new",)) for k in range(3)])
+        playbooks.apply_source(session, source=flow)
+    _save_segments(engine)
+    with unit_of_work(engine) as session:
+        segments.create_segment(session, name="new", slug="new", filters={"tags_any": ["new"]})
+        records.save_responses(session, [
+            ResponseRecord(f"r{k}", score, NOW - timedelta(days=40), f"c{k}")
+            for k, score in enumerate((10, 5, 5))
+        ])  # fmt: skip
+    cohorts.settle(engine)
+    assert playbooks.run_once(engine, now=NOW, deliver=False).enrolled == 1
+    kept = _settle_and_compare(engine, monkeypatch)
+    with read_only(engine) as session:
+        c0 = records.customer_ids(session, ["c0"])["c0"]
+        vip = session.scalar(select(segments.Segment.id).where(segments.Segment.slug == "vip"))
+        new = session.scalar(select(segments.Segment.id).where(segments.Segment.slug == "new"))
+    assert c0 in kept["members"][f"segment:{vip}"]
+    assert c0 not in kept["members"][f"segment:{new}"]
