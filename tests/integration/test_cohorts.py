@@ -328,3 +328,28 @@ def test_playbook_tags_move_segment_members(
         new = session.scalar(select(segments.Segment.id).where(segments.Segment.slug == "new"))
     assert c0 in kept["members"][f"segment:{vip}"]
     assert c0 not in kept["members"][f"segment:{new}"]
+
+
+def test_unsubscribe_moves_consent_segments(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consent withdrawn through an unsubscribe link marks the customer (the link itself is
+    tested in test_messaging_http; here its target is given)."""
+    from advocado.services import messaging
+
+    clock.set_now(NOW)
+    with unit_of_work(engine) as session:
+        records.save_customers(
+            session, [CustomerRecord(f"c{k}", marketing_consent=True) for k in range(3)]
+        )
+    _save_segments(engine)
+    with read_only(engine) as session:
+        c1 = records.customer_ids(session, ["c1"])["c1"]
+    target = messaging.UnsubscribeTarget(message_id=1, customer_id=c1, locale="en", already=False)
+    monkeypatch.setattr(messaging, "unsubscribe_target", lambda engine, token: target)
+    messaging.unsubscribe(engine, token="t")
+    kept = _settle_and_compare(engine, monkeypatch)
+    with read_only(engine) as session:
+        slug = select(segments.Segment.id).where(segments.Segment.slug == "no-consent")
+        no_consent = session.scalar(slug)
+    assert kept["members"][f"segment:{no_consent}"] == {c1}
