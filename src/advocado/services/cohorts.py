@@ -289,6 +289,9 @@ def settle_batch(session: Session, limit: int = SETTLE_BATCH) -> int:
     )
     if not ids:
         return 0
+    # Segments first (FOR SHARE: one being saved finishes first, one saved later waits for
+    # us), then the customers (their writers queue behind us), then their marks.
+    found = _segments(session, lock=True)
     _lock_customers(session, ids)
     marks: dict[int, list[int]] = {}
     for chunk in aggregates._chunks(ids):
@@ -298,7 +301,7 @@ def settle_batch(session: Session, limit: int = SETTLE_BATCH) -> int:
             )
         ):
             marks.setdefault(n, []).append(customer_id)
-    for segment_id, spec in _segments(session, lock=True):
+    for segment_id, spec in found:
         cohort = segment_cohort(segment_id)
         now = segments.members_among(session, spec, ids)
         before: set[int] = set()

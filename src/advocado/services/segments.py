@@ -391,8 +391,10 @@ def delete_segment(session: Session, *, slug: str, actor: str = SYSTEM) -> None:
     )
     from advocado.services import cohorts
 
-    cohorts.forget_segment(session, segment.id)
+    segment_id = segment.id
     session.delete(segment)
+    session.flush()  # first: a worker judging this segment finishes before its rows go
+    cohorts.forget_segment(session, segment_id)
 
 
 def member_ids(session: Session, spec: SegmentFilter) -> Select[Any]:
