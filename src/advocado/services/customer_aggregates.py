@@ -16,6 +16,8 @@ customer's promoter count is taken out before and put back after. On PostgreSQL 
 customers' rows are locked first (FOR NO KEY UPDATE, in id order), so two writers for one customer
 queue instead of each writing what it saw; SQLite has one writer. `rebuild` recomputes all
 from scratch (`advocado dashboard rebuild`, and the migration that adds the tables).
+The same take-out/put-back of promoter counts is done per segment and program the customer is
+in (services.cohorts.promoters_tally, which also marks the customer's segments to be judged).
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     )
     if customer_ids is not None:
         query = query.where(latest.customer_id.in_(customer_ids))
+        from advocado.services import cohorts  # (it builds on this module)
+
+        cohorts.promoters_tally(session, customer_ids, sign)  # the same per segment / program
     delta: Counter[tuple[date, str, str, bool]] = Counter()
     for d, p, t, h, n in session.execute(query):
         delta[(_day(d), p, t, bool(h))] += sign * int(n)
@@ -188,9 +193,13 @@ def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> I
         yield
         session.flush()
         rebuild_promoter_counts(session)
+        from advocado.services import cohorts
+
+        cohorts.rebuild(session)  # segments filter on insights: every membership judged again
         return
     chunks = list(_chunks(customer_ids))
     for chunk in chunks:
+        _lock(session, chunk)  # a segment membership move of these customers queues
         _tally(session, chunk, -1)
     yield
     session.flush()

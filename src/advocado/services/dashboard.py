@@ -10,8 +10,12 @@ as every write to `responses`. Promoters read `promoter_day_counts` and
 `customer_latest_responses`, and the 12-month value reads `paid_order_days`: all kept by
 services.customer_aggregates in the same transaction as every write of responses, orders and
 customer insights (`advocado dashboard rebuild` recomputes them). They answer the unfiltered
-figures (promoters: periods ending after the newest response); with a segment or program, or
-a period ending earlier, the figures are computed from the rows. Click figures read
+figures (promoters: periods ending after the newest response). A segment or program filter
+reads its members from services.cohorts (stored members, plus the few customers written
+since the worker judged their segments, judged live), and nps and promoters under one
+segment or program read that cohort's own per-day counts, kept by the same writes (that
+module says how); with both filters, or a period ending before the newest response, they are
+computed from the rows of the cohort's members. Click figures read
 services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
 doubles a click). Everything else is computed from the rows at request time, on covering
@@ -40,12 +44,15 @@ from advocado.domain import dashboard as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
-from advocado.services import audit, click_rollup, segments
+from advocado.services import audit, click_rollup, cohorts, segments
 from advocado.services import dashboard_activation as activation
 from advocado.services.nps import day_bounds
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     Click,
+    CohortMember,
+    CohortPromoterDayCount,
+    CohortResponseDayCount,
     Customer,
     CustomerInsight,
     CustomerLatestResponse,
@@ -101,20 +108,26 @@ class _Scope:
     program_id: int | None
     currency: str
     segmented: bool = False  # a segment narrows `customers` (not just the program's people)
+    cohort: cohorts.Members | None = None  # the one segment or program filtered on
 
 
 def _scope(session: Session, f: Filters) -> _Scope:
-    """The filter resolved against the database. FieldError if the segment/program is unknown."""
+    """The filter resolved against the database. FieldError if the segment/program is unknown.
+    A segment's or program's members are read from services.cohorts (stored, corrected for
+    the customers written since their segments were judged), not by evaluating the filter."""
     start, end = day_bounds(f.start, f.end)
     customers = None
     program_id = None
     program_currency = None
+    found_cohort = None
     if f.segment:
         try:
-            _, spec = segments.segment_filter(session, slug=f.segment)
+            segment, spec = segments.segment_filter(session, slug=f.segment)
         except segments.SegmentNotFound:
             raise FieldError("segment", f"no segment {f.segment!r} / 没有该分群") from None
-        customers = segments.member_ids(session, spec)
+        found_cohort = cohorts.segment_members(session, segment.id, spec)
+        # Too many customers written since the worker last judged them: the filter itself.
+        customers = segments.member_ids(session, spec) if found_cohort is None else found_cohort.ids
     if f.program:
         found = session.execute(
             select(Program.id, Program.currency).where(Program.slug == f.program)
@@ -122,19 +135,15 @@ def _scope(session: Session, f: Filters) -> _Scope:
         if found is None:
             raise FieldError("program", f"no program {f.program!r} / 没有该推荐计划")
         program_id, program_currency = found
-        in_program = select(ReferralCode.customer_id).where(ReferralCode.program_id == program_id)
-        referred = select(Referral.referee_id).where(Referral.program_id == program_id)
-        people = in_program.union(referred).subquery()
-        program_people = select(people.c[0])
-        customers = (
-            program_people
-            if customers is None
-            else select(Customer.id).where(
-                Customer.id.in_(customers), Customer.id.in_(program_people)
-            )
-        )
+        people = cohorts.program_members(session, program_id)  # code holders and referees
+        if customers is None:
+            customers, found_cohort = people.ids, people
+        else:  # both: no stored counts for the pair
+            customers = people.ids.where(CohortMember.customer_id.in_(customers))
+            found_cohort = None
     currency = program_currency or _report_currency(session)
-    return _Scope(start, end, customers, program_id, currency, segmented=bool(f.segment))
+    return _Scope(start, end, customers, program_id, currency, segmented=bool(f.segment),
+                  cohort=found_cohort)  # fmt: skip
 
 
 def _report_currency(session: Session) -> str:
@@ -200,6 +209,7 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
     """NPS with the promoter/passive/detractor mix per week or month and survey. Without a
     segment/program it reads the per-day counts (cost: days, not responses)."""
     scope = _scope(session, f)
+    corrections: dict[tuple[date, str, int], int] = {}
     if scope.customers is None:
         t = ResponseDayCount
         query = select(t.day, t.survey, t.score, func.sum(t.responses)).group_by(
@@ -209,6 +219,20 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
             query = query.where(t.day >= f.start)
         if f.end:
             query = query.where(t.day <= f.end)
+    elif scope.cohort is not None:
+        # One segment or program: its per-day counts (cost: days), corrected for the few
+        # customers written since their segments were judged (services.cohorts).
+        c = CohortResponseDayCount
+        query = (
+            select(c.day, c.survey, c.score, func.sum(c.responses))
+            .where(c.cohort == scope.cohort.cohort)
+            .group_by(c.day, c.survey, c.score)
+        )
+        if f.start:
+            query = query.where(c.day >= f.start)
+        if f.end:
+            query = query.where(c.day <= f.end)
+        corrections = cohorts.response_corrections(session, scope.cohort, scope.start, scope.end)
     else:
         day = utc_day(session, Response.submitted_at)
         survey = func.coalesce(Response.survey, "")
@@ -221,12 +245,16 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
         )
     counts: dict[tuple[date, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[int, int] = defaultdict(int)
-    for day_value, survey_name, score, n in session.execute(query):
+    found = list(session.execute(query))
+    found += [(d, s, score, n) for (d, s, score), n in corrections.items() if n]
+    for day_value, survey_name, score, n in found:
         period = rules.bucket_start(as_date(day_value), f.bucket)
         counts[(period, survey_name or "")][score] += int(n)
         totals[score] += int(n)
     rows = []
     for (period, survey_name), scores in sorted(counts.items()):
+        if not any(scores.values()):  # all taken out by a correction: no responses there
+            continue
         figures = NpsFigures.from_score_counts(scores)
         rows.append({"period": period.isoformat(), "survey": survey_name, **figures.as_dict()})
     overall = NpsFigures.from_score_counts(totals).as_dict()
@@ -375,6 +403,7 @@ def promoters(session: Session, f: Filters) -> Panel:
     personas), and value tier (RFM, see services.insights)."""
     scope = _scope(session, f)
     query: Select[Any]
+    corrections: dict[tuple[str, str, bool], int] = {}
     if scope.customers is None and _latest_covers(session, scope):
         # Everyone, over a period up to now: the per-day counts (cost: days, not customers).
         t = PromoterDayCount
@@ -384,6 +413,18 @@ def promoters(session: Session, f: Filters) -> Panel:
         if f.end:
             query = query.where(t.day <= f.end)
         query = query.group_by(t.persona, t.value_tier, t.high_influence)
+    elif scope.cohort is not None and _latest_covers(session, scope):
+        # One segment or program: its per-day counts, corrected as in nps_over_time.
+        c = CohortPromoterDayCount
+        query = select(c.persona, c.value_tier, c.high_influence, func.sum(c.customers)).where(
+            c.cohort == scope.cohort.cohort
+        )
+        if f.start:
+            query = query.where(c.day >= f.start)
+        if f.end:
+            query = query.where(c.day <= f.end)
+        query = query.group_by(c.persona, c.value_tier, c.high_influence)
+        corrections = cohorts.promoter_corrections(session, scope.cohort, scope.start, scope.end)
     else:
         found = _promoters(session, scope).subquery()
         # One pass over the promoters, grouped by everything at once; counted per dimension.
@@ -392,13 +433,17 @@ def promoters(session: Session, f: Filters) -> Panel:
         ).group_by(found.c.persona, found.c.value_tier, found.c.high_influence)
     by: dict[tuple[str, str], int] = defaultdict(int)
     total = 0
-    for persona, tier, high, n in session.execute(query):
+    found = list(session.execute(query))
+    if corrections:
+        found += [(persona, tier, high, n) for (persona, tier, high), n in corrections.items()]
+    for persona, tier, high, n in found:
         n = int(n)
         by[("persona", persona)] += n
         by[("value_tier", tier)] += n
         if high:
             by[("influence", "high_influence")] += n
         total += n
+    by = defaultdict(int, {key: n for key, n in by.items() if n})  # corrections may empty one
     by.setdefault(("influence", "high_influence"), 0)
     order = {"persona": 0, "value_tier": 1, "influence": 2}
     rows = [

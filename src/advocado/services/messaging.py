@@ -737,6 +737,9 @@ def unsubscribe(engine: Engine, *, token: str, source: str = "link") -> Unsubscr
             customer.consent_at = moment
             customer.consent_source = f"unsubscribed ({source})"
             customer.updated_at = moment
+            from advocado.services import cohorts
+
+            cohorts.mark_dirty(session, [customer.id])  # consent is a segment filter
     return target
 
 

@@ -39,7 +39,7 @@ from advocado import clock
 from advocado.config import settings
 from advocado.domain import playbooks as rules
 from advocado.domain.playbooks import Condition, PlaybookError, PlaybookSpec, Step
-from advocado.services import audit, ledger, segments
+from advocado.services import audit, cohorts, ledger, segments
 from advocado.store.db import unit_of_work
 from advocado.store.models import (
     Customer,
@@ -719,6 +719,7 @@ class _Runner:
         if tag in tags:
             return Outcome("unchanged", f"already tagged {tag} / 已有标签 {tag}")
         self.customer.tags = [*tags, tag]
+        cohorts.mark_dirty(self.session, [self.customer.id])  # tags are a segment filter
         return Outcome("tagged", f"tag {tag} added / 添加标签 {tag}")
 
     def _remove_tag(self, step: Step) -> Outcome:
@@ -727,6 +728,7 @@ class _Runner:
         if tag not in tags:
             return Outcome("unchanged", f"not tagged {tag} / 没有标签 {tag}")
         self.customer.tags = [t for t in tags if t != tag]
+        cohorts.mark_dirty(self.session, [self.customer.id])
         return Outcome("untagged", f"tag {tag} removed / 移除标签 {tag}")
 
     def _call_webhook(self, step: Step) -> Outcome:
@@ -963,12 +965,14 @@ def _deliver(engine: Engine, *, now: datetime, owner: str, limit: int = 200) -> 
 
 def _periodic(engine: Engine, *, now: datetime, report: RunReport) -> None:
     """Other jobs that fall due with time: points and credit expiring (soonest first, once per
-    lot; see services.ledger.expire_due), and the dashboard's click roll-up."""
+    lot; see services.ledger.expire_due), the dashboard's click roll-up, and the segment
+    memberships of customers written since (services.cohorts)."""
     from advocado.services.click_rollup import catch_up
 
     with unit_of_work(engine) as session:
         report.extra["expired"] = ledger.expire_due(session, now=now)
     report.extra["clicks_rolled_up"] = catch_up(engine).clicks
+    report.extra["cohort_customers_judged"] = cohorts.settle(engine)
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -155,6 +155,9 @@ def code_for(
             )
         )
         if found is not None:
+            from advocado.services import cohorts
+
+            cohorts.joined_program(session, program.id, customer_id)  # same transaction
             return found
         if wanted:
             raise ValueError(f"code {wanted!r} is taken / 推荐码 {wanted} 已被占用")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from advocado import clock
 from advocado.domain.records import CustomerRecord, FieldError, OrderRecord, ResponseRecord
-from advocado.services import customer_aggregates
+from advocado.services import cohorts, customer_aggregates
 from advocado.services.lexicon import brand_lexicon
 from advocado.services.playbooks import record_response_events
 from advocado.store.models import Customer, Order, Response, ResponseDayCount, UtcDateTime
@@ -82,7 +82,13 @@ def save_customers(session: Session, records: Sequence[CustomerRecord]) -> list[
         }
         for r in records
     ]
-    return _save(session, Customer.__table__, rows, now, merge=_keep_consent_evidence)
+    return _save(session, Customer.__table__, rows, now, merge=_keep_consent_evidence,
+                 on_change=_customers_changed)  # fmt: skip
+
+
+def _customers_changed(session: Session, changes: list[Change]) -> None:
+    """Tags and consent are segment filters: the customers' memberships are judged again."""
+    cohorts.mark_dirty(session, [(old or new)["id"] for old, new in changes if (old or new)])
 
 
 def _keep_consent_evidence(old: dict[str, Any] | None, new: dict[str, Any], now: datetime) -> None:
@@ -382,11 +388,15 @@ def count_responses_by_day(session: Session, changes: list[Change]) -> None:
     """Keeps response_day_counts equal to the responses table, in the same transaction as the
     write: +1 where a response now counts, -1 where it counted before an update moved it."""
     delta: Counter[tuple[date, str, int]] = Counter()
+    per_customer: list[tuple[int | None, tuple[date, str, int], int]] = []
     for old, new in changes:
         if old is not None:
             delta[_day_key(old)] -= 1
+            per_customer.append((old["customer_id"], _day_key(old), -1))
         if new is not None:
             delta[_day_key(new)] += 1
+            per_customer.append((new["customer_id"], _day_key(new), +1))
+    cohorts.responses_counted(session, per_customer)  # the same counts per segment / program
     rows = [
         {"day": day, "survey": survey, "score": score, "responses": n}
         for (day, survey, score), n in sorted(delta.items())  # one lock order: no deadlocks

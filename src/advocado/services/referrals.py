@@ -37,7 +37,7 @@ from advocado.domain.attribution import (
 from advocado.domain.codes import normalise
 from advocado.domain.programs import ProgramConfig
 from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
-from advocado.services import audit, coupons, customer_aggregates, ledger
+from advocado.services import audit, cohorts, coupons, customer_aggregates, ledger
 from advocado.services.clicks import hash_ip, ip_salt
 from advocado.services.programs import config_of
 from advocado.store.db import unit_of_work
@@ -249,6 +249,8 @@ def _customer(session: Session, event: EventIn) -> Customer:
             select(Customer).where(Customer.external_id == event.customer_external_id)
         )
     assert customer is not None
+    if customer.created_at == now:  # a new customer may match a segment (no filter, no consent)
+        cohorts.mark_dirty(session, [customer.id])
     return customer
 
 
@@ -527,6 +529,7 @@ def _create_referral(
             )
         )
         return first, {"attributed": True, "already": True}, program
+    cohorts.joined_program(session, program.id, friend.id)  # the program's people, same transaction
     config = config_of(program)
     friend_name = progress.mask(friend.name)
     if status == REJECTED:

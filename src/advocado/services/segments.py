@@ -73,7 +73,7 @@ class SegmentView:
 # --- the query ---------------------------------------------------------------------------
 
 
-def _latest_responses(spec: SegmentFilter) -> Any:
+def _latest_responses(spec: SegmentFilter, among: list[int] | None = None) -> Any:
     """Each customer's latest response in scope (survey, period), as a subquery. Without a
     survey or an end date that is the customer's latest response of all (if it is on or after
     the start date): customer_latest_responses, kept by services.customer_aggregates."""
@@ -83,6 +83,8 @@ def _latest_responses(spec: SegmentFilter) -> Any:
             latest.customer_id, latest.response_id, latest.score, latest.persona,
             Response.evidence, Response.comment, Response.survey, latest.submitted_at,
         ).outerjoin(Response, Response.id == latest.response_id)  # fmt: skip
+        if among is not None:
+            query = query.where(latest.customer_id.in_(among))
         if spec.submitted_from:
             query = query.where(
                 latest.submitted_at >= datetime.combine(spec.submitted_from, time(), UTC)
@@ -97,6 +99,8 @@ def _latest_responses(spec: SegmentFilter) -> Any:
         Response.persona, Response.evidence, Response.comment, Response.survey,
         Response.submitted_at, rank.label("rank"),
     ).where(Response.customer_id.is_not(None))  # fmt: skip
+    if among is not None:  # a few customers: rank only their responses
+        query = query.where(Response.customer_id.in_(among))
     if spec.survey:
         query = query.where(Response.survey == spec.survey)
     if spec.submitted_from:
@@ -150,9 +154,12 @@ def _tag_conditions(session: Session, spec: SegmentFilter) -> list[ColumnElement
     return conditions
 
 
-def _members(session: Session, spec: SegmentFilter, columns: bool) -> Select[Any]:
-    """Customers in the segment; with `columns`, everything a member list shows."""
-    latest = _latest_responses(spec)
+def _members(
+    session: Session, spec: SegmentFilter, columns: bool, among: list[int] | None = None
+) -> Select[Any]:
+    """Customers in the segment (only those `among` these ids, if given); with `columns`,
+    everything a member list shows."""
+    latest = _latest_responses(spec, among)
     insight = CustomerInsight
     if columns:
         query = select(
@@ -204,6 +211,8 @@ def _members(session: Session, spec: SegmentFilter, columns: bool) -> Select[Any
     if spec.consent is not None:
         conditions.append(Customer.marketing_consent.is_(spec.consent))
     conditions += _tag_conditions(session, spec)
+    if among is not None:
+        conditions.append(Customer.id.in_(among))
     return query.where(and_(True, *conditions))
 
 
@@ -217,8 +226,7 @@ def members_among(session: Session, spec: SegmentFilter, customer_ids: list[int]
     found: set[int] = set()
     for start in range(0, len(customer_ids), 900):
         chunk = customer_ids[start : start + 900]
-        query = _members(session, spec, columns=False).where(Customer.id.in_(chunk))
-        found.update(session.scalars(query))
+        found.update(session.scalars(_members(session, spec, columns=False, among=chunk)))
     return found
 
 
@@ -333,6 +341,9 @@ def create_segment(
                       updated_at=now)  # fmt: skip
     session.add(segment)
     session.flush()
+    from advocado.services import cohorts  # (it builds on this module)
+
+    cohorts.recompute(session, segment.id)
     audit.record(
         session,
         actor=actor,
@@ -353,6 +364,9 @@ def update_segment(
     segment.filters = rules.parse_filters(filters).as_dict()
     segment.updated_at = clock.now()
     session.flush()
+    from advocado.services import cohorts
+
+    cohorts.recompute(session, segment.id)
     audit.record(
         session,
         actor=actor,
@@ -375,7 +389,12 @@ def delete_segment(session: Session, *, slug: str, actor: str = SYSTEM) -> None:
         action="delete",
         before={"name": segment.name, "filters": segment.filters},
     )
+    from advocado.services import cohorts
+
+    segment_id = segment.id
     session.delete(segment)
+    session.flush()  # first: a worker judging this segment finishes before its rows go
+    cohorts.forget_segment(session, segment_id)
 
 
 def member_ids(session: Session, spec: SegmentFilter) -> Select[Any]:

@@ -944,3 +944,50 @@ class PaidOrderDay(Base):
     previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class CohortMember(Base):
+    """A customer in a cohort: a saved segment ("segment:<id>") or a program's people, its
+    code holders and referees ("program:<id>"). Kept by services.cohorts (its doc says how
+    the dashboard reads stay exact while a segment member's data changes)."""
+
+    __tablename__ = "cohort_members"
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+
+
+class CohortDirty(Base):
+    """Customers written since their segment memberships were last judged (services.cohorts);
+    `marks` grows on every write, so the worker clears only what it judged."""
+
+    __tablename__ = "cohort_dirty"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marks: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CohortResponseDayCount(Base):
+    """response_day_counts per cohort: the responses of the cohort's members."""
+
+    __tablename__ = "cohort_response_day_counts"
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    survey: Mapped[str] = mapped_column(String(200), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer, primary_key=True)
+    responses: Mapped[int] = mapped_column(Integer)
+
+
+class CohortPromoterDayCount(Base):
+    """promoter_day_counts per cohort: the cohort's members whose latest response is a
+    promoter's."""
+
+    __tablename__ = "cohort_promoter_day_counts"
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    persona: Mapped[str] = mapped_column(String(12), primary_key=True)
+    value_tier: Mapped[str] = mapped_column(String(8), primary_key=True)
+    high_influence: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer)

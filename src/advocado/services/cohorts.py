@@ -1,0 +1,546 @@
+"""Cohorts: a saved segment's members and a program's people, kept as rows (cohort_members),
+with the dashboard's customer-side counts per cohort, so a figure under a segment or program
+filter costs days (or a SELECT on cohort_members), not an evaluation of the segment's filter
+over every customer.
+
+Cohorts ("segment:<id>", "program:<id>"):
+ - a program's people are its code holders and its referees. A customer joins in the same
+   transaction as their code is issued (services.programs.code_for) or their referral is
+   created (services.referrals), via `joined_program`; nobody leaves (codes and referrals are
+   not deleted).
+ - a segment's members are the customers its filter selects. The filter reads responses,
+   insights, tags and consent, so every write of those marks the customer dirty
+   (cohort_dirty, same transaction: `mark_dirty`, called from services.customer_aggregates for
+   responses and insights, services.records for customers, services.referrals for a customer
+   an event creates, services.messaging for an unsubscribe, services.playbooks for tags). The
+   worker (`settle`, run by services.playbooks._periodic) judges the dirty customers against
+   every segment, moves their memberships and clears the marks it judged (a mark that grew
+   meanwhile stays). Creating or editing a segment recomputes its members (`recompute`).
+
+Reads stay exact in the dirty window: a segment's members are its stored members, minus the
+dirty customers, plus the dirty customers its filter selects now (judged live on those few:
+`segment_members`). It is the "aggregate + live tail" of services.click_rollup.
+
+Counts per cohort (cohort_response_day_counts, cohort_promoter_day_counts) follow the same
+rules as their unfiltered tables, for every cohort the customer is a stored member of:
+ - tally hook: a write of responses adds and takes out per response (`responses_counted`,
+   from services.records.count_responses_by_day); the latest response and insight changes
+   take the customer's promoter row out before and put it back after (`promoters_tally`, from
+   services.customer_aggregates._tally).
+ - membership hook: a customer entering or leaving a cohort adds or takes out their whole
+   contribution to it (`_contribute`).
+So the stored counts are always those of the stored members with their current rows; a read
+takes out what the dirty stored members contribute and adds what the dirty matching ones do
+(`Members.out` / `Members.into`).
+
+Concurrency (PostgreSQL): a writer locks its customers (FOR NO KEY UPDATE, id order) before
+it marks them dirty and before it reads their memberships to tally; the worker locks the
+customers it judges, so a tally and a move of one customer queue. A whole recompute (a
+segment saved, `rebuild`, every insight recomputed) locks cohort_dirty EXCLUSIVE: writers
+that marked a customer have committed before it reads, and writers after it wait, then see
+the new members when they tally. A program join takes the writers' lock (ROW EXCLUSIVE) too.
+SQLite has one writer.
+
+Another panel adopts this by reading `Members.ids` (what dashboard._scope does), or by
+keeping its own per-cohort counts with the two hooks above.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, String, cast, delete, func, insert, literal, select, text, union
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from advocado.domain import segments as rules
+from advocado.services import customer_aggregates as aggregates
+from advocado.services import segments
+from advocado.store.db import unit_of_work, utc_day
+from advocado.store.models import (
+    CohortDirty,
+    CohortMember,
+    CohortPromoterDayCount,
+    CohortResponseDayCount,
+    Customer,
+    CustomerInsight,
+    CustomerLatestResponse,
+    Referral,
+    ReferralCode,
+    Response,
+    Segment,
+)
+
+CHUNK = aggregates.CHUNK
+LIVE_LIMIT = 5000  # dirty customers judged live at read time; more: the filter is evaluated
+SETTLE_BATCH = 2000  # dirty customers the worker judges per transaction
+
+
+def segment_cohort(segment_id: int) -> str:
+    return f"segment:{segment_id}"
+
+
+def program_cohort(program_id: int) -> str:
+    return f"program:{program_id}"
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _insert(session: Session) -> Any:
+    return (postgresql if _postgres(session) else sqlite).insert
+
+
+def _lock_all(session: Session) -> None:
+    """The whole-recompute lock: writers that marked a customer dirty have committed, new
+    ones wait (PostgreSQL; SQLite has one writer)."""
+    if _postgres(session):
+        session.execute(text("LOCK TABLE cohort_dirty IN EXCLUSIVE MODE"))
+
+
+def _lock_customers(session: Session, customer_ids: list[int]) -> None:
+    for chunk in aggregates._chunks(customer_ids):
+        aggregates._lock(session, chunk)
+
+
+# --- the hooks writers call ----------------------------------------------------------------
+
+
+def mark_dirty(session: Session, customer_ids: Iterable[int | None]) -> None:
+    """After a write that may change these customers' segment memberships (same transaction,
+    after their rows were locked or written)."""
+    rows = [{"customer_id": i, "marks": 1} for i in sorted({i for i in customer_ids if i})]
+    if not rows:
+        return
+    statement = _insert(session)(CohortDirty.__table__)
+    statement = statement.on_conflict_do_update(
+        index_elements=[CohortDirty.customer_id], set_={"marks": CohortDirty.marks + 1}
+    )
+    for start in range(0, len(rows), CHUNK):
+        session.connection().execute(statement, rows[start : start + CHUNK])
+
+
+def _memberships(session: Session, customer_ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for chunk in aggregates._chunks(customer_ids):
+        query = select(CohortMember.customer_id, CohortMember.cohort).where(
+            CohortMember.customer_id.in_(chunk)
+        )
+        for customer_id, cohort in session.execute(query):
+            found.setdefault(customer_id, []).append(cohort)
+    return found
+
+
+def responses_counted(
+    session: Session, changes: list[tuple[int | None, tuple[Any, ...], int]]
+) -> None:
+    """Tally hook of response_day_counts: (customer, (day, survey, score), +1/-1) per response
+    written; added to every cohort the customer is a member of."""
+    wanted = sorted({c for c, _, _ in changes if c is not None})
+    if not wanted:
+        return
+    _lock_customers(session, wanted)
+    mark_dirty(session, wanted)
+    cohorts = _memberships(session, wanted)
+    delta: Counter[tuple[str, date, str, int]] = Counter()
+    for customer_id, (day, survey, score), sign in changes:
+        for cohort in cohorts.get(customer_id or 0, ()):
+            delta[(cohort, day, survey, score)] += sign
+    _add_responses(session, delta)
+
+
+def _add_responses(session: Session, delta: Counter[tuple[str, date, str, int]]) -> None:
+    rows = [
+        {"cohort": c, "day": d, "survey": s, "score": n, "responses": k}
+        for (c, d, s, n), k in sorted(delta.items())  # one lock order: no deadlocks
+        if k
+    ]
+    aggregates._upsert_counts(
+        session, CohortResponseDayCount.__table__, rows, counts=("responses",)
+    )
+
+
+def _promoter_query(session: Session) -> Any:
+    latest, insight = CustomerLatestResponse, CustomerInsight
+    day = utc_day(session, latest.submitted_at)
+    persona = func.coalesce(latest.persona, aggregates.UNKNOWN)
+    tier = func.coalesce(insight.value_tier, aggregates.UNKNOWN)
+    high = func.coalesce(insight.high_influence, False)
+    return (
+        select(day, persona, tier, high)
+        .select_from(latest)
+        .outerjoin(insight, insight.customer_id == latest.customer_id)
+        .where(latest.score >= aggregates.PROMOTER_MIN)
+    ), (day, persona, tier, high)
+
+
+def promoters_tally(session: Session, customer_ids: list[int], sign: int) -> None:
+    """Tally hook of promoter_day_counts (these customers' rows out, -1, or back, +1), for
+    every cohort each is a member of."""
+    mark_dirty(session, customer_ids)  # first: a whole recompute waits for us, or we for it
+    query, keys = _promoter_query(session)
+    query = (
+        query.add_columns(CohortMember.cohort, func.count())
+        .join(CohortMember, CohortMember.customer_id == CustomerLatestResponse.customer_id)
+        .where(CustomerLatestResponse.customer_id.in_(customer_ids))
+        .group_by(CohortMember.cohort, *keys)
+    )
+    delta: Counter[tuple[str, date, str, str, bool]] = Counter()
+    for d, p, t, h, cohort, n in session.execute(query):
+        delta[(cohort, aggregates._day(d), p, t, bool(h))] += sign * int(n)
+    _add_promoters(session, delta)
+
+
+def _add_promoters(session: Session, delta: Counter[tuple[str, date, str, str, bool]]) -> None:
+    rows = [
+        {"cohort": c, "day": d, "persona": p, "value_tier": t, "high_influence": h, "customers": n}
+        for (c, d, p, t, h), n in sorted(delta.items())  # one lock order: no deadlocks
+        if n
+    ]
+    aggregates._upsert_counts(
+        session, CohortPromoterDayCount.__table__, rows, counts=("customers",)
+    )
+
+
+def joined_program(session: Session, program_id: int, customer_id: int) -> None:
+    """Membership hook of program cohorts: a code issued or a referral created (same
+    transaction). Adds the customer's counts once, whoever inserts the row first."""
+    if _postgres(session):
+        session.execute(text("LOCK TABLE cohort_dirty IN ROW EXCLUSIVE MODE"))
+    aggregates._lock(session, [customer_id])
+    cohort = program_cohort(program_id)
+    statement = (
+        _insert(session)(CohortMember.__table__)
+        .values(cohort=cohort, customer_id=customer_id)
+        .on_conflict_do_nothing()
+        .returning(CohortMember.customer_id)
+    )
+    if session.execute(statement).first() is not None:
+        _contribute(session, cohort, [customer_id], +1)
+
+
+# --- membership moves ----------------------------------------------------------------------
+
+
+def _contribute(session: Session, cohort: str, customer_ids: list[int], sign: int) -> None:
+    """Add (+1) or take out (-1) these customers' whole counts to a cohort's counts."""
+    for chunk in aggregates._chunks(customer_ids):
+        nps: Counter[tuple[str, date, str, int]] = Counter()
+        for d, s, n, k in session.execute(_response_query(session, chunk)):
+            nps[(cohort, aggregates._day(d), s, n)] += sign * int(k)
+        _add_responses(session, nps)
+        query, keys = _promoter_query(session)
+        query = (
+            query.add_columns(func.count())
+            .where(CustomerLatestResponse.customer_id.in_(chunk))
+            .group_by(*keys)
+        )
+        promoters: Counter[tuple[str, date, str, str, bool]] = Counter()
+        for d, p, t, h, n in session.execute(query):
+            promoters[(cohort, aggregates._day(d), p, t, bool(h))] += sign * int(n)
+        _add_promoters(session, promoters)
+
+
+def _response_query(session: Session, customer_ids: list[int]) -> Any:
+    day = utc_day(session, Response.submitted_at)
+    survey = func.coalesce(Response.survey, "")
+    return (
+        select(day, survey, Response.score, func.count())
+        .where(Response.customer_id.in_(customer_ids))
+        .group_by(day, survey, Response.score)
+    )
+
+
+def _move(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
+    if out:
+        _contribute(session, cohort, sorted(out), -1)
+        for chunk in aggregates._chunks(out):
+            session.execute(
+                delete(CohortMember).where(
+                    CohortMember.cohort == cohort, CohortMember.customer_id.in_(chunk)
+                )
+            )
+    if into:
+        rows = [{"cohort": cohort, "customer_id": i} for i in sorted(into)]
+        for start in range(0, len(rows), CHUNK):
+            session.execute(insert(CohortMember), rows[start : start + CHUNK])
+        _contribute(session, cohort, sorted(into), +1)
+
+
+def _segments(session: Session, *, lock: bool = False) -> list[tuple[int, rules.SegmentFilter]]:
+    query = select(Segment.id, Segment.filters).order_by(Segment.id)
+    if lock and _postgres(session):  # a segment saved meanwhile waits (and we see it after)
+        query = query.with_for_update(read=True)
+    return [(i, rules.parse_filters(f)) for i, f in session.execute(query)]
+
+
+def settle_batch(session: Session, limit: int = SETTLE_BATCH) -> int:
+    """The worker's step: judge up to `limit` dirty customers against every segment, move
+    their memberships, clear the marks judged. Returns how many were judged."""
+    ids = list(
+        session.scalars(
+            select(CohortDirty.customer_id).order_by(CohortDirty.customer_id).limit(limit)
+        )
+    )
+    if not ids:
+        return 0
+    # Segments first (FOR SHARE: one being saved finishes first, one saved later waits for
+    # us), then the customers (their writers queue behind us), then their marks.
+    found = _segments(session, lock=True)
+    _lock_customers(session, ids)
+    marks: dict[int, list[int]] = {}
+    for chunk in aggregates._chunks(ids):
+        for customer_id, n in session.execute(
+            select(CohortDirty.customer_id, CohortDirty.marks).where(
+                CohortDirty.customer_id.in_(chunk)
+            )
+        ):
+            marks.setdefault(n, []).append(customer_id)
+    for segment_id, spec in found:
+        cohort = segment_cohort(segment_id)
+        now = segments.members_among(session, spec, ids)
+        before: set[int] = set()
+        for chunk in aggregates._chunks(ids):
+            before.update(
+                session.scalars(
+                    select(CohortMember.customer_id).where(
+                        CohortMember.cohort == cohort, CohortMember.customer_id.in_(chunk)
+                    )
+                )
+            )
+        _move(session, cohort, now - before, before - now)
+    for n, judged in marks.items():  # a mark that grew since it was read stays
+        for chunk in aggregates._chunks(judged):
+            session.execute(
+                delete(CohortDirty).where(
+                    CohortDirty.marks == n, CohortDirty.customer_id.in_(chunk)
+                )
+            )
+    return len(ids)
+
+
+def settle(engine: Engine, *, batches: int = 10) -> int:
+    """Judge dirty customers, a batch per transaction, until none is left (or `batches`)."""
+    total = 0
+    for _ in range(batches):
+        with unit_of_work(engine) as session:
+            done = settle_batch(session)
+        total += done
+        if done < SETTLE_BATCH:
+            break
+    return total
+
+
+# --- whole recomputes ----------------------------------------------------------------------
+
+
+def _clear(session: Session, cohort: str | None) -> None:
+    for model in (CohortMember, CohortResponseDayCount, CohortPromoterDayCount):
+        query = delete(model)
+        if cohort is not None:
+            query = query.where(model.cohort == cohort)
+        session.execute(query)
+
+
+def _count_from_members(session: Session, cohort: str | None) -> None:
+    """The counts of a cohort (None: every cohort) from its stored members (tables empty)."""
+    day = utc_day(session, Response.submitted_at)
+    survey = func.coalesce(Response.survey, "")
+    nps = (
+        select(CohortMember.cohort, day, survey, Response.score, func.count())
+        .join(Response, Response.customer_id == CohortMember.customer_id)
+        .group_by(CohortMember.cohort, day, survey, Response.score)
+    )
+    query, keys = _promoter_query(session)
+    promoters = (
+        query.add_columns(func.count())
+        .join(CohortMember, CohortMember.customer_id == CustomerLatestResponse.customer_id)
+        .add_columns(CohortMember.cohort)
+        .group_by(CohortMember.cohort, *keys)
+    )
+    if cohort is not None:
+        nps = nps.where(CohortMember.cohort == cohort)
+        promoters = promoters.where(CohortMember.cohort == cohort)
+    rows = [
+        {"cohort": c, "day": aggregates._day(d), "survey": s, "score": n, "responses": int(k)}
+        for c, d, s, n, k in session.execute(nps)
+    ]
+    for start in range(0, len(rows), 2000):
+        session.execute(insert(CohortResponseDayCount), rows[start : start + 2000])
+    found = [
+        {"cohort": c, "day": aggregates._day(d), "persona": p, "value_tier": t,
+         "high_influence": bool(h), "customers": int(n)}
+        for d, p, t, h, n, c in session.execute(promoters)
+    ]  # fmt: skip
+    for start in range(0, len(found), 2000):
+        session.execute(insert(CohortPromoterDayCount), found[start : start + 2000])
+
+
+def _fill_segment(session: Session, segment_id: int, spec: rules.SegmentFilter) -> None:
+    ids = segments.member_ids(session, spec).subquery()
+    session.execute(
+        insert(CohortMember).from_select(
+            ["cohort", "customer_id"],
+            select(literal(segment_cohort(segment_id)), ids.c.id),
+        )
+    )
+
+
+def recompute(session: Session, segment_id: int) -> None:
+    """A segment created or edited (same transaction, after its row is written): its members
+    and counts from its filter, over every customer."""
+    session.flush()
+    _lock_all(session)
+    spec = rules.parse_filters(session.get_one(Segment, segment_id).filters)
+    cohort = segment_cohort(segment_id)
+    _clear(session, cohort)
+    _fill_segment(session, segment_id, spec)
+    _count_from_members(session, cohort)
+
+
+def forget_segment(session: Session, segment_id: int) -> None:
+    """A segment deleted: its cohort goes with it."""
+    _clear(session, segment_cohort(segment_id))
+
+
+def rebuild(session: Session) -> dict[str, int]:
+    """Every cohort's members and counts from the rows; no customer left dirty."""
+    session.flush()
+    _lock_all(session)
+    _clear(session, None)
+    session.execute(delete(CohortDirty))
+    for segment_id, spec in _segments(session):
+        _fill_segment(session, segment_id, spec)
+    prefix = literal("program:")
+    codes = select(
+        (prefix + cast(ReferralCode.program_id, String)).label("cohort"),
+        ReferralCode.customer_id.label("customer_id"),
+    )
+    referees = select(
+        (prefix + cast(Referral.program_id, String)).label("cohort"),
+        Referral.referee_id.label("customer_id"),
+    )
+    people = union(codes, referees).subquery()
+    session.execute(
+        insert(CohortMember).from_select(
+            ["cohort", "customer_id"], select(people.c.cohort, people.c.customer_id)
+        )
+    )
+    _count_from_members(session, None)
+    return {
+        name: session.scalar(select(func.count()).select_from(model)) or 0
+        for name, model in (
+            ("cohort_members", CohortMember),
+            ("cohort_response_day_counts", CohortResponseDayCount),
+            ("cohort_promoter_day_counts", CohortPromoterDayCount),
+        )
+    }
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Members:
+    """A cohort as the dashboard reads it. `ids`: SELECT of its members' ids now. The stored
+    counts of `cohort` are exact once the dirty stored members' contributions (`out`) are
+    taken out and the dirty matching customers' (`into`) added."""
+
+    cohort: str
+    ids: Any
+    into: list[int] = field(default_factory=list)
+    out: list[int] = field(default_factory=list)
+
+
+def program_members(session: Session, program_id: int) -> Members:
+    cohort = program_cohort(program_id)
+    return Members(cohort, select(CohortMember.customer_id).where(CohortMember.cohort == cohort))
+
+
+def segment_members(session: Session, segment_id: int, spec: rules.SegmentFilter) -> Members | None:
+    """The segment's members now (stored, corrected for the dirty customers); None if too
+    many are dirty to judge live (the caller evaluates the filter instead)."""
+    dirty = list(session.scalars(select(CohortDirty.customer_id).limit(LIVE_LIMIT + 1)))
+    if len(dirty) > LIVE_LIMIT:
+        return None
+    cohort = segment_cohort(segment_id)
+    stored = select(CohortMember.customer_id).where(CohortMember.cohort == cohort)
+    if not dirty:
+        return Members(cohort, stored)
+    dirty.sort()
+    into = sorted(segments.members_among(session, spec, dirty))
+    out = [
+        i
+        for chunk in aggregates._chunks(dirty)
+        for i in session.scalars(stored.where(CohortMember.customer_id.in_(chunk)))
+    ]
+    kept = stored.where(CohortMember.customer_id.not_in(dirty))
+    if not into:
+        return Members(cohort, kept, into, out)
+    found = union(kept, select(Customer.id).where(Customer.id.in_(into))).subquery()
+    return Members(cohort, select(found.c[0]), into, out)
+
+
+def response_corrections(session: Session, members: Members, start: datetime | None,
+                         end: datetime | None) -> Counter[tuple[date, str, int]]:  # fmt: skip
+    """(day, survey, score) counts to add to the cohort's stored response counts."""
+    found: Counter[tuple[date, str, int]] = Counter()
+    for ids, sign in ((members.into, +1), (members.out, -1)):
+        for chunk in aggregates._chunks(ids):
+            query = _response_query(session, chunk)
+            if start is not None:
+                query = query.where(Response.submitted_at >= start)
+            if end is not None:
+                query = query.where(Response.submitted_at < end)
+            for d, s, n, k in session.execute(query):
+                found[(aggregates._day(d), s, n)] += sign * int(k)
+    return found
+
+
+def promoter_corrections(session: Session, members: Members, start: datetime | None,
+                         end: datetime | None) -> Counter[tuple[str, str, bool]]:  # fmt: skip
+    """(persona, value tier, high influence) counts to add to the cohort's stored ones."""
+    found: Counter[tuple[str, str, bool]] = Counter()
+    latest = CustomerLatestResponse
+    for ids, sign in ((members.into, +1), (members.out, -1)):
+        for chunk in aggregates._chunks(ids):
+            query, keys = _promoter_query(session)
+            query = query.add_columns(func.count()).where(latest.customer_id.in_(chunk))
+            if start is not None:
+                query = query.where(latest.submitted_at >= start)
+            if end is not None:
+                query = query.where(latest.submitted_at < end)
+            for _, p, t, h, n in session.execute(query.group_by(*keys)):
+                found[(p, t, bool(h))] += sign * int(n)
+    return found
+
+
+def snapshot(session: Session) -> dict[str, Any]:
+    """Members and counts as plain data (tests compare maintained with rebuilt)."""
+    members: dict[str, set[int]] = {}
+    for cohort, customer_id in session.execute(
+        select(CohortMember.cohort, CohortMember.customer_id)
+    ):
+        members.setdefault(cohort, set()).add(customer_id)
+    nps = {
+        (r.cohort, aggregates._day(r.day), r.survey, r.score): r.responses
+        for r in session.scalars(select(CohortResponseDayCount))
+        if r.responses
+    }
+    promoters = {
+        (
+            r.cohort,
+            aggregates._day(r.day),
+            r.persona,
+            r.value_tier,
+            bool(r.high_influence),
+        ): r.customers
+        for r in session.scalars(select(CohortPromoterDayCount))
+        if r.customers
+    }
+    return {"members": members, "nps": nps, "promoters": promoters}
