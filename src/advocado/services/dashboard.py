@@ -40,7 +40,7 @@ from advocado.domain import dashboard as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
-from advocado.services import audit, click_rollup, segments
+from advocado.services import audit, click_rollup, customer_value, segments
 from advocado.services import dashboard_activation as activation
 from advocado.services.nps import day_bounds
 from advocado.store.db import as_date, utc_day
@@ -59,6 +59,7 @@ from advocado.store.models import (
     ResponseDayCount,
     Reward,
     Setting,
+    ValueGroupDay,
 )
 
 PAID_CAC_SETTING = "dashboard.paid_cac"
@@ -881,21 +882,32 @@ def _clv_window(scope: _Scope) -> tuple[datetime, datetime]:
 
 
 def _advocate_ids(scope: _Scope) -> Any:
-    query = select(Referral.advocate_id).where(Referral.status != "rejected")
-    if scope.program_id is not None:
-        query = query.where(Referral.program_id == scope.program_id)
-    return query
+    """The advocates (of the program, when filtered): customer_value's value_groups."""
+    return customer_value.advocates(scope.program_id)
 
 
-def _buyers(session: Session, scope: _Scope) -> Select[Any]:
+def _buyer_ids(scope: _Scope) -> Any:
+    """The customers the filter keeps, None for everyone: a program's people from
+    value_groups (the same set as _scope's, from an index), a segment as _scope says."""
+    if scope.segmented or scope.customers is None:
+        return scope.customers
+    assert scope.program_id is not None
+    return customer_value.members(scope.program_id)
+
+
+def _buyers(session: Session, scope: _Scope, advocates: bool | None = None) -> Select[Any]:
     """Per customer with a paid order in the 12 months ending at the period's end: orders,
-    revenue, and whether they are an advocate (brought at least one friend not rejected)."""
+    revenue, and whether they are an advocate (brought at least one friend not rejected).
+    `advocates` True/False: only that group (True starts from the few advocates)."""
     low, high = _clv_window(scope)
-    is_advocate = case((Order.customer_id.in_(_advocate_ids(scope)), literal(1)), else_=literal(0))
-    return (
+    if advocates is None:
+        flag = case((Order.customer_id.in_(_advocate_ids(scope)), literal(1)), else_=literal(0))
+    else:
+        flag = literal(1 if advocates else 0)
+    query = (
         select(
             Order.customer_id,
-            is_advocate.label("advocate"),
+            flag.label("advocate"),
             func.count().label("orders"),
             func.sum(Order.amount).label("revenue"),
         )
@@ -904,37 +916,52 @@ def _buyers(session: Session, scope: _Scope) -> Select[Any]:
             Order.currency == scope.currency,
             Order.placed_at >= low,
             Order.placed_at < high,
-            _in_customers(Order.customer_id, scope),
         )
-        .group_by(Order.customer_id, is_advocate)
+        .group_by(Order.customer_id)
     )
+    if advocates:  # start from the advocates: few, each with few orders on their index
+        group = _advocate_ids(scope).subquery()
+        query = query.join_from(group, Order, Order.customer_id == group.c.customer_id)
+    elif advocates is None:
+        query = query.group_by(flag)
+    else:
+        query = query.where(Order.customer_id.not_in(_advocate_ids(scope)))
+    wanted = _buyer_ids(scope)
+    if wanted is not None:
+        query = query.where(Order.customer_id.in_(wanted))
+    return query
+
+
+def _window_sums(session: Session, table: Any, scope: _Scope, *where: Any) -> tuple[int, ...]:
+    """(customers, orders, revenue) of paid orders in the 12-month window, from per-day rows
+    keyed by the day of the customer's previous order (a customer bought in the window once:
+    the order in it whose previous order is before it, or none)."""
+    low, high = _clv_window(scope)
+    first = case((table.previous_day < low.date(), table.orders), else_=0)
+    found = session.execute(
+        select(func.sum(first), func.sum(table.orders), func.sum(table.revenue)).where(
+            *where, table.currency == scope.currency, table.day >= low.date(),
+            table.day < high.date(),
+        )
+    ).one()  # fmt: skip
+    return tuple(int(value or 0) for value in found)
 
 
 def _clv_from_days(session: Session, scope: _Scope) -> dict[int, tuple[int, int, int]]:
     """{1: advocates, 0: the rest}: (customers, orders, revenue). Everyone's from
-    paid_order_days (a customer bought in the window if one of their orders in it follows
-    an order before it, or none); the advocates' from their own orders; the rest is the
-    difference. Cost: days, plus the advocates' orders."""
-    low, high = _clv_window(scope)
-    t = PaidOrderDay
-    days = and_(t.currency == scope.currency, t.day >= low.date(), t.day < high.date())
-    orders, revenue = session.execute(
-        select(func.sum(t.orders), func.sum(t.revenue)).where(days)
-    ).one()
-    buyers = session.scalar(select(func.sum(t.orders)).where(days, t.previous_day < low.date()))
-    a_customers, a_orders, a_revenue = session.execute(
-        select(
-            func.count(func.distinct(Order.customer_id)), func.count(), func.sum(Order.amount)
-        ).where(
-            Order.status == PAID,
-            Order.currency == scope.currency,
-            Order.placed_at >= low,
-            Order.placed_at < high,
-            Order.customer_id.in_(_advocate_ids(scope)),
-        )
-    ).one()
-    advocates = (int(a_customers or 0), int(a_orders or 0), int(a_revenue or 0))
-    everyone = (int(buyers or 0), int(orders or 0), int(revenue or 0))
+    paid_order_days (a program's people from value_group_days), the advocates' from
+    value_group_days; the rest is the difference (advocates are among everyone). Cost: days."""
+    t = ValueGroupDay
+    if scope.program_id is None:
+        everyone = _window_sums(session, PaidOrderDay, scope)
+    else:
+        member = (t.program_id == scope.program_id, t.role == customer_value.MEMBER)
+        everyone = _window_sums(session, t, scope, *member)
+    advocates = _window_sums(
+        session, t, scope,
+        t.program_id == (scope.program_id or customer_value.ALL_PROGRAMS),
+        t.role == customer_value.ADVOCATE,
+    )  # fmt: skip
     return {1: advocates, 0: tuple(e - a for e, a in zip(everyone, advocates, strict=True))}  # type: ignore[dict-item]
 
 
@@ -942,7 +969,7 @@ def clv(session: Session, f: Filters) -> Panel:
     """Average order value, orders per customer and 12-month value per customer, advocates
     (customers who brought a friend who was not rejected) beside everyone else who bought."""
     scope = _scope(session, f)
-    if scope.customers is None:
+    if not scope.segmented:
         found = _clv_from_days(session, scope)
     else:
         buyers = _buyers(session, scope).subquery()
@@ -987,11 +1014,10 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
     group = key.get("group") or "advocates"
     if group not in ("advocates", "non_advocates"):
         raise FieldError("group", f"{group!r}: advocates or non_advocates")
-    buyers = _buyers(session, scope).subquery()
+    buyers = _buyers(session, scope, advocates=group == "advocates").subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
         .join(buyers, buyers.c.customer_id == Customer.id)
-        .where(buyers.c.advocate == (1 if group == "advocates" else 0))
         .order_by(buyers.c.revenue.desc(), Customer.id)
     )
     if limit is not None:

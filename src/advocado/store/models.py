@@ -944,3 +944,36 @@ class PaidOrderDay(Base):
     previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class ValueGroup(Base):
+    """The groups the 12-month value figure (services.customer_value) splits a customer into:
+    (0, "advocate") brought a friend whose referral is not rejected, in any program;
+    (program, "member") holds a code in the program or was referred in it; (program,
+    "advocate") a member who brought a friend not rejected in that program. Everyone else is
+    in no row. Kept in the same transaction as the referral and code writes that decide it."""
+
+    __tablename__ = "value_groups"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: all programs
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)  # advocate / member
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id"), primary_key=True, index=True
+    )
+
+
+class ValueGroupDay(Base):
+    """paid_order_days for each value group: its members' paid orders per UTC day and
+    currency, and per day of the same customer's previous paid order in that currency
+    (NO_PREVIOUS_DAY for a first). Customers who bought in a window are the orders in it
+    whose previous order is before it, so a group's figure costs days, not orders."""
+
+    __tablename__ = "value_group_days"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
