@@ -391,9 +391,30 @@ def measure(
                     flush=True,
                 )
         _measure_click_drills(client, FILTERS["90 days"], ref, repeat)
+        if "clv" in figures:
+            _measure_clv_drills(client, filters, ref, repeat)
     ref_after = _reference(engine, repeat)
     print(f"  reference again (after the figures): p95 {ref_after * 1000:8.1f} ms")
     app.state.engine.dispose()
+
+
+def _measure_clv_drills(client: TestClient, filters: Sequence[str], ref: float,
+                        repeat: int) -> None:  # fmt: skip
+    """The 12-month value's drill-downs: a page of 200 buyers of a group, by revenue."""
+    for group in ("advocates", "non_advocates"):
+        for label in filters:
+            url = "/api/v1/dashboard/clv/drill"
+            query = {**FILTERS[label], "group": group, "limit": "200"}
+            client.get(url, params=query)
+            samples = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                answer = client.get(url, params=query)
+                samples.append(time.perf_counter() - start)
+                assert answer.status_code == 200, answer.text
+            found = p95(samples)
+            print(f"  drill clv {group:13} {label:9} p95 {found * 1000:8.1f} ms  = "
+                  f"{found / ref:6.1f}x reference", flush=True)  # fmt: skip
 
 
 CLICK_DRILLS = {"unique_clicks": "first visits", "clicks": "all clicks"}
