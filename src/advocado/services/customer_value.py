@@ -7,20 +7,24 @@ correct.
    a member who brought a friend not rejected in that program. Most customers are in none.
  - value_group_days: paid_order_days per group: the members' paid orders and revenue per
    UTC day, currency and day of the customer's previous paid order in that currency. The
-   customers who bought in a window are its orders whose previous order is before it.
+   customers who bought in a window are its orders whose previous order is before it: the
+   clv figure costs days.
+ - value_group_buyer_days: per group member, paid orders and revenue per currency and UTC
+   day: the drill-down's top buyers of a group read that group's rows only.
 
-A customer's share of value_group_days is their groups times their paid orders. It moves
+A customer's share of both is their groups times their paid orders. It moves
 when either moves, always in the transaction of the write, by taking the customer's share
 out before the write and putting the recomputed share back after (on PostgreSQL the
 customers' rows are locked first, in id order, as customer_aggregates does, so two writers
-of one customer queue instead of each adding what it saw):
+of one customer queue instead of each adding what it saw; their value_group_buyer_days rows
+are simply deleted and written again under that lock):
  - orders: customer_aggregates.orders_changing (every order writer goes through it: the
    record import/API, the shop's order events, refunds) calls `orders_tally`;
  - groups: `groups_changing` wraps every write that can move a customer into or out of a
    group: a referral created (its advocate and friend), a referral's status changed to or
    from rejected (services.referrals._set_status: reviews, fraud checks, refunds' clawback),
    a code given (services.programs.code_for).
-`rebuild` recomputes both tables from the rows (`advocado dashboard rebuild`, migration 0016).
+`rebuild` recomputes the three tables from the rows (`advocado dashboard rebuild`, migration 0016).
 """
 
 from __future__ import annotations
@@ -35,7 +39,14 @@ from sqlalchemy.orm import Session, aliased
 
 from advocado.services import customer_aggregates as aggregates
 from advocado.store.db import utc_day
-from advocado.store.models import Order, Referral, ReferralCode, ValueGroup, ValueGroupDay
+from advocado.store.models import (
+    Order,
+    Referral,
+    ReferralCode,
+    ValueGroup,
+    ValueGroupBuyerDay,
+    ValueGroupDay,
+)
 
 ALL_PROGRAMS = 0  # value_groups.program_id of "an advocate in any program"
 ADVOCATE = "advocate"
@@ -86,14 +97,6 @@ def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     """Add (+1) or take out (-1) these customers' paid orders (None: everyone's) in the
     groups value_groups holds for them now."""
     group = ValueGroup
-    if customer_ids is not None:
-        customer_ids = list(
-            session.scalars(
-                select(group.customer_id).where(group.customer_id.in_(customer_ids)).distinct()
-            )
-        )
-        if not customer_ids:  # most buyers are in no group: one index probe
-            return
     previous = func.lag(Order.placed_at).over(
         partition_by=(Order.customer_id, Order.currency), order_by=(Order.placed_at, Order.id)
     )
@@ -139,9 +142,48 @@ def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     aggregates._upsert_counts(session, ValueGroupDay.__table__, rows, counts=("orders", "revenue"))
 
 
+def _buyer_days(session: Session, customer_ids: list[int] | None) -> None:
+    """Write these customers' value_group_buyer_days (None: everyone's), from their groups
+    and paid orders (theirs were deleted first: the customers are locked)."""
+    group, day = ValueGroup, utc_day(session, Order.placed_at)
+    keys = (group.program_id, group.role, Order.currency, Order.customer_id, day)
+    query = (
+        select(*keys, func.count(), func.sum(Order.amount))
+        .join_from(Order, group, group.customer_id == Order.customer_id)
+        .where(Order.status == PAID)
+        .group_by(*keys)
+    )
+    if customer_ids is not None:
+        query = query.where(group.customer_id.in_(customer_ids))
+    columns = ["program_id", "role", "currency", "customer_id", "day", "orders", "revenue"]
+    session.execute(insert(ValueGroupBuyerDay).from_select(columns, query))
+
+
+def _forget_buyer_days(session: Session, customer_ids: list[int]) -> None:
+    table = ValueGroupBuyerDay.__table__
+    session.execute(delete(table).where(table.c.customer_id.in_(customer_ids)))
+
+
+def _grouped(session: Session, customer_ids: list[int]) -> list[int]:
+    """Those of these customers in some group (most buyers are in none: one index probe)."""
+    group = ValueGroup
+    return list(
+        session.scalars(
+            select(group.customer_id).where(group.customer_id.in_(customer_ids)).distinct()
+        )
+    )
+
+
 def orders_tally(session: Session, customer_ids: list[int], sign: int) -> None:
-    """customer_aggregates.orders_changing's part for this module (customers locked there)."""
-    _tally(session, customer_ids, sign)
+    """customer_aggregates.orders_changing's part for this module (customers locked there):
+    take out (-1) or put back (+1) these customers' orders."""
+    grouped = _grouped(session, customer_ids)
+    if not grouped:
+        return
+    _tally(session, grouped, sign)
+    if sign > 0:
+        _forget_buyer_days(session, grouped)
+        _buyer_days(session, grouped)
 
 
 def _regroup(session: Session, customer_ids: list[int]) -> None:
@@ -162,11 +204,13 @@ def groups_changing(session: Session, customer_ids: Iterable[int | None]) -> Ite
     for chunk in chunks:
         aggregates._lock(session, chunk)
         _tally(session, chunk, -1)
+        _forget_buyer_days(session, chunk)
     yield
     session.flush()
     for chunk in chunks:
         _regroup(session, chunk)
         _tally(session, chunk, +1)
+        _buyer_days(session, chunk)
 
 
 def advocates(program_id: int | None) -> Select[Any]:
@@ -186,15 +230,17 @@ def members(program_id: int) -> Select[Any]:
 
 def rebuild(session: Session) -> dict[str, int]:
     """Recompute value_groups and value_group_days from the rows; their row counts."""
+    session.execute(delete(ValueGroupBuyerDay))
     session.execute(delete(ValueGroupDay))
     session.execute(delete(ValueGroup))
     session.execute(
         insert(ValueGroup).from_select(["customer_id", "program_id", "role"], _groups_of(None))
     )
     _tally(session, None, +1)
+    _buyer_days(session, None)
     return {
-        "value_groups": session.scalar(select(func.count()).select_from(ValueGroup)) or 0,
-        "value_group_days": session.scalar(select(func.count()).select_from(ValueGroupDay)) or 0,
+        table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
+        for table in (ValueGroup, ValueGroupDay, ValueGroupBuyerDay)
     }
 
 
@@ -209,4 +255,32 @@ def snapshot(session: Session) -> dict[str, Any]:
         for r in session.scalars(select(ValueGroupDay)).all()
         if r.orders or r.revenue
     }  # fmt: skip
-    return {"groups": groups, "days": days}
+    buyers = {
+        (r.program_id, r.role, r.currency, r.customer_id, aggregates._day(r.day)): (
+            r.orders, r.revenue,
+        )
+        for r in session.scalars(select(ValueGroupBuyerDay)).all()
+    }  # fmt: skip
+    return {"groups": groups, "days": days, "buyers": buyers}
+
+
+def top_buyers(*, program_id: int | None, role: str, currency: str,
+               first: date, end: date, customers: Any = None,
+               but: Select[Any] | None = None) -> Select[Any]:  # fmt: skip
+    """Per member of a group with paid orders on days [first, end): customer_id, orders,
+    revenue (`customers`: only these; `but`: not these). Reads the group's rows only."""
+    t = ValueGroupBuyerDay
+    query = (
+        select(t.customer_id, func.sum(t.orders).label("orders"),
+               func.sum(t.revenue).label("revenue"))
+        .where(
+            t.program_id == (ALL_PROGRAMS if program_id is None else program_id),
+            t.role == role, t.currency == currency, t.day >= first, t.day < end,
+        )
+        .group_by(t.customer_id)
+    )  # fmt: skip
+    if customers is not None:
+        query = query.where(t.customer_id.in_(customers))
+    if but is not None:
+        query = query.where(t.customer_id.not_in(but))
+    return query

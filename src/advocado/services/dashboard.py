@@ -932,6 +932,24 @@ def _buyers(session: Session, scope: _Scope, advocates: bool | None = None) -> S
     return query
 
 
+def _top_buyers(session: Session, scope: _Scope, *, advocates: bool) -> Select[Any]:
+    """A group's buyers for the drill-down: the advocates, and with a program its people
+    who are not, from customer_value's per-member days (cost: that group's rows, not every
+    order); everyone else who bought (no program) from the orders themselves."""
+    if not advocates and scope.program_id is None:
+        return _buyers(session, scope, advocates=False)
+    low, high = _clv_window(scope)
+    return customer_value.top_buyers(
+        program_id=scope.program_id,
+        role=customer_value.ADVOCATE if advocates else customer_value.MEMBER,
+        currency=scope.currency,
+        first=low.date(),
+        end=high.date(),
+        customers=scope.customers if scope.segmented else None,
+        but=None if advocates else _advocate_ids(scope),
+    )
+
+
 def _window_sums(session: Session, table: Any, scope: _Scope, *where: Any) -> tuple[int, ...]:
     """(customers, orders, revenue) of paid orders in the 12-month window, from per-day rows
     keyed by the day of the customer's previous order (a customer bought in the window once:
@@ -1014,7 +1032,7 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
     group = key.get("group") or "advocates"
     if group not in ("advocates", "non_advocates"):
         raise FieldError("group", f"{group!r}: advocates or non_advocates")
-    buyers = _buyers(session, scope, advocates=group == "advocates").subquery()
+    buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
         .join(buyers, buyers.c.customer_id == Customer.id)

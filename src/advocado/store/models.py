@@ -969,11 +969,33 @@ class ValueGroupDay(Base):
     whose previous order is before it, so a group's figure costs days, not orders."""
 
     __tablename__ = "value_group_days"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     role: Mapped[str] = mapped_column(String(10), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class ValueGroupBuyerDay(Base):
+    """Each value group member's paid orders and revenue per currency and UTC day: the clv
+    drill-down's page of a group's top buyers reads one group's rows (the advocates are few),
+    not every order; a restriction to a member set (a segment) stays a filter on it. Rows
+    in key order on SQLite (WITHOUT ROWID): one group's rows are one range."""
+
+    __tablename__ = "value_group_buyer_days"
+    __table_args__ = (
+        Index("ix_value_group_buyer_days_customer_id", "customer_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)

@@ -1,5 +1,6 @@
 """dashboard clv pre-aggregates: each customer's value groups (advocates, a program's people
-and advocates) and their paid orders per day (filled from the rows by the upgrade itself)
+and advocates), the groups' paid orders per day, and per member and day (filled from the
+rows by the upgrade itself)
 
 Revision ID: 0016
 Revises: 0014
@@ -40,7 +41,26 @@ def upgrade() -> None:
             "program_id", "role", "currency", "day", "previous_day",
             name=op.f("pk_value_group_days"),
         ),
+        sqlite_with_rowid=False,
     )  # fmt: skip
+    op.create_table(
+        "value_group_buyer_days",
+        sa.Column("program_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=10), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        sa.Column("revenue", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "program_id", "role", "currency", "customer_id", "day",
+            name=op.f("pk_value_group_buyer_days"),
+        ),
+        sqlite_with_rowid=False,
+    )  # fmt: skip
+    op.create_index(
+        "ix_value_group_buyer_days_customer_id", "value_group_buyer_days", ["customer_id"]
+    )
     # An existing database gets them now, from its referrals, codes and orders (the rebuild
     # reads only those and the two new tables).
     from sqlalchemy.orm import Session
@@ -51,6 +71,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_value_group_buyer_days_customer_id", table_name="value_group_buyer_days")
+    op.drop_table("value_group_buyer_days")
     op.drop_table("value_group_days")
     op.drop_index(op.f("ix_value_groups_customer_id"), table_name="value_groups")
     op.drop_table("value_groups")
