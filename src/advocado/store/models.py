@@ -946,6 +946,11 @@ class PaidOrderDay(Base):
     revenue: Mapped[int] = mapped_column(BigInteger)
 
 
+# The clv figure's window of paid_order_days from the index alone (migration 0016).
+Index("ix_paid_order_days_window", PaidOrderDay.currency, PaidOrderDay.day,
+      PaidOrderDay.previous_day, PaidOrderDay.orders, PaidOrderDay.revenue)  # fmt: skip
+
+
 class ValueGroup(Base):
     """The groups the 12-month value figure (services.customer_value) splits a customer into:
     (0, "advocate") brought a friend whose referral is not rejected, in any program;

@@ -61,6 +61,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_value_group_buyer_days_customer_id", "value_group_buyer_days", ["customer_id"]
     )
+    # The clv figure's window of paid_order_days, from the index alone (SQLite: no row look-up).
+    op.create_index(
+        "ix_paid_order_days_window",
+        "paid_order_days",
+        ["currency", "day", "previous_day", "orders", "revenue"],
+    )
     # An existing database gets them now, from its referrals, codes and orders (the rebuild
     # reads only those and the two new tables).
     from sqlalchemy.orm import Session
@@ -71,6 +77,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_paid_order_days_window", table_name="paid_order_days")
     op.drop_index("ix_value_group_buyer_days_customer_id", table_name="value_group_buyer_days")
     op.drop_table("value_group_buyer_days")
     op.drop_table("value_group_days")
