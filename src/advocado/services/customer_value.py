@@ -31,15 +31,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, literal, or_, select, union
+from sqlalchemy import Select, delete, exists, func, insert, literal, or_, select, tuple_, union
 from sqlalchemy.orm import Session, aliased
 
 from advocado.services import customer_aggregates as aggregates
 from advocado.store.db import utc_day
 from advocado.store.models import (
+    CustomerRevenue,
     Order,
     Referral,
     ReferralCode,
@@ -174,9 +175,27 @@ def _grouped(session: Session, customer_ids: list[int]) -> list[int]:
     )
 
 
+def _revenues(session: Session, customer_ids: list[int] | None) -> None:
+    """Write these customers' customer_revenues (None: everyone's) from their paid orders."""
+    keys = (Order.customer_id, Order.currency)
+    query = (
+        select(*keys, func.count(), func.sum(Order.amount))
+        .where(Order.status == PAID)
+        .group_by(*keys)
+    )
+    if customer_ids is not None:
+        table = CustomerRevenue.__table__
+        session.execute(delete(table).where(table.c.customer_id.in_(customer_ids)))
+        query = query.where(Order.customer_id.in_(customer_ids))
+    columns = ["customer_id", "currency", "orders", "revenue"]
+    session.execute(insert(CustomerRevenue).from_select(columns, query))
+
+
 def orders_tally(session: Session, customer_ids: list[int], sign: int) -> None:
     """customer_aggregates.orders_changing's part for this module (customers locked there):
     take out (-1) or put back (+1) these customers' orders."""
+    if sign > 0:
+        _revenues(session, customer_ids)
     grouped = _grouped(session, customer_ids)
     if not grouped:
         return
@@ -230,6 +249,8 @@ def members(program_id: int) -> Select[Any]:
 
 def rebuild(session: Session) -> dict[str, int]:
     """Recompute value_groups and value_group_days from the rows; their row counts."""
+    session.execute(delete(CustomerRevenue))
+    _revenues(session, None)
     session.execute(delete(ValueGroupBuyerDay))
     session.execute(delete(ValueGroupDay))
     session.execute(delete(ValueGroup))
@@ -240,7 +261,7 @@ def rebuild(session: Session) -> dict[str, int]:
     _buyer_days(session, None)
     return {
         table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
-        for table in (ValueGroup, ValueGroupDay, ValueGroupBuyerDay)
+        for table in (ValueGroup, ValueGroupDay, ValueGroupBuyerDay, CustomerRevenue)
     }
 
 
@@ -261,7 +282,59 @@ def snapshot(session: Session) -> dict[str, Any]:
         )
         for r in session.scalars(select(ValueGroupBuyerDay)).all()
     }  # fmt: skip
-    return {"groups": groups, "days": days, "buyers": buyers}
+    revenues = {
+        (r.customer_id, r.currency): (r.orders, r.revenue)
+        for r in session.scalars(select(CustomerRevenue)).all()
+    }
+    return {"groups": groups, "days": days, "buyers": buyers, "revenues": revenues}
+
+
+def top_outside(session: Session, *, currency: str, start: datetime, end: datetime,
+                but: Select[Any], limit: int, batch: int = 1000,
+                most: int = 20) -> list[tuple[int, int, int]] | None:  # fmt: skip
+    """The `limit` customers not in `but` with the most revenue from paid orders placed in
+    [start, end): (customer_id, orders, revenue), by revenue desc then id, as a query over
+    every order would give. Walks customer_revenues from the highest all-time revenue down,
+    a batch at a time, summing each customer's orders in the window on their index; a
+    customer's revenue in a window is at most their all-time revenue, so once the limit-th
+    found has more than the last one walked, nobody further can enter. None if that takes
+    more than `most` batches (the caller sums every order instead)."""
+    if limit <= 0:
+        return []
+    t = CustomerRevenue
+    best: list[tuple[int, int, int, int]] = []  # (-revenue, customer_id, orders, revenue)
+    after: tuple[int, int] | None = None
+    for _ in range(most):
+        walk = (
+            select(t.customer_id, t.revenue)
+            .where(t.currency == currency)
+            .order_by(t.revenue.desc(), t.customer_id.desc())
+            .limit(batch)
+        )
+        if after is not None:
+            walk = walk.where(tuple_(t.revenue, t.customer_id) < after)
+        walked = session.execute(walk).all()
+        if walked:
+            ids = [row[0] for row in walked]
+            in_window = (
+                select(Order.customer_id, func.count(), func.sum(Order.amount))
+                .where(
+                    Order.customer_id.in_(ids),
+                    Order.status == PAID,
+                    Order.currency == currency,
+                    Order.placed_at >= start,
+                    Order.placed_at < end,
+                    Order.customer_id.not_in(but),
+                )
+                .group_by(Order.customer_id)
+            )
+            for customer, n, revenue in session.execute(in_window):
+                best.append((-int(revenue or 0), int(customer), int(n), int(revenue or 0)))
+            best = sorted(best)[:limit]
+            after = (int(walked[-1][1]), int(walked[-1][0]))
+        if len(walked) < batch or (len(best) == limit and best[-1][3] > after[0]):  # type: ignore[index]
+            return [(customer, n, revenue) for _, customer, n, revenue in best]
+    return None
 
 
 def top_buyers(*, program_id: int | None, role: str, currency: str,

@@ -1031,7 +1031,17 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
     scope = _scope(session, f)
     group = key.get("group") or "advocates"
     if group not in ("advocates", "non_advocates"):
-        raise FieldError("group", f"{group!r}: advocates or non_advocates")
+        raise FieldError(
+            "group", f"{group!r}: advocates or non_advocates / 应为 advocates 或 non_advocates"
+        )
+    if group == "non_advocates" and scope.customers is None and limit is not None:
+        low, high = _clv_window(scope)
+        found = customer_value.top_outside(
+            session, currency=scope.currency, start=low, end=high,
+            but=_advocate_ids(scope), limit=limit,
+        )  # fmt: skip
+        if found is not None:
+            return _clv_drill_page(session, found, scope.currency)
     buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
@@ -1049,6 +1059,28 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
             "currency": scope.currency,
         }
         for r in session.execute(query)
+    ]
+    return Panel("clv", ["customer", "name", "orders", "revenue", "currency"], rows)
+
+
+def _clv_drill_page(session: Session, found: list[tuple[int, int, int]], currency: str) -> Panel:
+    names = {
+        row.id: row
+        for row in session.execute(
+            select(Customer.id, Customer.external_id, Customer.name).where(
+                Customer.id.in_([customer for customer, _, _ in found])
+            )
+        )
+    }
+    rows = [
+        {
+            "customer": names[customer].external_id,
+            "name": names[customer].name or "",
+            "orders": orders,
+            "revenue": revenue,
+            "currency": currency,
+        }
+        for customer, orders, revenue in found
     ]
     return Panel("clv", ["customer", "name", "orders", "revenue", "currency"], rows)
 

@@ -1004,3 +1004,17 @@ class ValueGroupBuyerDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class CustomerRevenue(Base):
+    """Each customer's paid orders and revenue of all time, per currency: an upper bound of
+    their revenue in any window, so the clv drill-down's top non-advocates walk customers
+    from the highest down and stop early (services.customer_value.top_outside)."""
+
+    __tablename__ = "customer_revenues"
+    __table_args__ = (Index("ix_customer_revenues_top", "currency", "revenue", "customer_id"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)

@@ -1,6 +1,6 @@
 """dashboard clv pre-aggregates: each customer's value groups (advocates, a program's people
-and advocates), the groups' paid orders per day, and per member and day (filled from the
-rows by the upgrade itself)
+and advocates), the groups' paid orders per day, and per member and day; each customer's
+revenue of all time (filled from the rows by the upgrade itself)
 
 Revision ID: 0016
 Revises: 0014
@@ -61,6 +61,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_value_group_buyer_days_customer_id", "value_group_buyer_days", ["customer_id"]
     )
+    op.create_table(
+        "customer_revenues",
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        sa.Column("revenue", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"],
+            name=op.f("fk_customer_revenues_customer_id_customers"),
+        ),
+        sa.PrimaryKeyConstraint("customer_id", "currency", name=op.f("pk_customer_revenues")),
+    )  # fmt: skip
+    op.create_index(
+        "ix_customer_revenues_top", "customer_revenues", ["currency", "revenue", "customer_id"]
+    )
     # The clv figure's window of paid_order_days, from the index alone (SQLite: no row look-up).
     op.create_index(
         "ix_paid_order_days_window",
@@ -77,6 +92,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_customer_revenues_top", table_name="customer_revenues")
+    op.drop_table("customer_revenues")
     op.drop_index("ix_paid_order_days_window", table_name="paid_order_days")
     op.drop_index("ix_value_group_buyer_days_customer_id", table_name="value_group_buyer_days")
     op.drop_table("value_group_buyer_days")
