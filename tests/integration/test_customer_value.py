@@ -186,7 +186,7 @@ def _walk_in_small_batches(engine: Engine) -> None:
         for limit in range(len(expected) + 2):
             found = customer_value.top_outside(
                 session, currency="CNY", start=end - timedelta(days=365), end=end,
-                but=customer_value.advocates(None), limit=limit, batch=1, most=100,
+                limit=limit, batch=1,
             )  # fmt: skip
             assert found is not None
             assert [(names[c], n, r) for c, n, r in found] == expected[:limit]

@@ -290,41 +290,48 @@ def snapshot(session: Session) -> dict[str, Any]:
 
 
 def top_outside(session: Session, *, currency: str, start: datetime, end: datetime,
-                but: Select[Any], limit: int, batch: int = 1000,
-                most: int = 20) -> list[tuple[int, int, int]] | None:  # fmt: skip
-    """The `limit` customers not in `but` with the most revenue from paid orders placed in
-    [start, end): (customer_id, orders, revenue), by revenue desc then id, as a query over
-    every order would give. Walks customer_revenues from the highest all-time revenue down,
-    a batch at a time, summing each customer's orders in the window on their index; a
-    customer's revenue in a window is at most their all-time revenue, so once the limit-th
-    found has more than the last one walked, nobody further can enter. None if that takes
-    more than `most` batches (the caller sums every order instead)."""
+                limit: int, batch: int | None = None,
+                most: int = 20_000) -> list[tuple[int, int, int]] | None:  # fmt: skip
+    """The `limit` customers who are not advocates (in any program) with the most revenue
+    from paid orders placed in [start, end): (customer_id, orders, revenue), by revenue desc
+    then id, as a query over every order would give. Walks customer_revenues from the
+    highest all-time revenue down, in growing batches, summing each customer's orders in
+    the window on their index; a customer's revenue in a window is at most their all-time
+    revenue, so once the limit-th found has more than the last one walked, nobody further
+    can enter. None if that needs more than `most` customers (the caller sums every order)."""
     if limit <= 0:
         return []
-    t = CustomerRevenue
+    t, group = CustomerRevenue, ValueGroup
+    advocate = exists().where(
+        group.customer_id == Order.customer_id,
+        group.program_id == ALL_PROGRAMS,
+        group.role == ADVOCATE,
+    )
+    size = batch or limit + 50
     best: list[tuple[int, int, int, int]] = []  # (-revenue, customer_id, orders, revenue)
     after: tuple[int, int] | None = None
-    for _ in range(most):
+    walked_in_all = 0
+    while walked_in_all < most:
         walk = (
             select(t.customer_id, t.revenue)
             .where(t.currency == currency)
             .order_by(t.revenue.desc(), t.customer_id.desc())
-            .limit(batch)
+            .limit(size)
         )
         if after is not None:
             walk = walk.where(tuple_(t.revenue, t.customer_id) < after)
         walked = session.execute(walk).all()
+        walked_in_all += len(walked)
         if walked:
-            ids = [row[0] for row in walked]
             in_window = (
                 select(Order.customer_id, func.count(), func.sum(Order.amount))
                 .where(
-                    Order.customer_id.in_(ids),
+                    Order.customer_id.in_([row[0] for row in walked]),
                     Order.status == PAID,
                     Order.currency == currency,
                     Order.placed_at >= start,
                     Order.placed_at < end,
-                    Order.customer_id.not_in(but),
+                    ~advocate,
                 )
                 .group_by(Order.customer_id)
             )
@@ -332,8 +339,10 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
                 best.append((-int(revenue or 0), int(customer), int(n), int(revenue or 0)))
             best = sorted(best)[:limit]
             after = (int(walked[-1][1]), int(walked[-1][0]))
-        if len(walked) < batch or (len(best) == limit and best[-1][3] > after[0]):  # type: ignore[index]
+        if len(walked) < size or (len(best) == limit and best[-1][3] > after[0]):  # type: ignore[index]
             return [(customer, n, revenue) for _, customer, n, revenue in best]
+        if batch is None:
+            size = min(size * 2, 4000)
     return None
 
 

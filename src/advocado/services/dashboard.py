@@ -1037,9 +1037,8 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
     if group == "non_advocates" and scope.customers is None and limit is not None:
         low, high = _clv_window(scope)
         found = customer_value.top_outside(
-            session, currency=scope.currency, start=low, end=high,
-            but=_advocate_ids(scope), limit=limit,
-        )  # fmt: skip
+            session, currency=scope.currency, start=low, end=high, limit=limit
+        )
         if found is not None:
             return _clv_drill_page(session, found, scope.currency)
     buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
