@@ -8,6 +8,7 @@ rows. On SQLite and PostgreSQL (ADVOCADO_TEST_DATABASE)."""
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -341,3 +342,55 @@ def _ids(engine: Engine, *external_ids: str) -> list[tuple[int]]:
                 select(Customer.id).where(Customer.external_id.in_(external_ids))
             )
         ]
+
+
+def test_racing_order_and_referral_writers(engine: Engine) -> None:
+    """Orders of an advocate and of her friends imported while friends sign up (some
+    rejected at once) and the shop reports their orders, in threads: the aggregates still
+    equal a rebuild (PostgreSQL: the customers' rows are locked while their share moves)."""
+    clock.set_now(at(2026, 5, 1))
+    with unit_of_work(engine) as session:
+        save_customers(session, [CustomerRecord(external_id="a1", name="A1")])
+        programs.apply_program(session, _program("p"))
+    with unit_of_work(engine) as session:
+        code = programs.code_for(session, program_slug="p", customer_external_id="a1").code
+    errors: list[BaseException] = []
+
+    def imports() -> None:
+        try:
+            for n in range(10):
+                _orders(engine, [(f"i{n}", "a1", 100 * n, at(2026, 4, 1 + n), "CNY", "paid")])
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    def friends(worker: int) -> None:
+        try:
+            for n in range(5):
+                friend = f"f{worker}-{n}"
+                mail = "mailinator.com" if n % 2 else "example.cn"
+                referrals.ingest_event(engine, referrals.EventIn(
+                    event_id=f"s-{friend}", type="signup", occurred_at=at(2026, 5, 2),
+                    customer_external_id=friend, email=f"{friend}@{mail}",
+                    referral_code=code, ip=f"203.0.113.{worker * 10 + n}",
+                    user_agent=f"ua-{friend}",
+                ))  # fmt: skip
+                referrals.ingest_event(engine, referrals.EventIn(
+                    event_id=f"o-{friend}", type="order", occurred_at=at(2026, 5, 3),
+                    customer_external_id=friend, order_external_id=f"fo-{friend}",
+                    amount=1000 + n, currency="CNY",
+                ))  # fmt: skip
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=imports)]
+    threads += [threading.Thread(target=friends, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    kept = _kept_equals_rebuilt(engine)
+    assert any(role == "advocate" for _, role, _ in kept["groups"])
+    clock.set_now(NOW)
+    _check_figures(engine)
+    _check_figures(engine, program="p")
