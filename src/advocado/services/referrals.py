@@ -500,6 +500,9 @@ def _create_referral(
     ]
     now = clock.now()
     # The friend joins the program's people, the advocate may become one (dashboard clv).
+    # The advocate's lock first, as reviews and refunds take it before changing a status
+    # (which locks the advocate's customer row too): one order, no deadlock.
+    _lock_program(session, program.id, advocate_id)
     with customer_value.groups_changing(session, (advocate_id, friend.id)):
         referral = session.scalar(
             _built(
