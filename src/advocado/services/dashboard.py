@@ -11,7 +11,13 @@ as every write to `responses`. Promoters read `promoter_day_counts` and
 services.customer_aggregates in the same transaction as every write of responses, orders and
 customer insights (`advocado dashboard rebuild` recomputes them). They answer the unfiltered
 figures (promoters: periods ending after the newest response); with a segment or program, or
-a period ending earlier, the figures are computed from the rows. Click figures read
+a period ending earlier, the figures are computed from the rows. The 12-month value's groups
+(advocates; a program's people and advocates) read services.customer_value's tables, kept
+in the same transaction as every order, referral and code write (that module says how):
+the figure costs days with no filter, a period or a program; its drill-down page reads the
+group's own rows (advocates, a program's people) or walks the customers by all-time
+revenue and stops once nobody further can enter (everyone else); with a segment it is
+computed from the orders. Click figures read
 services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
 doubles a click). Everything else is computed from the rows at request time, on covering
