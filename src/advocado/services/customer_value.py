@@ -34,7 +34,19 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, literal, or_, select, tuple_, union
+from sqlalchemy import (
+    Select,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union,
+)
 from sqlalchemy.orm import Session, aliased
 
 from advocado.services import customer_aggregates as aggregates
@@ -307,6 +319,10 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
         group.program_id == ALL_PROGRAMS,
         group.role == ADVOCATE,
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # A plan for these ids and this window each time: after a few runs PostgreSQL would
+        # keep a generic plan that scans the window's orders by time (seconds, not ms).
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     size = batch or limit + 50
     best: list[tuple[int, int, int, int]] = []  # (-revenue, customer_id, orders, revenue)
     after: tuple[int, int] | None = None
