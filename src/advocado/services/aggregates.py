@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from advocado.services import cohorts, customer_aggregates
+from advocado.services import cohorts, customer_aggregates, customer_value
 
 REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     customer_aggregates.rebuild,
     cohorts.rebuild,  # after: it reads customer_latest_responses
+    customer_value.rebuild,
 ]
 
 

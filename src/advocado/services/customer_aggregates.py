@@ -32,6 +32,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from advocado.services import customer_value
 from advocado.store.db import utc_day
 from advocado.store.models import (
     Customer,
@@ -239,16 +240,19 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
 @contextmanager
 def orders_changing(session: Session, customer_ids: Iterable[int | None]) -> Iterator[None]:
     """Wraps a write of orders of these customers (the owners before and after): their paid
-    orders are taken out of paid_order_days before and put back after, recomputed."""
+    orders are taken out of paid_order_days (and customer_value's value_group_days) before
+    and put back after, recomputed."""
     session.flush()
     chunks = list(_chunks(i for i in customer_ids if i is not None))
     for chunk in chunks:
         _lock(session, chunk)
         _order_tally(session, chunk, -1)
+        customer_value.orders_tally(session, chunk, -1)  # the advocates' and programs' share
     yield
     session.flush()
     for chunk in chunks:
         _order_tally(session, chunk, +1)
+        customer_value.orders_tally(session, chunk, +1)
 
 
 def order_owners(session: Session, external_ids: Iterable[str]) -> set[int]:

@@ -15,7 +15,13 @@ reads its members from services.cohorts (stored members, plus the few customers 
 since the worker judged their segments, judged live), and nps and promoters under one
 segment or program read that cohort's own per-day counts, kept by the same writes (that
 module says how); with both filters, or a period ending before the newest response, they are
-computed from the rows of the cohort's members. Click figures read
+computed from the rows of the cohort's members. The 12-month value's groups
+(advocates; a program's people and advocates) read services.customer_value's tables, kept
+in the same transaction as every order, referral and code write (that module says how):
+the figure costs days with no filter, a period or a program; its drill-down page reads the
+group's own rows (advocates, a program's people) or walks the customers by all-time
+revenue and stops once nobody further can enter (everyone else); with a segment it is
+computed from the orders. Click figures read
 services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
 doubles a click). Everything else is computed from the rows at request time, on covering
@@ -44,7 +50,7 @@ from advocado.domain import dashboard as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
-from advocado.services import audit, click_rollup, cohorts, segments
+from advocado.services import audit, click_rollup, cohorts, customer_value, segments
 from advocado.services import dashboard_activation as activation
 from advocado.services.nps import day_bounds
 from advocado.store.db import as_date, utc_day
@@ -66,6 +72,7 @@ from advocado.store.models import (
     ResponseDayCount,
     Reward,
     Setting,
+    ValueGroupDay,
 )
 
 PAID_CAC_SETTING = "dashboard.paid_cac"
@@ -926,21 +933,32 @@ def _clv_window(scope: _Scope) -> tuple[datetime, datetime]:
 
 
 def _advocate_ids(scope: _Scope) -> Any:
-    query = select(Referral.advocate_id).where(Referral.status != "rejected")
-    if scope.program_id is not None:
-        query = query.where(Referral.program_id == scope.program_id)
-    return query
+    """The advocates (of the program, when filtered): customer_value's value_groups."""
+    return customer_value.advocates(scope.program_id)
 
 
-def _buyers(session: Session, scope: _Scope) -> Select[Any]:
+def _buyer_ids(scope: _Scope) -> Any:
+    """The customers the filter keeps, None for everyone: a program's people from
+    value_groups (the same set as _scope's, from an index), a segment as _scope says."""
+    if scope.segmented or scope.customers is None:
+        return scope.customers
+    assert scope.program_id is not None
+    return customer_value.members(scope.program_id)
+
+
+def _buyers(session: Session, scope: _Scope, advocates: bool | None = None) -> Select[Any]:
     """Per customer with a paid order in the 12 months ending at the period's end: orders,
-    revenue, and whether they are an advocate (brought at least one friend not rejected)."""
+    revenue, and whether they are an advocate (brought at least one friend not rejected).
+    `advocates` True/False: only that group (True starts from the few advocates)."""
     low, high = _clv_window(scope)
-    is_advocate = case((Order.customer_id.in_(_advocate_ids(scope)), literal(1)), else_=literal(0))
-    return (
+    if advocates is None:
+        flag = case((Order.customer_id.in_(_advocate_ids(scope)), literal(1)), else_=literal(0))
+    else:
+        flag = literal(1 if advocates else 0)
+    query = (
         select(
             Order.customer_id,
-            is_advocate.label("advocate"),
+            flag.label("advocate"),
             func.count().label("orders"),
             func.sum(Order.amount).label("revenue"),
         )
@@ -949,37 +967,70 @@ def _buyers(session: Session, scope: _Scope) -> Select[Any]:
             Order.currency == scope.currency,
             Order.placed_at >= low,
             Order.placed_at < high,
-            _in_customers(Order.customer_id, scope),
         )
-        .group_by(Order.customer_id, is_advocate)
+        .group_by(Order.customer_id)
     )
+    if advocates:  # start from the advocates: few, each with few orders on their index
+        group = _advocate_ids(scope).subquery()
+        query = query.join_from(group, Order, Order.customer_id == group.c.customer_id)
+    elif advocates is None:
+        query = query.group_by(flag)
+    else:
+        query = query.where(Order.customer_id.not_in(_advocate_ids(scope)))
+    wanted = _buyer_ids(scope)
+    if wanted is not None:
+        query = query.where(Order.customer_id.in_(wanted))
+    return query
+
+
+def _top_buyers(session: Session, scope: _Scope, *, advocates: bool) -> Select[Any]:
+    """A group's buyers for the drill-down: the advocates, and with a program its people
+    who are not, from customer_value's per-member days (cost: that group's rows, not every
+    order); everyone else who bought (no program) from the orders themselves."""
+    if not advocates and scope.program_id is None:
+        return _buyers(session, scope, advocates=False)
+    low, high = _clv_window(scope)
+    return customer_value.top_buyers(
+        program_id=scope.program_id,
+        role=customer_value.ADVOCATE if advocates else customer_value.MEMBER,
+        currency=scope.currency,
+        first=low.date(),
+        end=high.date(),
+        customers=scope.customers if scope.segmented else None,
+        but=None if advocates else _advocate_ids(scope),
+    )
+
+
+def _window_sums(session: Session, table: Any, scope: _Scope, *where: Any) -> tuple[int, ...]:
+    """(customers, orders, revenue) of paid orders in the 12-month window, from per-day rows
+    keyed by the day of the customer's previous order (a customer bought in the window once:
+    the order in it whose previous order is before it, or none)."""
+    low, high = _clv_window(scope)
+    first = case((table.previous_day < low.date(), table.orders), else_=0)
+    found = session.execute(
+        select(func.sum(first), func.sum(table.orders), func.sum(table.revenue)).where(
+            *where, table.currency == scope.currency, table.day >= low.date(),
+            table.day < high.date(),
+        )
+    ).one()  # fmt: skip
+    return tuple(int(value or 0) for value in found)
 
 
 def _clv_from_days(session: Session, scope: _Scope) -> dict[int, tuple[int, int, int]]:
     """{1: advocates, 0: the rest}: (customers, orders, revenue). Everyone's from
-    paid_order_days (a customer bought in the window if one of their orders in it follows
-    an order before it, or none); the advocates' from their own orders; the rest is the
-    difference. Cost: days, plus the advocates' orders."""
-    low, high = _clv_window(scope)
-    t = PaidOrderDay
-    days = and_(t.currency == scope.currency, t.day >= low.date(), t.day < high.date())
-    orders, revenue = session.execute(
-        select(func.sum(t.orders), func.sum(t.revenue)).where(days)
-    ).one()
-    buyers = session.scalar(select(func.sum(t.orders)).where(days, t.previous_day < low.date()))
-    a_customers, a_orders, a_revenue = session.execute(
-        select(
-            func.count(func.distinct(Order.customer_id)), func.count(), func.sum(Order.amount)
-        ).where(
-            Order.status == PAID,
-            Order.currency == scope.currency,
-            Order.placed_at >= low,
-            Order.placed_at < high,
-            Order.customer_id.in_(_advocate_ids(scope)),
-        )
-    ).one()
-    advocates = (int(a_customers or 0), int(a_orders or 0), int(a_revenue or 0))
-    everyone = (int(buyers or 0), int(orders or 0), int(revenue or 0))
+    paid_order_days (a program's people from value_group_days), the advocates' from
+    value_group_days; the rest is the difference (advocates are among everyone). Cost: days."""
+    t = ValueGroupDay
+    if scope.program_id is None:
+        everyone = _window_sums(session, PaidOrderDay, scope)
+    else:
+        member = (t.program_id == scope.program_id, t.role == customer_value.MEMBER)
+        everyone = _window_sums(session, t, scope, *member)
+    advocates = _window_sums(
+        session, t, scope,
+        t.program_id == (scope.program_id or customer_value.ALL_PROGRAMS),
+        t.role == customer_value.ADVOCATE,
+    )  # fmt: skip
     return {1: advocates, 0: tuple(e - a for e, a in zip(everyone, advocates, strict=True))}  # type: ignore[dict-item]
 
 
@@ -987,7 +1038,7 @@ def clv(session: Session, f: Filters) -> Panel:
     """Average order value, orders per customer and 12-month value per customer, advocates
     (customers who brought a friend who was not rejected) beside everyone else who bought."""
     scope = _scope(session, f)
-    if scope.customers is None:
+    if not scope.segmented:
         found = _clv_from_days(session, scope)
     else:
         buyers = _buyers(session, scope).subquery()
@@ -1031,12 +1082,20 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
     scope = _scope(session, f)
     group = key.get("group") or "advocates"
     if group not in ("advocates", "non_advocates"):
-        raise FieldError("group", f"{group!r}: advocates or non_advocates")
-    buyers = _buyers(session, scope).subquery()
+        raise FieldError(
+            "group", f"{group!r}: advocates or non_advocates / 应为 advocates 或 non_advocates"
+        )
+    if group == "non_advocates" and scope.customers is None and limit is not None:
+        low, high = _clv_window(scope)
+        found = customer_value.top_outside(
+            session, currency=scope.currency, start=low, end=high, limit=limit
+        )
+        if found is not None:
+            return _clv_drill_page(session, found, scope.currency)
+    buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
         .join(buyers, buyers.c.customer_id == Customer.id)
-        .where(buyers.c.advocate == (1 if group == "advocates" else 0))
         .order_by(buyers.c.revenue.desc(), Customer.id)
     )
     if limit is not None:
@@ -1050,6 +1109,28 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
             "currency": scope.currency,
         }
         for r in session.execute(query)
+    ]
+    return Panel("clv", ["customer", "name", "orders", "revenue", "currency"], rows)
+
+
+def _clv_drill_page(session: Session, found: list[tuple[int, int, int]], currency: str) -> Panel:
+    names = {
+        row.id: row
+        for row in session.execute(
+            select(Customer.id, Customer.external_id, Customer.name).where(
+                Customer.id.in_([customer for customer, _, _ in found])
+            )
+        )
+    }
+    rows = [
+        {
+            "customer": names[customer].external_id,
+            "name": names[customer].name or "",
+            "orders": orders,
+            "revenue": revenue,
+            "currency": currency,
+        }
+        for customer, orders, revenue in found
     ]
     return Panel("clv", ["customer", "name", "orders", "revenue", "currency"], rows)
 

@@ -21,7 +21,7 @@ from advocado.domain.programs import (
     ProgramError,
     parse_program,
 )
-from advocado.services import audit
+from advocado.services import audit, customer_value
 from advocado.services.upserts import Kind, Mode, upsert
 from advocado.store.models import Customer, Program, ReferralCode, ReferralCounter
 
@@ -148,7 +148,8 @@ def code_for(
             )
             .on_conflict_do_nothing()
         )
-        session.execute(statement)
+        with customer_value.groups_changing(session, [customer_id]):  # joins the program
+            session.execute(statement)
         found = session.scalar(
             select(ReferralCode).where(
                 ReferralCode.program_id == program.id, ReferralCode.customer_id == customer_id

@@ -37,7 +37,7 @@ from advocado.domain.attribution import (
 from advocado.domain.codes import normalise
 from advocado.domain.programs import ProgramConfig
 from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
-from advocado.services import audit, cohorts, coupons, customer_aggregates, ledger
+from advocado.services import audit, cohorts, coupons, customer_aggregates, customer_value, ledger
 from advocado.services.clicks import hash_ip, ip_salt
 from advocado.services.programs import config_of
 from advocado.store.db import unit_of_work
@@ -501,27 +501,32 @@ def _create_referral(
         verdict.decision
     ]
     now = clock.now()
-    referral = session.scalar(
-        _built(
-            session,
-            "referral",
-            lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
-        ),
-        {
-            "program_id": program.id,
-            "advocate_id": advocate_id,
-            "referee_id": friend.id,
-            "code_id": decision.code.code_id,
-            "source": decision.source,
-            "status": status,
-            "reason": verdict.reason or None,
-            "findings": [f.as_dict() for f in verdict.findings],
-            "signed_up_at": event.occurred_at,
-            "created_at": now,
-            "updated_at": now,
-        },
-        execution_options={"populate_existing": True},
-    )
+    # The friend joins the program's people, the advocate may become one (dashboard clv).
+    # The advocate's lock first, as reviews and refunds take it before changing a status
+    # (which locks the advocate's customer row too): one order, no deadlock.
+    _lock_program(session, program.id, advocate_id)
+    with customer_value.groups_changing(session, (advocate_id, friend.id)):
+        referral = session.scalar(
+            _built(
+                session,
+                "referral",
+                lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
+            ),
+            {
+                "program_id": program.id,
+                "advocate_id": advocate_id,
+                "referee_id": friend.id,
+                "code_id": decision.code.code_id,
+                "source": decision.source,
+                "status": status,
+                "reason": verdict.reason or None,
+                "findings": [f.as_dict() for f in verdict.findings],
+                "signed_up_at": event.occurred_at,
+                "created_at": now,
+                "updated_at": now,
+            },
+            execution_options={"populate_existing": True},
+        )
     if referral is None:  # already referred in this program: the first attribution stands
         first = session.scalar(
             select(Referral).where(
@@ -876,7 +881,11 @@ def _set_status(
     if capped and REWARDED in (old, status) and referral.qualified_at is not None:
         month = _month(referral.qualified_at)[0]
         _bump(session, program_id, f"rewarded:{advocate}:{month}", 1 if status == REWARDED else -1)
-    referral.status = status
+    if (old == REJECTED) == (status == REJECTED):
+        referral.status = status
+        return
+    with customer_value.groups_changing(session, [advocate]):  # advocate or not (dashboard clv)
+        referral.status = status
 
 
 def _lock_program(session: Session, program_id: int, advocate_id: int) -> None:
@@ -1169,9 +1178,10 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
         .on_conflict_do_nothing()
     )
     whole = order is None or event.amount is None or refunded_before + amount >= order.amount
-    if order is not None:
-        order.status = "refunded" if whole else "partially_refunded"
-        order.updated_at = clock.now()
+    if order is not None:  # no longer paid: out of the dashboard's order aggregates
+        with customer_aggregates.orders_changing(session, [order.customer_id]):
+            order.status = "refunded" if whole else "partially_refunded"
+            order.updated_at = clock.now()
     rewards = list(
         session.scalars(
             select(Reward)

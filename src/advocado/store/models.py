@@ -991,3 +991,77 @@ class CohortPromoterDayCount(Base):
     value_tier: Mapped[str] = mapped_column(String(8), primary_key=True)
     high_influence: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     customers: Mapped[int] = mapped_column(Integer)
+
+
+# The clv figure's window of paid_order_days from the index alone (migration 0016).
+Index("ix_paid_order_days_window", PaidOrderDay.currency, PaidOrderDay.day,
+      PaidOrderDay.previous_day, PaidOrderDay.orders, PaidOrderDay.revenue)  # fmt: skip
+
+
+class ValueGroup(Base):
+    """The groups the 12-month value figure (services.customer_value) splits a customer into:
+    (0, "advocate") brought a friend whose referral is not rejected, in any program;
+    (program, "member") holds a code in the program or was referred in it; (program,
+    "advocate") a member who brought a friend not rejected in that program. Everyone else is
+    in no row. Kept in the same transaction as the referral and code writes that decide it."""
+
+    __tablename__ = "value_groups"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: all programs
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)  # advocate / member
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id"), primary_key=True, index=True
+    )
+
+
+class ValueGroupDay(Base):
+    """paid_order_days for each value group: its members' paid orders per UTC day and
+    currency, and per day of the same customer's previous paid order in that currency
+    (NO_PREVIOUS_DAY for a first). Customers who bought in a window are the orders in it
+    whose previous order is before it, so a group's figure costs days, not orders."""
+
+    __tablename__ = "value_group_days"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class ValueGroupBuyerDay(Base):
+    """Each value group member's paid orders and revenue per currency and UTC day: the clv
+    drill-down's page of a group's top buyers reads one group's rows (the advocates are few),
+    not every order; a restriction to a member set (a segment) stays a filter on it. Rows
+    in key order on SQLite (WITHOUT ROWID): one group's rows are one range."""
+
+    __tablename__ = "value_group_buyer_days"
+    __table_args__ = (
+        Index("ix_value_group_buyer_days_customer_id", "customer_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class CustomerRevenue(Base):
+    """Each customer's paid orders and revenue of all time, per currency: an upper bound of
+    their revenue in any window, so the clv drill-down's top non-advocates walk customers
+    from the highest down and stop early (services.customer_value.top_outside)."""
+
+    __tablename__ = "customer_revenues"
+    __table_args__ = (Index("ix_customer_revenues_top", "currency", "revenue", "customer_id"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
