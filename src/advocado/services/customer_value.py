@@ -24,7 +24,7 @@ are simply deleted and written again under that lock):
    group: a referral created (its advocate and friend), a referral's status changed to or
    from rejected (services.referrals._set_status: reviews, fraud checks, refunds' clawback),
    a code given (services.programs.code_for).
-`rebuild` recomputes the three tables from the rows (`advocado dashboard rebuild`, migration 0016).
+`rebuild` recomputes the three tables from the rows (`advocado dashboard rebuild`, migration 0015).
 """
 
 from __future__ import annotations

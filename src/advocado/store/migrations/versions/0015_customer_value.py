@@ -2,7 +2,7 @@
 and advocates), the groups' paid orders per day, and per member and day; each customer's
 revenue of all time (filled from the rows by the upgrade itself)
 
-Revision ID: 0016
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-11-26 04:00:00
 """
@@ -10,7 +10,7 @@ Create Date: 2026-11-26 04:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None

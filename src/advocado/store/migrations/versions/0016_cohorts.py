@@ -1,16 +1,16 @@
 """cohorts: segment members and program people kept as rows (cohort_members), customers to
 judge again (cohort_dirty), response and promoter counts per cohort (filled by the upgrade)
 
-Revision ID: 0018
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-26 04:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0016"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
