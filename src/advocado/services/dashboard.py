@@ -42,9 +42,12 @@ from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
 from advocado.services import audit, click_rollup, segments
 from advocado.services import dashboard_activation as activation
+from advocado.services import referral_aggregates as referral_sums
 from advocado.services.nps import day_bounds
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
+    AdvocateReferralCount,
+    AdvocateReferredRevenue,
     Click,
     Customer,
     CustomerInsight,
@@ -55,9 +58,12 @@ from advocado.store.models import (
     PromoterDayCount,
     Referral,
     ReferralCode,
+    ReferralDayCount,
+    ReferredRevenueDay,
     Response,
     ResponseDayCount,
     Reward,
+    RewardCostDay,
     Setting,
 )
 
@@ -159,6 +165,81 @@ def _between(column: Any, scope: _Scope) -> Any:
 
 def _in_customers(column: Any, scope: _Scope) -> Any:
     return True if scope.customers is None else column.in_(scope.customers)
+
+
+def _in_days(column: Any, scope: _Scope) -> Any:
+    """A UTC day column inside the period (its bounds are whole UTC days)."""
+    conditions = []
+    if scope.start is not None:
+        conditions.append(column >= scope.start.date())
+    if scope.end is not None:
+        conditions.append(column < scope.end.date())
+    return and_(True, *conditions)
+
+
+def _summed(scope: _Scope) -> bool:
+    """Whether services.referral_aggregates answers the referral figures: any period (whole
+    days) and program; a segment is computed from the rows (the sums are per day and
+    program, the per-advocate ones all time)."""
+    return not scope.segmented
+
+
+def _program_key(scope: _Scope) -> int:
+    return referral_sums.ALL_PROGRAMS if scope.program_id is None else scope.program_id
+
+
+def _referral_days(scope: _Scope, basis: str) -> Any:
+    """referral_day_counts rows of the period and program (counts add up over programs)."""
+    t = ReferralDayCount
+    program = True if scope.program_id is None else t.program_id == scope.program_id
+    return and_(t.basis == basis, _in_days(t.day, scope), program)
+
+
+def referred_revenue(session: Session, scope: _Scope) -> int:
+    """Paid orders in the period, in the scope's currency, of friends with a referral (in the
+    program) that is not rejected; a friend counts once."""
+    if not _summed(scope):
+        found = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
+        return int(found or 0)
+    t = ReferredRevenueDay
+    found = session.scalar(
+        select(func.sum(t.revenue)).where(
+            t.program_id == _program_key(scope),
+            t.currency == scope.currency,
+            _in_days(t.day, scope),
+        )
+    )
+    return int(found or 0)
+
+
+def referral_signups(session: Session, scope: _Scope, *, leads: bool = False) -> int:
+    """Referrals made in the period (leads: those not rejected)."""
+    if not _summed(scope):
+        where = _referrals_where(scope)
+        if leads:
+            where = and_(where, Referral.status != "rejected")
+        return int(session.scalar(select(func.count(Referral.id)).where(where)) or 0)
+    t = ReferralDayCount
+    where = _referral_days(scope, referral_sums.SIGNED_UP)
+    if leads:
+        where = and_(where, t.status != "rejected")
+    return int(session.scalar(select(func.sum(t.referrals)).where(where)) or 0)
+
+
+def referrals_qualified_in(session: Session, scope: _Scope) -> int:
+    """Referrals qualified in the period (qualified_at in it) and qualified or rewarded now."""
+    statuses = referral_sums.QUALIFIED_STATUSES
+    if not _summed(scope):
+        where = and_(
+            _between(Referral.qualified_at, scope),
+            Referral.status.in_(statuses),
+            True if scope.program_id is None else Referral.program_id == scope.program_id,
+            _in_customers(Referral.advocate_id, scope),
+        )
+        return int(session.scalar(select(func.count(Referral.id)).where(where)) or 0)
+    t = ReferralDayCount
+    where = and_(_referral_days(scope, referral_sums.QUALIFIED), t.status.in_(statuses))
+    return int(session.scalar(select(func.sum(t.referrals)).where(where)) or 0)
 
 
 # --- settings the dashboard reads: the paid-channel CAC -----------------------------------
@@ -587,6 +668,57 @@ def _referred_orders_where(scope: _Scope) -> Any:
     )
 
 
+def _funnel_counts(
+    session: Session, scope: _Scope
+) -> tuple[dict[str, int], int, list[dict[str, Any]]]:
+    """Referrals made in the period per status; those qualified (qualified_at set, status
+    qualified or rewarded); the rejected ones per reason, most first."""
+    if _summed(scope):
+        t = ReferralDayCount
+        where = _referral_days(scope, referral_sums.SIGNED_UP)
+        n = func.sum(t.referrals)
+        status, reason, has_qualified_at = t.status, t.reason, t.qualified.is_(True)
+    else:
+        t = Referral
+        where = _referrals_where(scope)
+        n = func.count()
+        status, reason, has_qualified_at = t.status, t.reason, t.qualified_at.is_not(None)
+    statuses = {
+        str(k): int(v or 0)
+        for k, v in session.execute(select(status, n).where(where).group_by(status))
+    }
+    qualified = session.scalar(
+        select(n).where(where, has_qualified_at, status.in_(referral_sums.QUALIFIED_STATUSES))
+    )
+    reasons = [
+        {"reason": r or "", "referrals": int(count)}
+        for r, count in session.execute(
+            select(reason, n)
+            .where(where, status == "rejected")
+            .group_by(reason)
+            .order_by(n.desc(), reason)
+        )
+    ]
+    return statuses, int(qualified or 0), reasons
+
+
+def _rewards_cost(session: Session, scope: _Scope) -> int:
+    """Face value of the live credit and coupons issued in the period, in the currency."""
+    if not _summed(scope):
+        found = session.scalar(select(func.sum(Reward.amount)).where(_rewards_where(scope)))
+        return int(found or 0)
+    t = RewardCostDay
+    found = session.scalar(
+        select(func.sum(t.amount)).where(
+            t.kind.in_(("credit", "coupon")),
+            t.currency == scope.currency,
+            _in_days(t.day, scope),
+            True if scope.program_id is None else t.program_id == scope.program_id,
+        )
+    )
+    return int(found or 0)
+
+
 FUNNEL = ("clicks", "unique_clicks", "signups", "qualified", "rewarded", "rejected", "in_review")
 
 
@@ -599,22 +731,7 @@ def referral_funnel(session: Session, f: Filters) -> Panel:
     money), cost per acquired (qualified) customer beside the paid-channel CAC, and ROI."""
     scope = _scope(session, f)
     raw, unique = _click_counts(session, scope)
-    where = _referrals_where(scope)
-    statuses = dict(
-        session.execute(
-            select(Referral.status, func.count()).where(where).group_by(Referral.status)
-        ).all()
-    )
-    qualified = (
-        session.scalar(
-            select(func.count(Referral.id)).where(
-                where,
-                Referral.qualified_at.is_not(None),
-                Referral.status.in_(("qualified", "rewarded")),
-            )
-        )
-        or 0
-    )
+    statuses, qualified, reasons = _funnel_counts(session, scope)
     counts = {
         "clicks": raw,
         "unique_clicks": unique,
@@ -625,17 +742,8 @@ def referral_funnel(session: Session, f: Filters) -> Panel:
         "in_review": statuses.get("review", 0),
     }
     rows = [{"stage": stage, "count": int(counts[stage])} for stage in FUNNEL]
-    reasons = [
-        {"reason": reason or "", "referrals": int(n)}
-        for reason, n in session.execute(
-            select(Referral.reason, func.count())
-            .where(where, Referral.status == "rejected")
-            .group_by(Referral.reason)
-            .order_by(func.count().desc())
-        )
-    ]
-    revenue = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
-    cost = session.scalar(select(func.sum(Reward.amount)).where(_rewards_where(scope)))
+    revenue = referred_revenue(session, scope)
+    cost = _rewards_cost(session, scope)
     cac = paid_cac(session)
     cac_amount = cac["amount"] if cac and cac["currency"] == scope.currency else None
     money = rules.acquisition(
@@ -805,7 +913,7 @@ def k_factor(session: Session, f: Filters) -> Panel:
         or 0
     )
     _, invitations = _click_counts(session, scope)
-    signups = session.scalar(select(func.count(Referral.id)).where(_referrals_where(scope))) or 0
+    signups = referral_signups(session, scope)
     figures = rules.k_factor(advocates=advocates, invitations=invitations, signups=signups)
     days = _time_to_first_days(session, scope)
     rows = [
@@ -1079,11 +1187,70 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
     )
 
 
+def _top_from_counts(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
+    """_top_advocates all time (any program or one): the per-advocate counters. The limit-th
+    (qualified, signups) is read off their index; the advocates tied with or above it are
+    ordered with their friends' revenue, in one statement."""
+    t, money = AdvocateReferralCount, AdvocateReferredRevenue
+    key = _program_key(scope)
+    last = session.execute(
+        select(t.qualified, t.signups)
+        .where(t.program_id == key)
+        .order_by(t.qualified.desc(), t.signups.desc())
+        .offset(limit - 1)
+        .limit(1)
+    ).first()
+    if last is None:  # fewer advocates than the limit: all of them
+        at_least = True
+    else:
+        at_least = (t.qualified > last.qualified) | (
+            (t.qualified == last.qualified) & (t.signups >= last.signups)
+        )
+    revenue = func.coalesce(money.revenue, 0)
+    query = (
+        select(
+            t.advocate_id,
+            t.signups,
+            t.qualified,
+            t.rejected,
+            revenue.label("revenue"),
+            Customer.external_id,
+            Customer.name,
+        )
+        .outerjoin(
+            money,
+            and_(
+                money.program_id == t.program_id,
+                money.advocate_id == t.advocate_id,
+                money.currency == scope.currency,
+            ),
+        )
+        .join(Customer, Customer.id == t.advocate_id)
+        .where(t.program_id == key, at_least)
+        .order_by(t.qualified.desc(), t.signups.desc(), revenue.desc(), t.advocate_id)
+        .limit(limit)
+    )
+    return [
+        {
+            "customer": r.external_id,
+            "name": r.name or "",
+            "signups": int(r.signups),
+            "qualified": int(r.qualified),
+            "rejected": int(r.rejected),
+            "referred_revenue": int(r.revenue),
+            "currency": scope.currency,
+        }
+        for r in session.execute(query)
+    ]
+
+
 def _top_advocates(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
     """The first `limit` rows of _advocate_table, in its order, without summing every
     advocate's friends' orders: the order is qualified, then signups, then revenue, so only
     the advocates tied with or above the limit-th (qualified, signups) can be in it, and
-    revenue is summed for those alone."""
+    revenue is summed for those alone. All time without a segment: the counters."""
+    if _summed(scope) and scope.start is None and scope.end is None:
+        return _top_from_counts(session, scope, limit)
     counts = [
         (int(r.qualified or 0), int(r.signups), int(r.rejected or 0), r.advocate_id)
         for r in session.execute(_advocate_counts(scope))

@@ -1,0 +1,253 @@
+"""The dashboard's pre-aggregates on the referral side, and how they stay correct.
+
+ - referral_day_counts: referrals per program, UTC day, status, rejection reason and whether
+   qualified_at is set; once on the day of signed_up_at, and again on the day of qualified_at
+   (funnel, rejected reasons, K-factor signups, plan leads / qualified referrals).
+ - referred_revenue_days: paid orders of referred customers (friends with a referral that is
+   not rejected) per program, UTC day and currency (funnel and plan revenue).
+ - reward_cost_days: live rewards per program, UTC day, currency and kind (rewards cost).
+ - advocate_referral_counts, advocate_referred_revenue: per advocate and program, all time
+   (top advocates).
+Program 0 (ALL_PROGRAMS) holds the figures without a program filter; for referred revenue it
+is not the sum of the programs (a friend referred in two programs is revenue once).
+
+Everything here is a function of one referred customer (the friend): their referrals, their
+paid orders, and the rewards of their referrals. So every write of those rows is wrapped in
+`friends_changing(session, friend ids)`: it locks the friends (PostgreSQL: FOR NO KEY UPDATE on
+their customer rows, in id order, so two writers of one friend queue instead of both adding
+what they saw), reads their contribution before, lets the write run, reads it after, and adds
+the difference, all in the write's transaction. Being read from the rows, not a +1 per call, a
+retried event or a duplicate webhook changes nothing (the referral services are idempotent:
+nothing changes, the difference is zero). The wrapper nests: a friend already being followed
+further out is not taken twice.
+
+Hooked writers: services.referrals (signup, order and refund events in `_ingest`, and review
+decisions in `decide`) and every order writer through customer_aggregates.orders_changing
+(services.records.save_orders: API, importer, demo; the shop's order events). `rebuild`
+recomputes all from the rows (`advocado dashboard rebuild`, and migration 0015).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from advocado.services import customer_aggregates
+from advocado.store.db import as_date, utc_day
+from advocado.store.models import (
+    AdvocateReferralCount,
+    AdvocateReferredRevenue,
+    Order,
+    Referral,
+    ReferralDayCount,
+    ReferredRevenueDay,
+    Reward,
+    RewardCostDay,
+)
+
+ALL_PROGRAMS = 0
+SIGNED_UP = "signed_up"  # basis: the day of signed_up_at
+QUALIFIED = "qualified"  # basis: the day of qualified_at
+QUALIFIED_STATUSES = ("qualified", "rewarded")
+REJECTED = "rejected"
+PAID = "paid"
+_OPEN = "referral_aggregates.open"  # session.info: friends followed by an outer wrapper
+
+# table -> (its key columns, its count columns; the first is zero only when the row is empty)
+_TABLES: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
+    "referral_day_counts": (
+        ReferralDayCount.__table__,
+        ("program_id", "basis", "day", "status", "reason", "qualified"),
+        ("referrals",),
+    ),
+    "referred_revenue_days": (
+        ReferredRevenueDay.__table__,
+        ("program_id", "day", "currency"),
+        ("orders", "revenue"),
+    ),
+    "reward_cost_days": (
+        RewardCostDay.__table__,
+        ("program_id", "day", "currency", "kind"),
+        ("rewards", "amount"),
+    ),
+    "advocate_referral_counts": (
+        AdvocateReferralCount.__table__,
+        ("program_id", "advocate_id"),
+        ("signups", "qualified", "rejected"),
+    ),
+    "advocate_referred_revenue": (
+        AdvocateReferredRevenue.__table__,
+        ("program_id", "advocate_id", "currency"),
+        ("orders", "revenue"),
+    ),
+}
+
+Tally = dict[str, dict[tuple[Any, ...], list[int]]]
+
+
+def _add(tally: Tally, name: str, key: tuple[Any, ...], *values: int) -> None:
+    found = tally[name].setdefault(key, [0] * len(values))
+    for i, value in enumerate(values):
+        found[i] += value
+
+
+def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
+    """What these friends (None: everyone) add to each aggregate, from their rows."""
+    tally: Tally = {name: {} for name in _TABLES}
+    referrals = select(
+        Referral.program_id,
+        Referral.advocate_id,
+        Referral.referee_id,
+        Referral.status,
+        Referral.reason,
+        Referral.signed_up_at,
+        Referral.qualified_at,
+    )
+    if friend_ids is not None:
+        referrals = referrals.where(Referral.referee_id.in_(friend_ids))
+    live: dict[int, list[tuple[int, int]]] = {}  # friend -> (program, advocate) not rejected
+    for r in session.execute(referrals):
+        has_qualified_at = r.qualified_at is not None
+        reason = (r.reason or "") if r.status == REJECTED else ""
+        signed = customer_aggregates._day(r.signed_up_at)
+        _add(tally, "referral_day_counts",
+             (r.program_id, SIGNED_UP, signed, r.status, reason, has_qualified_at), 1)  # fmt: skip
+        if has_qualified_at:
+            qualified_day = customer_aggregates._day(r.qualified_at)
+            _add(tally, "referral_day_counts",
+                 (r.program_id, QUALIFIED, qualified_day, r.status, reason, True), 1)  # fmt: skip
+        qualified = int(has_qualified_at and r.status in QUALIFIED_STATUSES)
+        rejected = int(r.status == REJECTED)
+        for program in (r.program_id, ALL_PROGRAMS):
+            _add(
+                tally, "advocate_referral_counts", (program, r.advocate_id), 1, qualified, rejected
+            )
+        if not rejected:
+            live.setdefault(r.referee_id, []).append((r.program_id, r.advocate_id))
+    if friend_ids is not None and not live:
+        return tally  # no referral: no orders or rewards of theirs count here
+    day = utc_day(session, Order.placed_at)
+    orders = (
+        select(Order.customer_id, day, Order.currency, func.count(), func.sum(Order.amount))
+        .where(Order.status == PAID)
+        .group_by(Order.customer_id, day, Order.currency)
+    )
+    if friend_ids is None:
+        friends = select(Referral.referee_id).where(Referral.status != REJECTED)
+        orders = orders.where(Order.customer_id.in_(friends))
+    else:
+        orders = orders.where(Order.customer_id.in_(sorted(live)))
+    for customer_id, d, currency, n, revenue in session.execute(orders):
+        pairs = live.get(customer_id)
+        if not pairs:
+            continue
+        n, revenue, d = int(n), int(revenue or 0), as_date(d)
+        for program in {ALL_PROGRAMS, *(p for p, _ in pairs)}:
+            _add(tally, "referred_revenue_days", (program, d, currency), n, revenue)
+        for program, advocate in pairs:
+            for p in (program, ALL_PROGRAMS):
+                _add(tally, "advocate_referred_revenue", (p, advocate, currency), n, revenue)
+    created = utc_day(session, Reward.created_at)
+    rewards = (
+        select(
+            Reward.program_id,
+            created,
+            Reward.currency,
+            Reward.kind,
+            func.count(),
+            func.sum(Reward.amount),
+        )
+        .where(Reward.reversed_at.is_(None))
+        .group_by(Reward.program_id, created, Reward.currency, Reward.kind)
+    )
+    if friend_ids is not None:
+        theirs = select(Referral.id).where(Referral.referee_id.in_(friend_ids))
+        rewards = rewards.where(Reward.referral_id.in_(theirs))
+    for program, d, currency, kind, n, amount in session.execute(rewards):
+        _add(tally, "reward_cost_days", (program, as_date(d), currency, kind), int(n),
+             int(amount or 0))  # fmt: skip
+    return tally
+
+
+def _write(session: Session, after: Tally, before: Tally | None) -> None:
+    """Add after - before to the stored rows (keys sorted: one lock order, no deadlocks)."""
+    for name, (table, keys, counts) in _TABLES.items():
+        old = before[name] if before is not None else {}
+        new = after[name]
+        rows = []
+        for key in sorted(set(old) | set(new), key=repr):
+            a, b = new.get(key), old.get(key)
+            diff = [x - y for x, y in zip(a or [0] * len(counts), b or [0] * len(counts),
+                                          strict=True)]  # fmt: skip
+            if any(diff):
+                rows.append({**dict(zip(keys, key, strict=True)),
+                             **dict(zip(counts, diff, strict=True))})  # fmt: skip
+        customer_aggregates._upsert_counts(session, table, rows, counts=counts)
+
+
+def _chunked(session: Session, ids: list[int]) -> Tally:
+    total: Tally = {name: {} for name in _TABLES}
+    for start in range(0, len(ids), customer_aggregates.CHUNK):
+        part = _contributions(session, ids[start : start + customer_aggregates.CHUNK])
+        for name, rows in part.items():
+            for key, values in rows.items():
+                _add(total, name, key, *values)
+    return total
+
+
+@contextmanager
+def friends_changing(session: Session, friend_ids: Iterable[int | None]) -> Iterator[None]:
+    """Wraps a write of these customers' referrals, orders or their referrals' rewards (same
+    transaction): their contribution to every referral aggregate is read before and after,
+    and the difference added."""
+    open_ids: set[int] = session.info.setdefault(_OPEN, set())
+    ids = sorted({i for i in friend_ids if i is not None} - open_ids)
+    if not ids:
+        yield
+        return
+    session.flush()
+    open_ids.update(ids)
+    try:
+        for start in range(0, len(ids), customer_aggregates.CHUNK):
+            customer_aggregates._lock(session, ids[start : start + customer_aggregates.CHUNK])
+        before = _chunked(session, ids)
+        yield
+        session.flush()
+        _write(session, _chunked(session, ids), before)
+    finally:
+        open_ids.difference_update(ids)
+
+
+def rebuild(session: Session) -> dict[str, int]:
+    """Recompute every referral aggregate from the rows (in the caller's transaction).
+    Returns the row counts."""
+    for table, _, _ in _TABLES.values():
+        session.execute(delete(table))
+    _write(session, _contributions(session, None), None)
+    return {
+        name: session.scalar(select(func.count()).select_from(table)) or 0
+        for name, (table, _, _) in _TABLES.items()
+    }
+
+
+def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    """Every table as plain data, empty rows left out (tests compare maintained with rebuilt)."""
+    found: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {}
+    for name, (table, keys, counts) in _TABLES.items():
+        rows = {}
+        for row in session.execute(select(table)).mappings():
+            values = tuple(int(row[c]) for c in counts)
+            if any(values):
+                key = tuple(_plain(row[k]) for k in keys)
+                rows[key] = values
+        found[name] = rows
+    return found
+
+
+def _plain(value: Any) -> Any:
+    return as_date(value) if isinstance(value, date) else value
