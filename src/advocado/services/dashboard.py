@@ -46,6 +46,7 @@ from advocado.services import referral_aggregates as referral_sums
 from advocado.services.nps import day_bounds
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
+    AdvocateFirst,
     AdvocateReferralCount,
     AdvocateReferredRevenue,
     Click,
@@ -903,15 +904,7 @@ def k_factor(session: Session, f: Filters) -> Panel:
     end of the period. Time to first referral: days from getting a code to the first friend
     signing up, for advocates whose first referral falls in the period."""
     scope = _scope(session, f)
-    codes_at = _between(ReferralCode.created_at, _Scope(None, scope.end, None, None, ""))
-    advocates = (
-        session.scalar(
-            select(func.count(func.distinct(ReferralCode.customer_id))).where(
-                _in_codes(ReferralCode.id, scope), codes_at
-            )
-        )
-        or 0
-    )
+    advocates = _advocates_by_end(session, scope)
     _, invitations = _click_counts(session, scope)
     signups = referral_signups(session, scope)
     figures = rules.k_factor(advocates=advocates, invitations=invitations, signups=signups)
@@ -937,7 +930,40 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _advocates_by_end(session: Session, scope: _Scope) -> int:
+    """Code holders (of the program) who had a code by the end of the period."""
+    if _summed(scope):
+        t = AdvocateFirst
+        query = select(func.count()).where(
+            t.program_id == _program_key(scope), t.code_at.is_not(None)
+        )
+        if scope.end is not None:
+            query = query.where(t.code_at < scope.end)
+        return int(session.scalar(query) or 0)
+    codes_at = _between(ReferralCode.created_at, _Scope(None, scope.end, None, None, ""))
+    found = session.scalar(
+        select(func.count(func.distinct(ReferralCode.customer_id))).where(
+            _in_codes(ReferralCode.id, scope), codes_at
+        )
+    )
+    return int(found or 0)
+
+
 def _time_to_first_days(session: Session, scope: _Scope) -> list[float]:
+    """Days from the first code to the first referral, of the code holders (of the program)
+    whose first referral falls in the period; without a segment from advocate_firsts."""
+    if _summed(scope):
+        t = AdvocateFirst
+        query = select(t.code_at, t.first_at).where(
+            t.program_id == _program_key(scope),
+            t.code_at.is_not(None),
+            t.first_at.is_not(None),
+            _between(t.first_at, scope),
+        )
+        return [
+            max(0.0, (first_at - code_at).total_seconds() / 86400)
+            for code_at, first_at in session.execute(query)
+        ]
     days = []
     for row in session.execute(_first_referrals(session, scope)):
         if row.first_at is None or not _inside(row.first_at, scope):

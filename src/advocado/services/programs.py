@@ -21,7 +21,7 @@ from advocado.domain.programs import (
     ProgramError,
     parse_program,
 )
-from advocado.services import audit
+from advocado.services import audit, referral_aggregates
 from advocado.services.upserts import Kind, Mode, upsert
 from advocado.store.models import Customer, Program, ReferralCode, ReferralCounter
 
@@ -155,6 +155,10 @@ def code_for(
             )
         )
         if found is not None:
+            # the dashboard's advocate_firsts (K-factor), same transaction
+            referral_aggregates.code_made(
+                session, program_id=program.id, customer_id=customer_id, created_at=found.created_at
+            )
             return found
         if wanted:
             raise ValueError(f"code {wanted!r} is taken / 推荐码 {wanted} 已被占用")

@@ -34,16 +34,19 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.services import customer_aggregates
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
+    AdvocateFirst,
     AdvocateReferralCount,
     AdvocateReferredRevenue,
     Order,
     Referral,
+    ReferralCode,
     ReferralDayCount,
     ReferredRevenueDay,
     Reward,
@@ -111,7 +114,9 @@ def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
     if friend_ids is not None:
         referrals = referrals.where(Referral.referee_id.in_(friend_ids))
     live: dict[int, list[tuple[int, int]]] = {}  # friend -> (program, advocate) not rejected
+    any_referral = False
     for r in session.execute(referrals):
+        any_referral = True
         has_qualified_at = r.qualified_at is not None
         reason = (r.reason or "") if r.status == REJECTED else ""
         signed = customer_aggregates._day(r.signed_up_at)
@@ -129,8 +134,18 @@ def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
             )
         if not rejected:
             live.setdefault(r.referee_id, []).append((r.program_id, r.advocate_id))
-    if friend_ids is not None and not live:
+    if friend_ids is not None and not any_referral:
         return tally  # no referral: no orders or rewards of theirs count here
+    if friend_ids is None or live:
+        _referred_orders(session, friend_ids, live, tally)
+    _rewards(session, friend_ids, tally)
+    return tally
+
+
+def _referred_orders(session: Session, friend_ids: list[int] | None,
+                     live: dict[int, list[tuple[int, int]]], tally: Tally) -> None:  # fmt: skip
+    """The paid orders of friends with a referral not rejected: revenue per program (and
+    any program, once) and per advocate of each such referral."""
     day = utc_day(session, Order.placed_at)
     orders = (
         select(Order.customer_id, day, Order.currency, func.count(), func.sum(Order.amount))
@@ -152,6 +167,10 @@ def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
         for program, advocate in pairs:
             for p in (program, ALL_PROGRAMS):
                 _add(tally, "advocate_referred_revenue", (p, advocate, currency), n, revenue)
+
+
+def _rewards(session: Session, friend_ids: list[int] | None, tally: Tally) -> None:
+    """The live rewards of these friends' referrals (whatever the referral's status)."""
     created = utc_day(session, Reward.created_at)
     rewards = (
         select(
@@ -171,7 +190,6 @@ def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
     for program, d, currency, kind, n, amount in session.execute(rewards):
         _add(tally, "reward_cost_days", (program, as_date(d), currency, kind), int(n),
              int(amount or 0))  # fmt: skip
-    return tally
 
 
 def _write(session: Session, after: Tally, before: Tally | None) -> None:
@@ -218,9 +236,93 @@ def friends_changing(session: Session, friend_ids: Iterable[int | None]) -> Iter
         before = _chunked(session, ids)
         yield
         session.flush()
-        _write(session, _chunked(session, ids), before)
+        after = _chunked(session, ids)
+        _write(session, after, before)
+        counts, old = after["advocate_referral_counts"], before["advocate_referral_counts"]
+        if any(n[0] > old.get(key, [0])[0] for key, n in counts.items()):  # a new referral
+            _first_referrals(session, ids)
     finally:
         open_ids.difference_update(ids)
+
+
+def _earliest(session: Session, found: dict[tuple[int, int], list[Any]]) -> None:
+    """advocate_firsts: each (program, advocate)'s code_at / first_at set to the earlier of
+    the stored and the given (None: leave it). Earlier-of is order-free, so racing writers
+    agree; rows in key order (one lock order)."""
+    rows = [
+        {"program_id": p, "advocate_id": a, "code_at": code_at, "first_at": first_at}
+        for (p, a), (code_at, first_at) in sorted(found.items())
+    ]
+    if not rows:
+        return
+    table = AdvocateFirst.__table__
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = (postgresql if postgres else sqlite).insert(table)
+    new = statement.excluded
+
+    def earlier(name: str) -> Any:
+        old = table.c[name]
+        return case(
+            (new[name].is_(None), old),
+            (old.is_(None) | (new[name] < old), new[name]),
+            else_=old,
+        )
+
+    statement = statement.on_conflict_do_update(
+        index_elements=["program_id", "advocate_id"],
+        set_={"code_at": earlier("code_at"), "first_at": earlier("first_at")},
+    )
+    session.connection().execute(statement, rows)
+
+
+def _merge(found: dict[tuple[int, int], list[Any]], program: int, advocate: int, column: int,
+           at: Any) -> None:  # fmt: skip
+    for key in ((program, advocate), (ALL_PROGRAMS, advocate)):
+        row = found.setdefault(key, [None, None])
+        if at is not None and (row[column] is None or at < row[column]):
+            row[column] = at
+
+
+def _first_referrals(session: Session, friend_ids: list[int]) -> None:
+    """After referrals of these friends were made: their advocates' first referral."""
+    found: dict[tuple[int, int], list[Any]] = {}
+    for start in range(0, len(friend_ids), customer_aggregates.CHUNK):
+        chunk = friend_ids[start : start + customer_aggregates.CHUNK]
+        for program, advocate, at in session.execute(
+            select(Referral.program_id, Referral.advocate_id, Referral.signed_up_at).where(
+                Referral.referee_id.in_(chunk)
+            )
+        ):
+            _merge(found, program, advocate, 1, at)
+    _earliest(session, found)
+
+
+def code_made(session: Session, *, program_id: int, customer_id: int, created_at: Any) -> None:
+    """After a referral code was made (services.programs): the holder's first code."""
+    found: dict[tuple[int, int], list[Any]] = {}
+    _merge(found, program_id, customer_id, 0, created_at)
+    _earliest(session, found)
+
+
+def _rebuild_firsts(session: Session) -> None:
+    session.execute(delete(AdvocateFirst))
+    found: dict[tuple[int, int], list[Any]] = {}
+    codes = select(
+        ReferralCode.program_id, ReferralCode.customer_id, func.min(ReferralCode.created_at)
+    ).group_by(ReferralCode.program_id, ReferralCode.customer_id)
+    for program, customer, at in session.execute(codes):
+        _merge(found, program, customer, 0, at)
+    firsts = select(
+        Referral.program_id, Referral.advocate_id, func.min(Referral.signed_up_at)
+    ).group_by(Referral.program_id, Referral.advocate_id)
+    for program, advocate, at in session.execute(firsts):
+        _merge(found, program, advocate, 1, at)
+    rows = [
+        {"program_id": p, "advocate_id": a, "code_at": code_at, "first_at": first_at}
+        for (p, a), (code_at, first_at) in sorted(found.items())
+    ]
+    if rows:
+        session.execute(insert(AdvocateFirst), rows)
 
 
 def rebuild(session: Session) -> dict[str, int]:
@@ -229,15 +331,18 @@ def rebuild(session: Session) -> dict[str, int]:
     for table, _, _ in _TABLES.values():
         session.execute(delete(table))
     _write(session, _contributions(session, None), None)
-    return {
+    _rebuild_firsts(session)
+    found = {
         name: session.scalar(select(func.count()).select_from(table)) or 0
         for name, (table, _, _) in _TABLES.items()
     }
+    found["advocate_firsts"] = session.scalar(select(func.count()).select_from(AdvocateFirst)) or 0
+    return found
 
 
-def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
     """Every table as plain data, empty rows left out (tests compare maintained with rebuilt)."""
-    found: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {}
+    found: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
     for name, (table, keys, counts) in _TABLES.items():
         rows = {}
         for row in session.execute(select(table)).mappings():
@@ -246,6 +351,10 @@ def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[int, ...
                 key = tuple(_plain(row[k]) for k in keys)
                 rows[key] = values
         found[name] = rows
+    found["advocate_firsts"] = {
+        (r.program_id, r.advocate_id): (r.code_at, r.first_at)
+        for r in session.execute(select(AdvocateFirst)).scalars()
+    }
     return found
 
 

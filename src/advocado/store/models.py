@@ -1022,3 +1022,21 @@ class AdvocateReferredRevenue(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class AdvocateFirst(Base):
+    """Per program (0: any program) and advocate: when they got their first code in it
+    (code_at) and when their first friend signed up in it (first_at); either may be unset.
+    Both only ever move earlier (codes and referrals are not deleted), so a writer sets each
+    to the earlier of the stored and its own (K-factor: advocates, time to first referral)."""
+
+    __tablename__ = "advocate_firsts"
+    __table_args__ = (
+        Index("ix_advocate_firsts_code", "program_id", "code_at"),
+        Index("ix_advocate_firsts_first", "program_id", "first_at", "code_at"),
+    )
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    advocate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

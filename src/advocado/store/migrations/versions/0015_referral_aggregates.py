@@ -1,5 +1,5 @@
 """dashboard pre-aggregates, referral side: referrals per day, referred revenue per day,
-rewards cost per day, per-advocate counts and referred revenue (filled from the rows by the
+rewards cost per day, per-advocate counts, referred revenue and firsts (filled from the rows by the
 upgrade itself)
 
 Revision ID: 0015
@@ -81,6 +81,18 @@ def upgrade() -> None:
             "program_id", "advocate_id", "currency", name=op.f("pk_advocate_referred_revenue")
         ),
     )
+    op.create_table(
+        "advocate_firsts",
+        sa.Column("program_id", sa.Integer(), nullable=False),
+        sa.Column("advocate_id", sa.Integer(), nullable=False),
+        sa.Column("code_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("program_id", "advocate_id", name=op.f("pk_advocate_firsts")),
+    )
+    op.create_index("ix_advocate_firsts_code", "advocate_firsts", ["program_id", "code_at"])
+    op.create_index(
+        "ix_advocate_firsts_first", "advocate_firsts", ["program_id", "first_at", "code_at"]
+    )
     # An existing database gets its aggregates now, from its rows (the rebuild reads only
     # referrals, orders and rewards, and writes only these tables).
     from sqlalchemy.orm import Session
@@ -91,6 +103,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_advocate_firsts_first", table_name="advocate_firsts")
+    op.drop_index("ix_advocate_firsts_code", table_name="advocate_firsts")
+    op.drop_table("advocate_firsts")
     op.drop_table("advocate_referred_revenue")
     op.drop_index("ix_advocate_referral_counts_rank", table_name="advocate_referral_counts")
     op.drop_table("advocate_referral_counts")
