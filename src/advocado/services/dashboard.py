@@ -1173,7 +1173,22 @@ def _advocate_revenue(scope: _Scope, advocates: list[int] | None = None) -> Sele
     """Per advocate: their friends' (not rejected) paid orders in the period, summed."""
     where = _referrals_where(scope)
     if advocates is not None:
-        where = and_(where, Referral.advocate_id.in_(advocates))
+        # A few advocates: their referrals by the advocate index (the friends' condition is
+        # the join's own), not the period's referrals filtered by advocate.
+        return (
+            select(Referral.advocate_id, func.sum(Order.amount).label("revenue"))
+            .join(Order, Order.customer_id == Referral.referee_id)
+            .where(
+                where,
+                Referral.advocate_id.in_(advocates),
+                Referral.status != "rejected",
+                Order.status == PAID,
+                Order.currency == scope.currency,
+                _between(Order.placed_at, scope),
+            )
+            .group_by(Referral.advocate_id)
+            .with_hint(Referral, "INDEXED BY ix_referrals_dashboard_advocate", "sqlite")
+        )
     friends = select(Referral.referee_id).where(where, Referral.status != "rejected")
     return (
         select(Referral.advocate_id, func.sum(Order.amount).label("revenue"))
@@ -1277,15 +1292,17 @@ def _top_advocates(session: Session, scope: _Scope, limit: int) -> list[dict[str
     revenue is summed for those alone. All time without a segment: the counters."""
     if _summed(scope) and scope.start is None and scope.end is None:
         return _top_from_counts(session, scope, limit)
-    counts = [
+    # rank() over (qualified, signups): an advocate ranks within the limit exactly when fewer
+    # than `limit` are strictly ahead, i.e. when tied with or above the limit-th.
+    per = _advocate_counts(scope).subquery()
+    rank = func.rank().over(order_by=(per.c.qualified.desc(), per.c.signups.desc()))
+    ranked = select(per, rank.label("rank")).subquery()
+    candidates = [
         (int(r.qualified or 0), int(r.signups), int(r.rejected or 0), r.advocate_id)
-        for r in session.execute(_advocate_counts(scope))
+        for r in session.execute(select(ranked).where(ranked.c.rank <= limit))
     ]
-    if not counts:
+    if not candidates:
         return []
-    counts.sort(key=lambda c: (-c[0], -c[1]))
-    cutoff = counts[min(limit, len(counts)) - 1][:2]
-    candidates = [c for c in counts if c[:2] >= cutoff]
     revenue: dict[int, int] = {}
     ids = sorted(c[3] for c in candidates)
     for start in range(0, len(ids), 900):
