@@ -60,6 +60,7 @@ QUALIFIED_STATUSES = ("qualified", "rewarded")
 REJECTED = "rejected"
 PAID = "paid"
 _OPEN = "referral_aggregates.open"  # session.info: friends followed by an outer wrapper
+_FIRSTS = "advocate_firsts"  # in a Tally: (program, advocate) -> [None, earliest signup]
 
 # table -> (its key columns, its count columns; the first is zero only when the row is empty)
 _TABLES: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
@@ -115,8 +116,11 @@ def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
         referrals = referrals.where(Referral.referee_id.in_(friend_ids))
     live: dict[int, list[tuple[int, int]]] = {}  # friend -> (program, advocate) not rejected
     any_referral = False
+    firsts: dict[tuple[int, int], list[Any]] = {}  # (program, advocate) -> [None, earliest]
+    tally[_FIRSTS] = firsts  # type: ignore[assignment]
     for r in session.execute(referrals):
         any_referral = True
+        _merge(firsts, r.program_id, r.advocate_id, 1, r.signed_up_at)
         has_qualified_at = r.qualified_at is not None
         reason = (r.reason or "") if r.status == REJECTED else ""
         signed = customer_aggregates._day(r.signed_up_at)
@@ -209,12 +213,15 @@ def _write(session: Session, after: Tally, before: Tally | None) -> None:
 
 
 def _chunked(session: Session, ids: list[int]) -> Tally:
-    total: Tally = {name: {} for name in _TABLES}
+    total: Tally = {name: {} for name in (*_TABLES, _FIRSTS)}
     for start in range(0, len(ids), customer_aggregates.CHUNK):
         part = _contributions(session, ids[start : start + customer_aggregates.CHUNK])
         for name, rows in part.items():
             for key, values in rows.items():
-                _add(total, name, key, *values)
+                if name == _FIRSTS:
+                    _merge(total[name], key[0], key[1], 1, values[1])
+                else:
+                    _add(total, name, key, *values)
     return total
 
 
@@ -240,7 +247,7 @@ def friends_changing(session: Session, friend_ids: Iterable[int | None]) -> Iter
         _write(session, after, before)
         counts, old = after["advocate_referral_counts"], before["advocate_referral_counts"]
         if any(n[0] > old.get(key, [0])[0] for key, n in counts.items()):  # a new referral
-            _first_referrals(session, ids)
+            _earliest(session, after[_FIRSTS])  # their advocates' first referral
     finally:
         open_ids.difference_update(ids)
 
@@ -281,20 +288,6 @@ def _merge(found: dict[tuple[int, int], list[Any]], program: int, advocate: int,
         row = found.setdefault(key, [None, None])
         if at is not None and (row[column] is None or at < row[column]):
             row[column] = at
-
-
-def _first_referrals(session: Session, friend_ids: list[int]) -> None:
-    """After referrals of these friends were made: their advocates' first referral."""
-    found: dict[tuple[int, int], list[Any]] = {}
-    for start in range(0, len(friend_ids), customer_aggregates.CHUNK):
-        chunk = friend_ids[start : start + customer_aggregates.CHUNK]
-        for program, advocate, at in session.execute(
-            select(Referral.program_id, Referral.advocate_id, Referral.signed_up_at).where(
-                Referral.referee_id.in_(chunk)
-            )
-        ):
-            _merge(found, program, advocate, 1, at)
-    _earliest(session, found)
 
 
 def code_made(session: Session, *, program_id: int, customer_id: int, created_at: Any) -> None:
