@@ -124,6 +124,9 @@ def test_order_writes_and_review_decisions_keep_the_aggregates(engine: Engine) -
         _maintained_equals_rebuilt(engine)
     refund(engine, "f-1", "o-3", None, 1)
     refund(engine, "f-1", "o-3", None, 1)  # the same refund again
+    # o-1 qualified f-1 and now belongs to x2: its refund, from x2, rejects f-1's referral
+    out = refund(engine, "x2", "o-1", None, 2)
+    assert out["reversed_rewards"]
     kept = _maintained_equals_rebuilt(engine)
     assert {k[0] for k in kept["referred_revenue_days"]} >= {0}
 

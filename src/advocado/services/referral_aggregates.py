@@ -19,7 +19,8 @@ what they saw), reads their contribution before, lets the write run, reads it af
 the difference, all in the write's transaction. Being read from the rows, not a +1 per call, a
 retried event or a duplicate webhook changes nothing (the referral services are idempotent:
 nothing changes, the difference is zero). The wrapper nests: a friend already being followed
-further out is not taken twice.
+further out is not taken twice; `follow` adds a friend found during the write (a refund's
+rewards name their referrals' friends) to the innermost wrapper.
 
 Hooked writers: services.referrals (signup, order and refund events in `_ingest`, and review
 decisions in `decide`) and every order writer through customer_aggregates.orders_changing
@@ -60,6 +61,7 @@ QUALIFIED_STATUSES = ("qualified", "rewarded")
 REJECTED = "rejected"
 PAID = "paid"
 _OPEN = "referral_aggregates.open"  # session.info: friends followed by an outer wrapper
+_FRAMES = "referral_aggregates.frames"  # session.info: the open friends_changing, innermost last
 _FIRSTS = "advocate_firsts"  # in a Tally: (program, advocate) -> [None, earliest signup]
 
 # table -> (its key columns, its count columns; the first is zero only when the row is empty)
@@ -212,44 +214,74 @@ def _write(session: Session, after: Tally, before: Tally | None) -> None:
         customer_aggregates._upsert_counts(session, table, rows, counts=counts)
 
 
+def _merge_tally(total: Tally, part: Tally) -> None:
+    for name, rows in part.items():
+        for key, values in rows.items():
+            if name == _FIRSTS:
+                _merge(total[name], key[0], key[1], 1, values[1])
+            else:
+                _add(total, name, key, *values)
+
+
 def _chunked(session: Session, ids: list[int]) -> Tally:
     total: Tally = {name: {} for name in (*_TABLES, _FIRSTS)}
     for start in range(0, len(ids), customer_aggregates.CHUNK):
-        part = _contributions(session, ids[start : start + customer_aggregates.CHUNK])
-        for name, rows in part.items():
-            for key, values in rows.items():
-                if name == _FIRSTS:
-                    _merge(total[name], key[0], key[1], 1, values[1])
-                else:
-                    _add(total, name, key, *values)
+        _merge_tally(total, _contributions(session, ids[start : start + customer_aggregates.CHUNK]))
     return total
+
+
+class _Frame:
+    """One friends_changing: the friends it follows and their part before the write."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.before: Tally = {name: {} for name in (*_TABLES, _FIRSTS)}
+
+
+def _take(session: Session, frame: _Frame, friend_ids: Iterable[int | None]) -> None:
+    """Lock these friends (not followed yet) and read their part into the frame."""
+    open_ids: set[int] = session.info.setdefault(_OPEN, set())
+    ids = sorted({i for i in friend_ids if i is not None} - open_ids)
+    if not ids:
+        return
+    session.flush()
+    open_ids.update(ids)
+    frame.ids += ids
+    for start in range(0, len(ids), customer_aggregates.CHUNK):
+        customer_aggregates._lock(session, ids[start : start + customer_aggregates.CHUNK])
+    _merge_tally(frame.before, _chunked(session, ids))
 
 
 @contextmanager
 def friends_changing(session: Session, friend_ids: Iterable[int | None]) -> Iterator[None]:
     """Wraps a write of these customers' referrals, orders or their referrals' rewards (same
     transaction): their contribution to every referral aggregate is read before and after,
-    and the difference added."""
-    open_ids: set[int] = session.info.setdefault(_OPEN, set())
-    ids = sorted({i for i in friend_ids if i is not None} - open_ids)
-    if not ids:
-        yield
-        return
-    session.flush()
-    open_ids.update(ids)
+    and the difference added. `follow` adds friends found while the write runs."""
+    frames: list[_Frame] = session.info.setdefault(_FRAMES, [])
+    frame = _Frame()
+    frames.append(frame)
     try:
-        for start in range(0, len(ids), customer_aggregates.CHUNK):
-            customer_aggregates._lock(session, ids[start : start + customer_aggregates.CHUNK])
-        before = _chunked(session, ids)
+        _take(session, frame, friend_ids)
         yield
-        session.flush()
-        after = _chunked(session, ids)
-        _write(session, after, before)
-        counts, old = after["advocate_referral_counts"], before["advocate_referral_counts"]
-        if any(n[0] > old.get(key, [0])[0] for key, n in counts.items()):  # a new referral
-            _earliest(session, after[_FIRSTS])  # their advocates' first referral
+        if frame.ids:
+            session.flush()
+            after = _chunked(session, frame.ids)
+            _write(session, after, frame.before)
+            counts = after["advocate_referral_counts"]
+            old = frame.before["advocate_referral_counts"]
+            if any(n[0] > old.get(key, [0])[0] for key, n in counts.items()):  # new referral
+                _earliest(session, after[_FIRSTS])  # their advocates' first referral
     finally:
-        open_ids.difference_update(ids)
+        frames.pop()
+        session.info.get(_OPEN, set()).difference_update(frame.ids)
+
+
+def follow(session: Session, friend_ids: Iterable[int | None]) -> None:
+    """Inside friends_changing, before writing: follow these friends too (read now, and
+    again when the wrapper ends)."""
+    frames: list[_Frame] = session.info.get(_FRAMES, [])
+    assert frames, "follow() runs inside friends_changing"
+    _take(session, frames[-1], friend_ids)
 
 
 def _earliest(session: Session, found: dict[tuple[int, int], list[Any]]) -> None:

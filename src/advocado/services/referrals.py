@@ -1190,102 +1190,99 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
         )
     )
     program_ids = sorted({*program_ids, *(r.program_id for r in waiting)})
+    # The friends whose referrals and rewards this refund changes: the referral aggregates
+    # read their part now and again when the event is done (services.referral_aggregates).
+    friends = {r.referee_id for r in waiting}
+    if rewards:
+        of = sorted({r.referral_id for r in rewards})
+        friends |= set(session.scalars(select(Referral.referee_id).where(Referral.id.in_(of))))
+    referral_aggregates.follow(session, friends)
+    # Counters change: lock as issuers do, for the advocate of each referral concerned.
     concerned = {(r.program_id, r.advocate_id) for r in waiting}
     of_rewards = list({r.referral_id for r in rewards})
-    # The friends whose referrals and rewards this refund changes (the order's owner is
-    # followed already): the referral aggregates read them before and after.
-    friends = {r.referee_id for r in waiting}
     if of_rewards:
-        friends |= set(
-            session.scalars(select(Referral.referee_id).where(Referral.id.in_(of_rewards)))
+        concerned |= set(
+            session.execute(
+                select(Referral.program_id, Referral.advocate_id).where(Referral.id.in_(of_rewards))
+            ).tuples()
         )
-    with referral_aggregates.friends_changing(session, friends):
-        # Counters change: lock as issuers do, for the advocate of each referral concerned.
-        if of_rewards:
-            concerned |= set(
-                session.execute(
-                    select(Referral.program_id, Referral.advocate_id).where(
-                        Referral.id.in_(of_rewards)
-                    )
-                ).tuples()
+    for program_id, advocate_id in sorted(concerned):
+        _lock_program(session, program_id, advocate_id)
+    if _dialect(session) is postgresql and program_ids:
+        rewards = list(
+            session.scalars(
+                select(Reward)
+                .where(Reward.id.in_([r.id for r in rewards]), Reward.reversed_at.is_(None))
+                .order_by(Reward.id)
+                .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
             )
-        for program_id, advocate_id in sorted(concerned):
-            _lock_program(session, program_id, advocate_id)
-        if _dialect(session) is postgresql and program_ids:
-            rewards = list(
-                session.scalars(
-                    select(Reward)
-                    .where(Reward.id.in_([r.id for r in rewards]), Reward.reversed_at.is_(None))
-                    .order_by(Reward.id)
-                    .with_for_update(key_share=True)
-                    .execution_options(populate_existing=True)
-                )
+        )
+    decisions: dict[int, refunds.AfterRefund] = {}
+    for program_id in program_ids:
+        program = session.get(Program, program_id)
+        assert program is not None
+        decisions[program_id] = refunds.after_refund(
+            order_amount=order.amount if order is not None else None,
+            refunded_before=refunded_before,
+            refund=None if whole else amount,
+            min_amount=config_of(program).min_amount,
+        )
+    reversed_, kept = [], []
+    for reward in rewards:
+        decision = decisions[reward.program_id]
+        if decision.still_qualifies:
+            kept.append({"reward_id": reward.id, "en": decision.en, "zh": decision.zh})
+            continue
+        if event.occurred_at >= reward.available_at:
+            kept.append(
+                {
+                    "reward_id": reward.id,
+                    "en": "refund after the hold: reward stands",
+                    "zh": "退款发生在保留期之后，奖励保留",
+                }
             )
-        decisions: dict[int, refunds.AfterRefund] = {}
-        for program_id in program_ids:
-            program = session.get(Program, program_id)
-            assert program is not None
-            decisions[program_id] = refunds.after_refund(
-                order_amount=order.amount if order is not None else None,
-                refunded_before=refunded_before,
-                refund=None if whole else amount,
-                min_amount=config_of(program).min_amount,
-            )
-        reversed_, kept = [], []
-        for reward in rewards:
-            decision = decisions[reward.program_id]
-            if decision.still_qualifies:
-                kept.append({"reward_id": reward.id, "en": decision.en, "zh": decision.zh})
-                continue
-            if event.occurred_at >= reward.available_at:
-                kept.append(
-                    {
-                        "reward_id": reward.id,
-                        "en": "refund after the hold: reward stands",
-                        "zh": "退款发生在保留期之后，奖励保留",
-                    }
-                )
-                continue
-            en = f"{decision.en} within the hold" if decision.full else decision.en
-            zh = f"{decision.zh}（在保留期内）"
-            claw_back(session, reward, en=en, zh=zh)
-            reversed_.append(reward.id)
-        referral_ids = sorted({r.referral_id for r in rewards if r.id in reversed_})
-        for referral_id in referral_ids:
-            referral = session.get(Referral, referral_id)
-            assert referral is not None
-            decision = decisions[referral.program_id]
-            _set_status(session, referral, REJECTED)
-            referral.reason = f"{decision.en} within the hold / {decision.zh}（在保留期内）"
-            referral.updated_at = clock.now()
-            friend = session.get(Customer, referral.referee_id)
-            _notice(
-                session,
-                referral,
-                referral.advocate_id,
-                "clawed_back",
-                progress.clawed_back(progress.mask(friend.name if friend else None)),
-            )
-        # A refunded order that only qualified (rewards not yet out, e.g. under review) no longer
-        # qualifies unless enough of it was kept: the referral goes back to waiting.
-        for referral in waiting:
-            if decisions[referral.program_id].still_qualifies:
-                continue
-            referral.qualified_at = None
-            referral.qualifying_order = None
-            if referral.status == QUALIFIED:
-                _set_status(session, referral, SIGNED_UP)
-        outcome: dict[str, Any] = {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
-        outcome["refund"] = {
-            "amount": amount,
-            "whole": whole,
-            "remaining": 0 if whole or order is None else order.amount - refunded_before - amount,
-            "decisions": {
-                str(pid): {"qualifies": d.still_qualifies, "en": d.en, "zh": d.zh}
-                for pid, d in decisions.items()
-            },
-        }
-        return outcome
+            continue
+        en = f"{decision.en} within the hold" if decision.full else decision.en
+        zh = f"{decision.zh}（在保留期内）"
+        claw_back(session, reward, en=en, zh=zh)
+        reversed_.append(reward.id)
+    referral_ids = sorted({r.referral_id for r in rewards if r.id in reversed_})
+    for referral_id in referral_ids:
+        referral = session.get(Referral, referral_id)
+        assert referral is not None
+        decision = decisions[referral.program_id]
+        _set_status(session, referral, REJECTED)
+        referral.reason = f"{decision.en} within the hold / {decision.zh}（在保留期内）"
+        referral.updated_at = clock.now()
+        friend = session.get(Customer, referral.referee_id)
+        _notice(
+            session,
+            referral,
+            referral.advocate_id,
+            "clawed_back",
+            progress.clawed_back(progress.mask(friend.name if friend else None)),
+        )
+    # A refunded order that only qualified (rewards not yet out, e.g. under review) no longer
+    # qualifies unless enough of it was kept: the referral goes back to waiting.
+    for referral in waiting:
+        if decisions[referral.program_id].still_qualifies:
+            continue
+        referral.qualified_at = None
+        referral.qualifying_order = None
+        if referral.status == QUALIFIED:
+            _set_status(session, referral, SIGNED_UP)
+    outcome: dict[str, Any] = {"order": order_id, "reversed_rewards": reversed_, "kept": kept}
+    outcome["refund"] = {
+        "amount": amount,
+        "whole": whole,
+        "remaining": 0 if whole or order is None else order.amount - refunded_before - amount,
+        "decisions": {
+            str(pid): {"qualifies": d.still_qualifies, "en": d.en, "zh": d.zh}
+            for pid, d in decisions.items()
+        },
+    }
+    return outcome
 
 
 def claw_back(
@@ -1342,84 +1339,82 @@ def decide(
     engine: Engine, *, referral_id: int, approve: bool, note: str = "", actor: str = audit.SYSTEM
 ) -> dict[str, Any]:
     """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
-    with unit_of_work(engine) as session:
+    # The dashboard's referral aggregates follow the friend (services.referral_aggregates).
+    with unit_of_work(engine) as session, referral_aggregates.friends_changing(session, []):
         found = session.execute(
             select(Referral.program_id, Referral.advocate_id, Referral.referee_id).where(
                 Referral.id == referral_id
             )
         ).first()
-        # The dashboard's referral aggregates follow the friend (services.referral_aggregates).
-        with referral_aggregates.friends_changing(session, [found[2]] if found else []):
-            return _decide(session, found, referral_id, approve, note, actor)
-
-
-def _decide(
-    session: Session, found: Any, referral_id: int, approve: bool, note: str, actor: str
-) -> dict[str, Any]:
-    if found is not None:
-        _lock_program(session, found[0], found[1])
-    referral = session.scalar(
-        select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)
-    )
-    if referral is None or referral.status != REVIEW:
-        raise NotInReview(
-            f"referral {referral_id} is not waiting for review / 该推荐不在待审核队列"
+        if found is not None:
+            referral_aggregates.follow(session, [found[2]])
+            _lock_program(session, found[0], found[1])
+        referral = session.scalar(
+            select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)
         )
-    program = session.get(Program, referral.program_id)
-    assert program is not None
-    friend = session.get(Customer, referral.referee_id)
-    assert friend is not None
-    referral.updated_at = clock.now()
-    audit.record(
-        session,
-        actor=actor,
-        entity="referral",
-        entity_id=referral.id,
-        action="approve" if approve else "reject",
-        before={"status": REVIEW},
-        after={"status": SIGNED_UP if approve else REJECTED, "note": note},
-    )
-    if not approve:
-        _set_status(session, referral, REJECTED)
-        referral.reason = f"rejected on review: {note}" if note else (referral.reason or "")
-        _notice(
+        if referral is None or referral.status != REVIEW:
+            raise NotInReview(
+                f"referral {referral_id} is not waiting for review / 该推荐不在待审核队列"
+            )
+        program = session.get(Program, referral.program_id)
+        assert program is not None
+        friend = session.get(Customer, referral.referee_id)
+        assert friend is not None
+        referral.updated_at = clock.now()
+        audit.record(
             session,
-            referral,
-            referral.advocate_id,
-            "rejected",
-            progress.rejected(progress.mask(friend.name), "not approved on review", "审核未通过"),
+            actor=actor,
+            entity="referral",
+            entity_id=referral.id,
+            action="approve" if approve else "reject",
+            before={"status": REVIEW},
+            after={"status": SIGNED_UP if approve else REJECTED, "note": note},
         )
+        if not approve:
+            _set_status(session, referral, REJECTED)
+            referral.reason = f"rejected on review: {note}" if note else (referral.reason or "")
+            _notice(
+                session,
+                referral,
+                referral.advocate_id,
+                "rejected",
+                progress.rejected(
+                    progress.mask(friend.name), "not approved on review", "审核未通过"
+                ),
+            )
+            return _referral_view(session, referral, program.slug)
+        _set_status(session, referral, SIGNED_UP)
+        referral.reason = f"approved on review: {note}" if note else "approved on review / 审核通过"
+        _issue_on_signup(session, program, referral, friend, referral.signed_up_at)
+        if referral.qualified_at is not None:
+            _set_status(session, referral, QUALIFIED)
+            order = session.scalar(
+                select(Order).where(Order.external_id == referral.qualifying_order)
+            )
+            kind = "order" if referral.qualifying_order else "signup"
+            cause = f"{kind}:{referral.qualifying_order or referral.id}"
+            first = order is not None and not _ordered_before(
+                session, friend.id, order.placed_at, order.external_id
+            )
+            _issue(
+                session,
+                program,
+                referral,
+                stage="qualified",
+                cause=cause,
+                at=referral.qualified_at,
+                order_amount=order.amount if order else None,
+                first_order=first,
+            )
+        else:
+            _notice(
+                session,
+                referral,
+                referral.advocate_id,
+                "signed_up",
+                progress.signed_up(progress.mask(friend.name), config_of(program)),
+            )
         return _referral_view(session, referral, program.slug)
-    _set_status(session, referral, SIGNED_UP)
-    referral.reason = f"approved on review: {note}" if note else "approved on review / 审核通过"
-    _issue_on_signup(session, program, referral, friend, referral.signed_up_at)
-    if referral.qualified_at is not None:
-        _set_status(session, referral, QUALIFIED)
-        order = session.scalar(select(Order).where(Order.external_id == referral.qualifying_order))
-        kind = "order" if referral.qualifying_order else "signup"
-        cause = f"{kind}:{referral.qualifying_order or referral.id}"
-        first = order is not None and not _ordered_before(
-            session, friend.id, order.placed_at, order.external_id
-        )
-        _issue(
-            session,
-            program,
-            referral,
-            stage="qualified",
-            cause=cause,
-            at=referral.qualified_at,
-            order_amount=order.amount if order else None,
-            first_order=first,
-        )
-    else:
-        _notice(
-            session,
-            referral,
-            referral.advocate_id,
-            "signed_up",
-            progress.signed_up(progress.mask(friend.name), config_of(program)),
-        )
-    return _referral_view(session, referral, program.slug)
 
 
 # --- reading ----------------------------------------------------------------------------
