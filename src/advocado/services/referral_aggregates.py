@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -312,6 +312,33 @@ def _earliest(session: Session, found: dict[tuple[int, int], list[Any]]) -> None
         set_={"code_at": earlier("code_at"), "first_at": earlier("first_at")},
     )
     session.connection().execute(statement, rows)
+    # gap_us from the stored (merged) times: the upsert holds the rows, so this reads what
+    # every writer before it left.
+    t = AdvocateFirst
+    keys = sorted(found)
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        stored = session.execute(
+            select(t.program_id, t.advocate_id, t.code_at, t.first_at, t.gap_us).where(
+                tuple_(t.program_id, t.advocate_id).in_(chunk)
+            )
+        ).all()
+        for program, advocate, code_at, first_at, gap in stored:
+            wanted = gap_of(code_at, first_at)
+            if wanted != gap:
+                session.execute(
+                    update(t)
+                    .where(t.program_id == program, t.advocate_id == advocate)
+                    .values(gap_us=wanted)
+                )
+
+
+def gap_of(code_at: Any, first_at: Any) -> int | None:
+    """Whole microseconds from the first code to the first referral, 0 if the referral came
+    first; None unless both are known (the K-factor's time to first referral)."""
+    if code_at is None or first_at is None:
+        return None
+    return max(0, (first_at - code_at) // timedelta(microseconds=1))
 
 
 def _merge(found: dict[tuple[int, int], list[Any]], program: int, advocate: int, column: int,
@@ -343,9 +370,10 @@ def _rebuild_firsts(session: Session) -> None:
     for program, advocate, at in session.execute(firsts):
         _merge(found, program, advocate, 1, at)
     rows = [
-        {"program_id": p, "advocate_id": a, "code_at": code_at, "first_at": first_at}
+        {"program_id": p, "advocate_id": a, "code_at": code_at, "first_at": first_at,
+         "gap_us": gap_of(code_at, first_at)}
         for (p, a), (code_at, first_at) in sorted(found.items())
-    ]
+    ]  # fmt: skip
     if rows:
         session.execute(insert(AdvocateFirst), rows)
 
@@ -377,7 +405,7 @@ def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...
                 rows[key] = values
         found[name] = rows
     found["advocate_firsts"] = {
-        (r.program_id, r.advocate_id): (r.code_at, r.first_at)
+        (r.program_id, r.advocate_id): (r.code_at, r.first_at, r.gap_us)
         for r in session.execute(select(AdvocateFirst)).scalars()
     }
     return found

@@ -1027,16 +1027,21 @@ class AdvocateReferredRevenue(Base):
 class AdvocateFirst(Base):
     """Per program (0: any program) and advocate: when they got their first code in it
     (code_at) and when their first friend signed up in it (first_at); either may be unset.
+    gap_us (time to first referral) is set whenever both are, so its sum and median are read
+    off an index.
     Both only ever move earlier (codes and referrals are not deleted), so a writer sets each
     to the earlier of the stored and its own (K-factor: advocates, time to first referral)."""
 
     __tablename__ = "advocate_firsts"
     __table_args__ = (
         Index("ix_advocate_firsts_code", "program_id", "code_at"),
-        Index("ix_advocate_firsts_first", "program_id", "first_at", "code_at"),
+        Index("ix_advocate_firsts_first", "program_id", "first_at", "gap_us"),
+        Index("ix_advocate_firsts_gap", "program_id", "gap_us"),
     )
 
     program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     advocate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # microseconds from code_at to first_at (0 if the referral came first); set with both
+    gap_us: Mapped[int | None] = mapped_column(BigInteger)

@@ -87,12 +87,14 @@ def upgrade() -> None:
         sa.Column("advocate_id", sa.Integer(), nullable=False),
         sa.Column("code_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("first_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("gap_us", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("program_id", "advocate_id", name=op.f("pk_advocate_firsts")),
     )
     op.create_index("ix_advocate_firsts_code", "advocate_firsts", ["program_id", "code_at"])
     op.create_index(
-        "ix_advocate_firsts_first", "advocate_firsts", ["program_id", "first_at", "code_at"]
+        "ix_advocate_firsts_first", "advocate_firsts", ["program_id", "first_at", "gap_us"]
     )
+    op.create_index("ix_advocate_firsts_gap", "advocate_firsts", ["program_id", "gap_us"])
     # An existing database gets its aggregates now, from its rows (the rebuild reads only
     # referrals, orders and rewards, and writes only these tables).
     from sqlalchemy.orm import Session
@@ -103,6 +105,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_advocate_firsts_gap", table_name="advocate_firsts")
     op.drop_index("ix_advocate_firsts_first", table_name="advocate_firsts")
     op.drop_index("ix_advocate_firsts_code", table_name="advocate_firsts")
     op.drop_table("advocate_firsts")
