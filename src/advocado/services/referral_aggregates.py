@@ -8,6 +8,10 @@
  - reward_cost_days: live rewards per program, UTC day, currency and kind (rewards cost).
  - advocate_referral_counts, advocate_referred_revenue: per advocate and program, all time
    (top advocates).
+ - advocate_firsts: per advocate and program, their first code and first referral and the
+   gap between (K-factor advocates and time to first referral). Both times only move earlier
+   (codes and referrals are never deleted), so writers upsert the earlier of stored and
+   theirs, which racing writers agree on; services.programs.code_for reports new codes.
 Program 0 (ALL_PROGRAMS) holds the figures without a program filter; for referred revenue it
 is not the sum of the programs (a friend referred in two programs is revenue once).
 
