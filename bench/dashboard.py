@@ -515,6 +515,8 @@ def run(backend: str, args: argparse.Namespace) -> None:
             start = time.perf_counter()
             sizes = load(engine, args.customers)
             sizes.update(generate_activity(engine, args.customers, now=NOW))  # activation panels
+            # The activity's codes and referrals were bulk-written after load's rebuild.
+            rebuild_aggregates(engine, clicks=False)
             add_click_tail(engine, args.customers)
             took = time.perf_counter() - start
             print(f"{backend}: {sizes} generated in {took:.0f} s", flush=True)

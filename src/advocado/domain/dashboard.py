@@ -143,6 +143,19 @@ def days_between_summary(days: list[float]) -> dict[str, float | None]:
     }
 
 
+def gap_summary(count: int, total_us: int, middle_us: list[int]) -> dict[str, float | None]:
+    """days_between_summary of gaps in whole microseconds, from what a database can say
+    without handing over every gap: how many, their sum, and the middle one (odd count) or
+    two (even count) in order. Summing integers, the mean does not depend on the order."""
+    if not count:
+        return {"median_days": None, "mean_days": None, "advocates": 0}
+    return {
+        "median_days": round(median(us / 10**6 / 86400 for us in middle_us), 2),
+        "mean_days": round(total_us / 10**6 / 86400 / count, 2),
+        "advocates": count,
+    }
+
+
 def clv(*, customers: int, orders: int, revenue: int) -> dict[str, float | int | None]:
     """Average order value, orders per customer, and value per customer over the window."""
     aov = ratio(revenue, orders)

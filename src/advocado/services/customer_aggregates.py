@@ -241,18 +241,22 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
 def orders_changing(session: Session, customer_ids: Iterable[int | None]) -> Iterator[None]:
     """Wraps a write of orders of these customers (the owners before and after): their paid
     orders are taken out of paid_order_days (and customer_value's value_group_days) before
-    and put back after, recomputed."""
+    and put back after, recomputed; and the referral aggregates (referred revenue) follow
+    them (services.referral_aggregates)."""
+    from advocado.services import referral_aggregates  # it builds on this module
+
     session.flush()
     chunks = list(_chunks(i for i in customer_ids if i is not None))
-    for chunk in chunks:
-        _lock(session, chunk)
-        _order_tally(session, chunk, -1)
-        customer_value.orders_tally(session, chunk, -1)  # the advocates' and programs' share
-    yield
-    session.flush()
-    for chunk in chunks:
-        _order_tally(session, chunk, +1)
-        customer_value.orders_tally(session, chunk, +1)
+    with referral_aggregates.friends_changing(session, [i for c in chunks for i in c]):
+        for chunk in chunks:
+            _lock(session, chunk)
+            _order_tally(session, chunk, -1)
+            customer_value.orders_tally(session, chunk, -1)  # the advocates' and programs' share
+        yield
+        session.flush()
+        for chunk in chunks:
+            _order_tally(session, chunk, +1)
+            customer_value.orders_tally(session, chunk, +1)
 
 
 def order_owners(session: Session, external_ids: Iterable[str]) -> set[int]:

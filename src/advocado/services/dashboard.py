@@ -24,8 +24,12 @@ revenue and stops once nobody further can enter (everyone else); with a segment 
 computed from the orders. Click figures read
 services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
-doubles a click). Everything else is computed from the rows at request time, on covering
-indexes, so a signup or refund is in the next request's figures.
+doubles a click). The referral figures (funnel counts and rejected reasons, referred revenue,
+rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
+time, the plan's leads / qualified referrals / revenue) read services.referral_aggregates,
+kept in the same transaction as every write of referrals, orders, rewards and codes; with a
+segment they are computed from the rows. Everything else is computed from the rows at request
+time, on covering indexes, so a signup or refund is in the next request's figures.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
@@ -52,9 +56,13 @@ from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
 from advocado.services import audit, click_rollup, cohorts, customer_value, segments
 from advocado.services import dashboard_activation as activation
+from advocado.services import referral_aggregates as referral_sums
 from advocado.services.nps import day_bounds
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
+    AdvocateFirst,
+    AdvocateReferralCount,
+    AdvocateReferredRevenue,
     Click,
     CohortMember,
     CohortPromoterDayCount,
@@ -68,9 +76,12 @@ from advocado.store.models import (
     PromoterDayCount,
     Referral,
     ReferralCode,
+    ReferralDayCount,
+    ReferredRevenueDay,
     Response,
     ResponseDayCount,
     Reward,
+    RewardCostDay,
     Setting,
     ValueGroupDay,
 )
@@ -175,6 +186,81 @@ def _between(column: Any, scope: _Scope) -> Any:
 
 def _in_customers(column: Any, scope: _Scope) -> Any:
     return True if scope.customers is None else column.in_(scope.customers)
+
+
+def _in_days(column: Any, scope: _Scope) -> Any:
+    """A UTC day column inside the period (its bounds are whole UTC days)."""
+    conditions = []
+    if scope.start is not None:
+        conditions.append(column >= scope.start.date())
+    if scope.end is not None:
+        conditions.append(column < scope.end.date())
+    return and_(True, *conditions)
+
+
+def _summed(scope: _Scope) -> bool:
+    """Whether services.referral_aggregates answers the referral figures: any period (whole
+    days) and program; a segment is computed from the rows (the sums are per day and
+    program, the per-advocate ones all time)."""
+    return not scope.segmented
+
+
+def _program_key(scope: _Scope) -> int:
+    return referral_sums.ALL_PROGRAMS if scope.program_id is None else scope.program_id
+
+
+def _referral_days(scope: _Scope, basis: str) -> Any:
+    """referral_day_counts rows of the period and program (counts add up over programs)."""
+    t = ReferralDayCount
+    program = True if scope.program_id is None else t.program_id == scope.program_id
+    return and_(t.basis == basis, _in_days(t.day, scope), program)
+
+
+def referred_revenue(session: Session, scope: _Scope) -> int:
+    """Paid orders in the period, in the scope's currency, of friends with a referral (in the
+    program) that is not rejected; a friend counts once."""
+    if not _summed(scope):
+        found = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
+        return int(found or 0)
+    t = ReferredRevenueDay
+    found = session.scalar(
+        select(func.sum(t.revenue)).where(
+            t.program_id == _program_key(scope),
+            t.currency == scope.currency,
+            _in_days(t.day, scope),
+        )
+    )
+    return int(found or 0)
+
+
+def referral_signups(session: Session, scope: _Scope, *, leads: bool = False) -> int:
+    """Referrals made in the period (leads: those not rejected)."""
+    if not _summed(scope):
+        where = _referrals_where(scope)
+        if leads:
+            where = and_(where, Referral.status != "rejected")
+        return int(session.scalar(select(func.count(Referral.id)).where(where)) or 0)
+    t = ReferralDayCount
+    where = _referral_days(scope, referral_sums.SIGNED_UP)
+    if leads:
+        where = and_(where, t.status != "rejected")
+    return int(session.scalar(select(func.sum(t.referrals)).where(where)) or 0)
+
+
+def referrals_qualified_in(session: Session, scope: _Scope) -> int:
+    """Referrals qualified in the period (qualified_at in it) and qualified or rewarded now."""
+    statuses = referral_sums.QUALIFIED_STATUSES
+    if not _summed(scope):
+        where = and_(
+            _between(Referral.qualified_at, scope),
+            Referral.status.in_(statuses),
+            True if scope.program_id is None else Referral.program_id == scope.program_id,
+            _in_customers(Referral.advocate_id, scope),
+        )
+        return int(session.scalar(select(func.count(Referral.id)).where(where)) or 0)
+    t = ReferralDayCount
+    where = and_(_referral_days(scope, referral_sums.QUALIFIED), t.status.in_(statuses))
+    return int(session.scalar(select(func.sum(t.referrals)).where(where)) or 0)
 
 
 # --- settings the dashboard reads: the paid-channel CAC -----------------------------------
@@ -639,6 +725,57 @@ def _referred_orders_where(scope: _Scope) -> Any:
     )
 
 
+def _funnel_counts(
+    session: Session, scope: _Scope
+) -> tuple[dict[str, int], int, list[dict[str, Any]]]:
+    """Referrals made in the period per status; those qualified (qualified_at set, status
+    qualified or rewarded); the rejected ones per reason, most first."""
+    if _summed(scope):
+        t = ReferralDayCount
+        where = _referral_days(scope, referral_sums.SIGNED_UP)
+        n = func.sum(t.referrals)
+        status, reason, has_qualified_at = t.status, t.reason, t.qualified.is_(True)
+    else:
+        t = Referral
+        where = _referrals_where(scope)
+        n = func.count()
+        status, reason, has_qualified_at = t.status, t.reason, t.qualified_at.is_not(None)
+    statuses = {
+        str(k): int(v or 0)
+        for k, v in session.execute(select(status, n).where(where).group_by(status))
+    }
+    qualified = session.scalar(
+        select(n).where(where, has_qualified_at, status.in_(referral_sums.QUALIFIED_STATUSES))
+    )
+    reasons = [
+        {"reason": r or "", "referrals": int(count)}
+        for r, count in session.execute(
+            select(reason, n)
+            .where(where, status == "rejected")
+            .group_by(reason)
+            .order_by(n.desc(), reason)
+        )
+    ]
+    return statuses, int(qualified or 0), reasons
+
+
+def _rewards_cost(session: Session, scope: _Scope) -> int:
+    """Face value of the live credit and coupons issued in the period, in the currency."""
+    if not _summed(scope):
+        found = session.scalar(select(func.sum(Reward.amount)).where(_rewards_where(scope)))
+        return int(found or 0)
+    t = RewardCostDay
+    found = session.scalar(
+        select(func.sum(t.amount)).where(
+            t.kind.in_(("credit", "coupon")),
+            t.currency == scope.currency,
+            _in_days(t.day, scope),
+            True if scope.program_id is None else t.program_id == scope.program_id,
+        )
+    )
+    return int(found or 0)
+
+
 FUNNEL = ("clicks", "unique_clicks", "signups", "qualified", "rewarded", "rejected", "in_review")
 
 
@@ -651,22 +788,7 @@ def referral_funnel(session: Session, f: Filters) -> Panel:
     money), cost per acquired (qualified) customer beside the paid-channel CAC, and ROI."""
     scope = _scope(session, f)
     raw, unique = _click_counts(session, scope)
-    where = _referrals_where(scope)
-    statuses = dict(
-        session.execute(
-            select(Referral.status, func.count()).where(where).group_by(Referral.status)
-        ).all()
-    )
-    qualified = (
-        session.scalar(
-            select(func.count(Referral.id)).where(
-                where,
-                Referral.qualified_at.is_not(None),
-                Referral.status.in_(("qualified", "rewarded")),
-            )
-        )
-        or 0
-    )
+    statuses, qualified, reasons = _funnel_counts(session, scope)
     counts = {
         "clicks": raw,
         "unique_clicks": unique,
@@ -677,17 +799,8 @@ def referral_funnel(session: Session, f: Filters) -> Panel:
         "in_review": statuses.get("review", 0),
     }
     rows = [{"stage": stage, "count": int(counts[stage])} for stage in FUNNEL]
-    reasons = [
-        {"reason": reason or "", "referrals": int(n)}
-        for reason, n in session.execute(
-            select(Referral.reason, func.count())
-            .where(where, Referral.status == "rejected")
-            .group_by(Referral.reason)
-            .order_by(func.count().desc())
-        )
-    ]
-    revenue = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
-    cost = session.scalar(select(func.sum(Reward.amount)).where(_rewards_where(scope)))
+    revenue = referred_revenue(session, scope)
+    cost = _rewards_cost(session, scope)
     cac = paid_cac(session)
     cac_amount = cac["amount"] if cac and cac["currency"] == scope.currency else None
     money = rules.acquisition(
@@ -847,19 +960,10 @@ def k_factor(session: Session, f: Filters) -> Panel:
     end of the period. Time to first referral: days from getting a code to the first friend
     signing up, for advocates whose first referral falls in the period."""
     scope = _scope(session, f)
-    codes_at = _between(ReferralCode.created_at, _Scope(None, scope.end, None, None, ""))
-    advocates = (
-        session.scalar(
-            select(func.count(func.distinct(ReferralCode.customer_id))).where(
-                _in_codes(ReferralCode.id, scope), codes_at
-            )
-        )
-        or 0
-    )
+    advocates = _advocates_by_end(session, scope)
     _, invitations = _click_counts(session, scope)
-    signups = session.scalar(select(func.count(Referral.id)).where(_referrals_where(scope))) or 0
+    signups = referral_signups(session, scope)
     figures = rules.k_factor(advocates=advocates, invitations=invitations, signups=signups)
-    days = _time_to_first_days(session, scope)
     rows = [
         {"metric": "advocates", "value": advocates},
         {"metric": "invitations", "value": invitations},
@@ -871,7 +975,7 @@ def k_factor(session: Session, f: Filters) -> Panel:
         {"metric": "conversion", "value": _round(figures["conversion"])},
         {"metric": "k_factor", "value": _round(figures["k_factor"])},
     ]
-    timing = rules.days_between_summary(days)
+    timing = _time_to_first(session, scope)
     rows += [{"metric": f"first_referral_{k}", "value": v} for k, v in timing.items()]
     summary = {**figures, "reason": rules.k_reason(figures["k_factor"]), "time_to_first": timing}
     return Panel("k_factor", ["metric", "value"], rows, summary)
@@ -881,13 +985,58 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _time_to_first_days(session: Session, scope: _Scope) -> list[float]:
-    days = []
-    for row in session.execute(_first_referrals(session, scope)):
-        if row.first_at is None or not _inside(row.first_at, scope):
-            continue
-        days.append(max(0.0, (row.first_at - row.code_at).total_seconds() / 86400))
-    return days
+def _advocates_by_end(session: Session, scope: _Scope) -> int:
+    """Code holders (of the program) who had a code by the end of the period."""
+    if _summed(scope):
+        t = AdvocateFirst
+        query = select(func.count()).where(
+            t.program_id == _program_key(scope), t.code_at.is_not(None)
+        )
+        if scope.end is not None:
+            query = query.where(t.code_at < scope.end)
+        return int(session.scalar(query) or 0)
+    codes_at = _between(ReferralCode.created_at, _Scope(None, scope.end, None, None, ""))
+    found = session.scalar(
+        select(func.count(func.distinct(ReferralCode.customer_id))).where(
+            _in_codes(ReferralCode.id, scope), codes_at
+        )
+    )
+    return int(found or 0)
+
+
+def _time_to_first(session: Session, scope: _Scope) -> dict[str, float | None]:
+    """Time from the first code to the first referral (0 if the referral came first), of the
+    code holders (of the program) whose first referral falls in the period: median, mean,
+    how many. Without a segment from advocate_firsts' gaps: counted, summed and the middle
+    read off their index, not handed over one by one."""
+    if _summed(scope):
+        t = AdvocateFirst
+        where = and_(
+            t.program_id == _program_key(scope),
+            t.gap_us.is_not(None),
+            _between(t.first_at, scope),
+        )
+        count, total = session.execute(select(func.count(), func.sum(t.gap_us)).where(where)).one()
+        middle: list[int] = []
+        if count:
+            middle = [
+                int(g)
+                for g in session.scalars(
+                    select(t.gap_us)
+                    .where(where)
+                    .order_by(t.gap_us)
+                    .offset((count - 1) // 2)
+                    .limit(2 - count % 2)
+                )
+            ]
+        return rules.gap_summary(int(count), int(total or 0), middle)
+    gaps = sorted(
+        referral_sums.gap_of(row.code_at, row.first_at) or 0
+        for row in session.execute(_first_referrals(session, scope))
+        if row.first_at is not None and _inside(row.first_at, scope)
+    )
+    n = len(gaps)
+    return rules.gap_summary(n, sum(gaps), gaps[(n - 1) // 2 : (n - 1) // 2 + 2 - n % 2])
 
 
 def _inside(moment: datetime, scope: _Scope) -> bool:
@@ -1165,7 +1314,22 @@ def _advocate_revenue(scope: _Scope, advocates: list[int] | None = None) -> Sele
     """Per advocate: their friends' (not rejected) paid orders in the period, summed."""
     where = _referrals_where(scope)
     if advocates is not None:
-        where = and_(where, Referral.advocate_id.in_(advocates))
+        # A few advocates: their referrals by the advocate index (the friends' condition is
+        # the join's own), not the period's referrals filtered by advocate.
+        return (
+            select(Referral.advocate_id, func.sum(Order.amount).label("revenue"))
+            .join(Order, Order.customer_id == Referral.referee_id)
+            .where(
+                where,
+                Referral.advocate_id.in_(advocates),
+                Referral.status != "rejected",
+                Order.status == PAID,
+                Order.currency == scope.currency,
+                _between(Order.placed_at, scope),
+            )
+            .group_by(Referral.advocate_id)
+            .with_hint(Referral, "INDEXED BY ix_referrals_dashboard_advocate", "sqlite")
+        )
     friends = select(Referral.referee_id).where(where, Referral.status != "rejected")
     return (
         select(Referral.advocate_id, func.sum(Order.amount).label("revenue"))
@@ -1205,20 +1369,81 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
     )
 
 
+def _top_from_counts(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
+    """_top_advocates all time (any program or one): the per-advocate counters. The limit-th
+    (qualified, signups) is read off their index; the advocates tied with or above it are
+    ordered with their friends' revenue, in one statement."""
+    t, money = AdvocateReferralCount, AdvocateReferredRevenue
+    key = _program_key(scope)
+    last = session.execute(
+        select(t.qualified, t.signups)
+        .where(t.program_id == key)
+        .order_by(t.qualified.desc(), t.signups.desc())
+        .offset(limit - 1)
+        .limit(1)
+    ).first()
+    if last is None:  # fewer advocates than the limit: all of them
+        at_least = True
+    else:
+        at_least = (t.qualified > last.qualified) | (
+            (t.qualified == last.qualified) & (t.signups >= last.signups)
+        )
+    revenue = func.coalesce(money.revenue, 0)
+    query = (
+        select(
+            t.advocate_id,
+            t.signups,
+            t.qualified,
+            t.rejected,
+            revenue.label("revenue"),
+            Customer.external_id,
+            Customer.name,
+        )
+        .outerjoin(
+            money,
+            and_(
+                money.program_id == t.program_id,
+                money.advocate_id == t.advocate_id,
+                money.currency == scope.currency,
+            ),
+        )
+        .join(Customer, Customer.id == t.advocate_id)
+        .where(t.program_id == key, at_least)
+        .order_by(t.qualified.desc(), t.signups.desc(), revenue.desc(), t.advocate_id)
+        .limit(limit)
+    )
+    return [
+        {
+            "customer": r.external_id,
+            "name": r.name or "",
+            "signups": int(r.signups),
+            "qualified": int(r.qualified),
+            "rejected": int(r.rejected),
+            "referred_revenue": int(r.revenue),
+            "currency": scope.currency,
+        }
+        for r in session.execute(query)
+    ]
+
+
 def _top_advocates(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
     """The first `limit` rows of _advocate_table, in its order, without summing every
     advocate's friends' orders: the order is qualified, then signups, then revenue, so only
     the advocates tied with or above the limit-th (qualified, signups) can be in it, and
-    revenue is summed for those alone."""
-    counts = [
+    revenue is summed for those alone. All time without a segment: the counters."""
+    if _summed(scope) and scope.start is None and scope.end is None:
+        return _top_from_counts(session, scope, limit)
+    # rank() over (qualified, signups): an advocate ranks within the limit exactly when fewer
+    # than `limit` are strictly ahead, i.e. when tied with or above the limit-th.
+    per = _advocate_counts(scope).subquery()
+    rank = func.rank().over(order_by=(per.c.qualified.desc(), per.c.signups.desc()))
+    ranked = select(per, rank.label("rank")).subquery()
+    candidates = [
         (int(r.qualified or 0), int(r.signups), int(r.rejected or 0), r.advocate_id)
-        for r in session.execute(_advocate_counts(scope))
+        for r in session.execute(select(ranked).where(ranked.c.rank <= limit))
     ]
-    if not counts:
+    if not candidates:
         return []
-    counts.sort(key=lambda c: (-c[0], -c[1]))
-    cutoff = counts[min(limit, len(counts)) - 1][:2]
-    candidates = [c for c in counts if c[:2] >= cutoff]
     revenue: dict[int, int] = {}
     ids = sorted(c[3] for c in candidates)
     for start in range(0, len(ids), 900):

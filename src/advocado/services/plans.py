@@ -3,9 +3,11 @@ versus actual: each goal's actual over the plan's own dates, its percent done be
 percent of time gone, what is behind and why; recruitment per channel; and the rows behind
 every actual (the drill-down).
 
-The actuals are read from the rows themselves at request time (nothing cached to go stale),
-with the same conditions the dashboard's other figures use (services.dashboard), and cut by
-the dashboard's segment / program filter. Callers open the transaction (read_only for reads).
+The actuals use the same conditions as the dashboard's other figures (services.dashboard), cut
+by the dashboard's segment / program filter: leads, qualified referrals and revenue read the
+referral aggregates (services.referral_aggregates, kept in the same transaction as every
+write they follow), the others the rows at request time. Nothing is cached to go stale.
+Callers open the transaction (read_only for reads).
 """
 
 from __future__ import annotations
@@ -235,15 +237,14 @@ def _goal_rows(goal: str, scope: Any) -> Select[Any]:
 
 
 def _actual(session: Session, goal: str, scope: Any) -> int:
-    if goal in ("leads", "referrals_qualified", "revenue"):
-        # Counted on their own table, without the joins to customers the drill-down's rows
-        # show (foreign keys: every row has its customers), so a covering index answers it.
-        where = _goal_rows(goal, scope).whereclause
-        if goal == "revenue":
-            query = select(func.sum(Order.amount)).where(where)
-        else:
-            query = select(func.count()).select_from(Referral).where(where)
-        return int(session.scalar(query) or 0)
+    # The referral goals read the dashboard's referral aggregates (per day and program; with
+    # a segment, the rows), with the same conditions as _goal_rows' drill-down.
+    if goal == "leads":
+        return dash.referral_signups(session, scope, leads=True)
+    if goal == "referrals_qualified":
+        return dash.referrals_qualified_in(session, scope)
+    if goal == "revenue":
+        return dash.referred_revenue(session, scope)
     rows = _goal_rows(goal, scope).order_by(None).subquery()
     measure = func.sum(rows.c.amount) if goal == "revenue" else func.count()
     return int(session.scalar(select(measure).select_from(rows)) or 0)

@@ -21,7 +21,7 @@ from advocado.domain.programs import (
     ProgramError,
     parse_program,
 )
-from advocado.services import audit, customer_value
+from advocado.services import audit, customer_value, referral_aggregates
 from advocado.services.upserts import Kind, Mode, upsert
 from advocado.store.models import Customer, Program, ReferralCode, ReferralCounter
 
@@ -159,6 +159,10 @@ def code_for(
             from advocado.services import cohorts
 
             cohorts.joined_program(session, program.id, customer_id)  # same transaction
+            # the dashboard's advocate_firsts (K-factor), same transaction
+            referral_aggregates.code_made(
+                session, program_id=program.id, customer_id=customer_id, created_at=found.created_at
+            )
             return found
         if wanted:
             raise ValueError(f"code {wanted!r} is taken / 推荐码 {wanted} 已被占用")

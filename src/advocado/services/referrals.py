@@ -37,7 +37,15 @@ from advocado.domain.attribution import (
 from advocado.domain.codes import normalise
 from advocado.domain.programs import ProgramConfig
 from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
-from advocado.services import audit, cohorts, coupons, customer_aggregates, customer_value, ledger
+from advocado.services import (
+    audit,
+    cohorts,
+    coupons,
+    customer_aggregates,
+    customer_value,
+    ledger,
+    referral_aggregates,
+)
 from advocado.services.clicks import hash_ip, ip_salt
 from advocado.services.programs import config_of
 from advocado.store.db import unit_of_work
@@ -188,12 +196,15 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
         assert stored is not None
         return {**(stored.outcome or {}), "duplicate": True}
     customer = _customer(session, event)
-    if event.type == "signup":
-        outcome = _signup(session, event, customer)
-    elif event.type == "order":
-        outcome = _order(session, event, customer)
-    else:
-        outcome = _refund(session, event, customer)
+    # The dashboard's referral aggregates follow this customer's referrals, orders and
+    # rewards: read before the event's writes and after (services.referral_aggregates).
+    with referral_aggregates.friends_changing(session, [customer.id]):
+        if event.type == "signup":
+            outcome = _signup(session, event, customer)
+        elif event.type == "order":
+            outcome = _order(session, event, customer)
+        else:
+            outcome = _refund(session, event, customer)
     outcome = {"event_id": event.event_id, "type": event.type, **outcome, "duplicate": False}
     session.execute(
         _built(
@@ -1178,7 +1189,8 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
         .on_conflict_do_nothing()
     )
     whole = order is None or event.amount is None or refunded_before + amount >= order.amount
-    if order is not None:  # no longer paid: out of the dashboard's order aggregates
+    if order is not None:
+        # paid_order_days and referred revenue follow the order's status (same transaction)
         with customer_aggregates.orders_changing(session, [order.customer_id]):
             order.status = "refunded" if whole else "partially_refunded"
             order.updated_at = clock.now()
@@ -1198,6 +1210,13 @@ def _refund(session: Session, event: EventIn, customer: Customer) -> dict[str, A
         )
     )
     program_ids = sorted({*program_ids, *(r.program_id for r in waiting)})
+    # The friends whose referrals and rewards this refund changes: the referral aggregates
+    # read their part now and again when the event is done (services.referral_aggregates).
+    friends = {r.referee_id for r in waiting}
+    if rewards:
+        of = sorted({r.referral_id for r in rewards})
+        friends |= set(session.scalars(select(Referral.referee_id).where(Referral.id.in_(of))))
+    referral_aggregates.follow(session, friends)
     # Counters change: lock as issuers do, for the advocate of each referral concerned.
     concerned = {(r.program_id, r.advocate_id) for r in waiting}
     of_rewards = list({r.referral_id for r in rewards})
@@ -1340,11 +1359,15 @@ def decide(
     engine: Engine, *, referral_id: int, approve: bool, note: str = "", actor: str = audit.SYSTEM
 ) -> dict[str, Any]:
     """Approve (rewards go out now if the friend already qualified) or reject a held referral."""
-    with unit_of_work(engine) as session:
+    # The dashboard's referral aggregates follow the friend (services.referral_aggregates).
+    with unit_of_work(engine) as session, referral_aggregates.friends_changing(session, []):
         found = session.execute(
-            select(Referral.program_id, Referral.advocate_id).where(Referral.id == referral_id)
+            select(Referral.program_id, Referral.advocate_id, Referral.referee_id).where(
+                Referral.id == referral_id
+            )
         ).first()
         if found is not None:
+            referral_aggregates.follow(session, [found[2]])
             _lock_program(session, found[0], found[1])
         referral = session.scalar(
             select(Referral).where(Referral.id == referral_id).with_for_update(key_share=True)

@@ -1028,6 +1028,38 @@ class ValueGroupDay(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+# --- referral-side dashboard aggregates (services.referral_aggregates keeps them) -----------
+# program_id ALL_PROGRAMS (0) is the row for "any program": a friend referred in two
+# programs counts once there (their orders are revenue once), so it is not a sum of programs.
+
+
+class ReferralDayCount(Base):
+    """Referrals per program, UTC day, status, rejection reason (rejected only, else '') and
+    whether qualified_at is set. `basis` "signed_up": the day of signed_up_at (every referral);
+    "qualified": the day of qualified_at (only referrals with one)."""
+
+    __tablename__ = "referral_day_counts"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    basis: Mapped[str] = mapped_column(String(10), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, primary_key=True)
+    qualified: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    referrals: Mapped[int] = mapped_column(Integer)
+
+
+class ReferredRevenueDay(Base):
+    """Paid orders of referred customers (a friend with a referral not rejected) per program
+    (0: any program), UTC day of the order and currency: order count, revenue."""
+
+    __tablename__ = "referred_revenue_days"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
 
@@ -1065,3 +1097,70 @@ class CustomerRevenue(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class RewardCostDay(Base):
+    """Live (not reversed) rewards per program, UTC day of creation, currency and kind:
+    count and summed amount (face value for credit and coupons, points for points)."""
+
+    __tablename__ = "reward_cost_days"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    rewards: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class AdvocateReferralCount(Base):
+    """Per program (0: all programs, summed) and advocate, all time: referrals, qualified ones
+    (qualified_at set and status qualified/rewarded) and rejected ones. Indexed in the top
+    advocates' order, so the first rows are read off the index."""
+
+    __tablename__ = "advocate_referral_counts"
+    __table_args__ = (
+        Index("ix_advocate_referral_counts_rank", "program_id", "qualified", "signups"),
+    )
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    advocate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signups: Mapped[int] = mapped_column(Integer)
+    qualified: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+
+
+class AdvocateReferredRevenue(Base):
+    """Per program (0: all programs, summed), advocate and currency, all time: the paid orders
+    of the friends of their referrals not rejected (a friend's orders once per such referral)."""
+
+    __tablename__ = "advocate_referred_revenue"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    advocate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class AdvocateFirst(Base):
+    """Per program (0: any program) and advocate: when they got their first code in it
+    (code_at) and when their first friend signed up in it (first_at); either may be unset.
+    gap_us (time to first referral) is set whenever both are, so its sum and median are read
+    off an index.
+    Both only ever move earlier (codes and referrals are not deleted), so a writer sets each
+    to the earlier of the stored and its own (K-factor: advocates, time to first referral)."""
+
+    __tablename__ = "advocate_firsts"
+    __table_args__ = (
+        Index("ix_advocate_firsts_code", "program_id", "code_at"),
+        Index("ix_advocate_firsts_first", "program_id", "first_at", "gap_us"),
+        Index("ix_advocate_firsts_gap", "program_id", "gap_us"),
+    )
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    advocate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # microseconds from code_at to first_at (0 if the referral came first); set with both
+    gap_us: Mapped[int | None] = mapped_column(BigInteger)
