@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from advocado.services import customer_aggregates
+from advocado.services import activation_aggregates, customer_aggregates
 
 REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     customer_aggregates.rebuild,
+    activation_aggregates.rebuild,
 ]
 
 

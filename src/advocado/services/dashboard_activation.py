@@ -38,6 +38,7 @@ from advocado.domain import activation as rules
 from advocado.domain import dashboard as dashboard_rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.records import FieldError
+from advocado.services import activation_aggregates as aggregates
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     Challenge,
@@ -295,6 +296,37 @@ def _level_stats(
     return counts, dict(reasons)
 
 
+def _one_row_each(levels: LevelMap) -> bool:
+    """Whether the cohort has one row per enrolment and level (one entry step, at most one
+    ask step per level in every version): then "eligible" per day adds up over a period."""
+    return all(
+        len(steps.entry) == 1 and (set(steps.entry) == set(steps.ask) or len(steps.ask) <= 1)
+        for versions in levels.values()
+        for _version, steps in versions
+    )
+
+
+def _stored_funnel(
+    session: Session, scope: _Scope, levels: LevelMap
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]] | None:
+    """The funnel's counts and skip reasons per level from activation_counts (cost: days),
+    or None when they cannot answer exactly (a people filter, or a version with two entry or
+    ask steps of one level, where summing days would count an enrolment twice)."""
+    if scope.customers is not None or not _one_row_each(levels):
+        return None
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for _day, level, stage, code, n in aggregates.counts(
+        session, aggregates.FUNNEL, scope.start, scope.end
+    ):
+        if stage == aggregates.REASON:
+            if n:
+                reasons[level][code] += n
+        else:
+            counts[level][stage] += n
+    return counts, reasons
+
+
 ACTIVATION_COLUMNS = [
     "level",
     "name",
@@ -316,10 +348,14 @@ def activation(session: Session, f: Filters) -> Panel:
     carries the text), the asks that were skipped and why, and the rates."""
     scope = _scope(session, f)
     levels = _level_map(session)
+    stored = _stored_funnel(session, scope, levels)
     rows = []
     skipped = []
     for level in rules.LEVELS:
-        counts, reasons = _level_stats(session, scope, level, levels)
+        if stored is not None:
+            counts, reasons = stored[0].get(level, {}), stored[1].get(level, {})
+        else:
+            counts, reasons = _level_stats(session, scope, level, levels)
         rows.append(rules.funnel_row(level, counts))
         for code, n in sorted(reasons.items()):
             skipped.append({"level": level, "reason": code, "count": n})
@@ -431,21 +467,15 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     are waiting at it now), ran it, and how it came out (outcome: count)."""
     scope = _scope(session, f)
     versions = _versions(session)
-    owner: dict[str, set[int]] = defaultdict(set)
-    for version_id, _name, _number, steps in versions:
-        for step_id, _action, _params in steps:
-            owner[step_id].add(version_id)
     ran: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
-    if scope.customers is None and all(len(v) == 1 for v in owner.values()):
-        # Each step id belongs to one version: the steps alone (index only), no enrolment.
-        query = (
-            select(EnrolmentStep.step, EnrolmentStep.outcome, func.count())
-            .where(_between(EnrolmentStep.ran_at, scope))
-            .group_by(EnrolmentStep.step, EnrolmentStep.outcome)
-        )
-        for step, outcome, n in session.execute(query):
-            for version_id in owner.get(step, ()):
-                ran[(version_id, step)][outcome] = int(n)
+    if scope.customers is None:
+        # activation_counts: the steps per version, step, outcome and day (cost: days).
+        for _day, version, step, outcome, n in aggregates.counts(
+            session, aggregates.STEP, scope.start, scope.end
+        ):
+            if n:
+                key = (int(version), step)
+                ran[key][outcome] = ran[key].get(outcome, 0) + n
     else:
         query = (
             select(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome, func.count())
@@ -611,13 +641,27 @@ def reviews(session: Session, f: Filters) -> Panel:
     counts: dict[tuple[date, str], dict[str, int]] = defaultdict(
         lambda: {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
     )
+    if scope.customers is None:
+        # activation_counts: the review asks per day, site and measure (cost: days, sites).
+        for day_value, site, measure, _c, n in aggregates.counts(
+            session, aggregates.REVIEW, scope.start, scope.end
+        ):
+            counts[(dashboard_rules.bucket_start(day_value, f.bucket), site)][measure] += n
     day = utc_day(session, Message.created_at)
-    for day_value, status, n, sent, clicked in session.execute(
-        select(
-            day, Message.status, func.count(), func.sum(delivered), func.count(Message.clicked_at)
+    for day_value, status, n, sent, clicked in (
+        []
+        if scope.customers is None
+        else session.execute(
+            select(
+                day,
+                Message.status,
+                func.count(),
+                func.sum(delivered),
+                func.count(Message.clicked_at),
+            )
+            .where(_reviews_where(scope))
+            .group_by(day, Message.status)
         )
-        .where(_reviews_where(scope))
-        .group_by(day, Message.status)
     ):
         row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), ALL_SITES)]
         if status == "skipped":
@@ -627,11 +671,17 @@ def reviews(session: Session, f: Filters) -> Panel:
             row["delivered"] += int(sent or 0)
             row["clicked"] += int(clicked or 0)
     label = func.coalesce(MessageLink.label, "")
-    for day_value, site, n, sent, clicked in session.execute(
-        select(day, label, func.count(), func.sum(delivered), func.count(MessageLink.clicked_at))
-        .join(Message, Message.id == MessageLink.message_id)
-        .where(_reviews_where(scope), Message.status != "skipped")
-        .group_by(day, label)
+    for day_value, site, n, sent, clicked in (
+        []
+        if scope.customers is None
+        else session.execute(
+            select(
+                day, label, func.count(), func.sum(delivered), func.count(MessageLink.clicked_at)
+            )
+            .join(Message, Message.id == MessageLink.message_id)
+            .where(_reviews_where(scope), Message.status != "skipped")
+            .group_by(day, label)
+        )
     ):
         row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), site)]
         row["asked"] += int(n)
@@ -750,12 +800,35 @@ UGC_COLUMNS = ["period", "challenge", "invitations", "entries", "approved", "rej
 UGC_STAGES = ("invitations", "entries", "approved", "rejected", "pending", "featured")
 
 
-def ugc(session: Session, f: Filters) -> Panel:
-    """Per challenge and week/month: invitations made, entries submitted, and of those,
-    approved, rejected and featured (entries counted in the period they were submitted)."""
-    scope = _scope(session, f)
-    zero = dict.fromkeys(("invitations", "entries", "approved", "rejected", "featured"), 0)
-    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: dict(zero))
+def _ugc_from_counts(
+    session: Session, scope: _Scope, bucket: str, counts: dict[tuple[date, str], dict[str, int]]
+) -> None:
+    """The UGC figures from activation_counts (cost: days and challenges)."""
+    slugs = {str(i): slug for i, slug in session.execute(select(Challenge.id, Challenge.slug))}
+    for day_value, challenge, _b, _c, n in aggregates.counts(
+        session, aggregates.UGC_INVITED, scope.start, scope.end
+    ):
+        if n:
+            counts[(dashboard_rules.bucket_start(day_value, bucket), slugs[challenge])][
+                "invitations"
+            ] += n
+    for day_value, challenge, status, star, n in aggregates.counts(
+        session, aggregates.UGC_ENTRY, scope.start, scope.end
+    ):
+        if not n:
+            continue
+        row = counts[(dashboard_rules.bucket_start(day_value, bucket), slugs[challenge])]
+        row["entries"] += n
+        if status in ("approved", "rejected"):
+            row[status] += n
+        if star == "1":
+            row["featured"] += n
+
+
+def _ugc_from_rows(
+    session: Session, scope: _Scope, bucket: str, counts: dict[tuple[date, str], dict[str, int]]
+) -> None:
+    """The UGC figures of the people in a segment or program, from the rows."""
     day = utc_day(session, ChallengeInvitation.created_at)
     for day_value, slug, n in session.execute(
         select(day, Challenge.slug, func.count())
@@ -766,9 +839,9 @@ def ugc(session: Session, f: Filters) -> Panel:
         )
         .group_by(day, Challenge.slug)
     ):
-        counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), slug)][
-            "invitations"
-        ] += int(n)
+        counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), slug)]["invitations"] += (
+            int(n)
+        )
     day = utc_day(session, ChallengeEntry.submitted_at)
     featured = case((ChallengeEntry.featured.is_(True), 1), else_=0)
     for day_value, slug, status, n, stars in session.execute(
@@ -780,11 +853,23 @@ def ugc(session: Session, f: Filters) -> Panel:
         )
         .group_by(day, Challenge.slug, ChallengeEntry.status)
     ):
-        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), slug)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), slug)]
         row["entries"] += int(n)
         if status in ("approved", "rejected"):
             row[status] += int(n)
         row["featured"] += int(stars or 0)
+
+
+def ugc(session: Session, f: Filters) -> Panel:
+    """Per challenge and week/month: invitations made, entries submitted, and of those,
+    approved, rejected and featured (entries counted in the period they were submitted)."""
+    scope = _scope(session, f)
+    zero = dict.fromkeys(("invitations", "entries", "approved", "rejected", "featured"), 0)
+    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: dict(zero))
+    if scope.customers is None:
+        _ugc_from_counts(session, scope, f.bucket, counts)
+    else:
+        _ugc_from_rows(session, scope, f.bucket, counts)
     rows = [
         {"period": period.isoformat(), "challenge": slug, **c}
         for (period, slug), c in sorted(counts.items())

@@ -25,7 +25,7 @@ from advocado.domain import plans as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.plans import PlanError, PlanSpec
 from advocado.domain.records import FieldError
-from advocado.services import audit
+from advocado.services import activation_aggregates, audit
 from advocado.services import dashboard as dash
 from advocado.services.challenges import line_of
 from advocado.store.models import (
@@ -234,6 +234,15 @@ def _goal_rows(goal: str, scope: Any) -> Select[Any]:
     raise FieldError("goal", f"{goal!r}: one of {', '.join(rules.GOALS)} or recruit.<channel>")
 
 
+# Goals activation_counts answers without a people filter: (kind, featured entries only).
+_STORED_GOALS = {
+    "reviews_asked": (activation_aggregates.REVIEW_SENT, False),
+    "reviews_clicked": (activation_aggregates.REVIEW_CLICKED, False),
+    "ugc_entries": (activation_aggregates.UGC_ENTRY, False),
+    "ugc_featured": (activation_aggregates.UGC_ENTRY, True),
+}
+
+
 def _actual(session: Session, goal: str, scope: Any) -> int:
     if goal in ("leads", "referrals_qualified", "revenue"):
         # Counted on their own table, without the joins to customers the drill-down's rows
@@ -244,6 +253,16 @@ def _actual(session: Session, goal: str, scope: Any) -> int:
         else:
             query = select(func.count()).select_from(Referral).where(where)
         return int(session.scalar(query) or 0)
+    if scope.customers is None and goal in _STORED_GOALS:
+        # activation_counts per day (services.activation_aggregates): cost days, not rows.
+        kind, featured_only = _STORED_GOALS[goal]
+        return sum(
+            n
+            for _day, _a, _b, star, n in activation_aggregates.counts(
+                session, kind, scope.start, scope.end
+            )
+            if not featured_only or star == "1"
+        )
     rows = _goal_rows(goal, scope).order_by(None).subquery()
     measure = func.sum(rows.c.amount) if goal == "revenue" else func.count()
     return int(session.scalar(select(measure).select_from(rows)) or 0)

@@ -37,7 +37,7 @@ from advocado.domain.attribution import (
 from advocado.domain.codes import normalise
 from advocado.domain.programs import ProgramConfig
 from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
-from advocado.services import audit, coupons, customer_aggregates, ledger
+from advocado.services import activation_aggregates, audit, coupons, customer_aggregates, ledger
 from advocado.services.clicks import hash_ip, ip_salt
 from advocado.services.programs import config_of
 from advocado.store.db import unit_of_work
@@ -499,27 +499,15 @@ def _create_referral(
         verdict.decision
     ]
     now = clock.now()
-    referral = session.scalar(
-        _built(
-            session,
-            "referral",
-            lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
-        ),
-        {
-            "program_id": program.id,
-            "advocate_id": advocate_id,
-            "referee_id": friend.id,
-            "code_id": decision.code.code_id,
-            "source": decision.source,
-            "status": status,
-            "reason": verdict.reason or None,
-            "findings": [f.as_dict() for f in verdict.findings],
-            "signed_up_at": event.occurred_at,
-            "created_at": now,
-            "updated_at": now,
-        },
-        execution_options={"populate_existing": True},
+    # A friend's signup is level 2's "acted" of the enrolment that issued the code.
+    enrolments = (
+        []
+        if status == REJECTED
+        else activation_aggregates.enrolments_of_code(session, advocate_id, decision.code.code_id)
     )
+    with activation_aggregates.changing(session, enrolments=enrolments):
+        referral = _insert_referral(session, program, advocate_id, friend, decision, event,
+                                    status, verdict, now)  # fmt: skip
     if referral is None:  # already referred in this program: the first attribution stands
         first = session.scalar(
             select(Referral).where(
@@ -558,6 +546,34 @@ def _create_referral(
 
 
 # --- the three events -------------------------------------------------------------------
+
+
+def _insert_referral(
+    session: Session, program: Program, advocate_id: int, friend: Customer, decision: Any,
+    event: EventIn, status: str, verdict: Any, now: Any,
+) -> Referral | None:  # fmt: skip
+    """The referral row, or None when the friend was already referred in this program."""
+    return session.scalar(
+        _built(
+            session,
+            "referral",
+            lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
+        ),
+        {
+            "program_id": program.id,
+            "advocate_id": advocate_id,
+            "referee_id": friend.id,
+            "code_id": decision.code.code_id,
+            "source": decision.source,
+            "status": status,
+            "reason": verdict.reason or None,
+            "findings": [f.as_dict() for f in verdict.findings],
+            "signed_up_at": event.occurred_at,
+            "created_at": now,
+            "updated_at": now,
+        },
+        execution_options={"populate_existing": True},
+    )
 
 
 def _signup(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]:
@@ -873,7 +889,15 @@ def _set_status(
     if capped and REWARDED in (old, status) and referral.qualified_at is not None:
         month = _month(referral.qualified_at)[0]
         _bump(session, program_id, f"rewarded:{advocate}:{month}", 1 if status == REWARDED else -1)
-    referral.status = status
+    if (old == REJECTED) != (status == REJECTED):
+        # Rejected or let back in: level 2's "acted" of the enrolment that issued the code.
+        enrolments = activation_aggregates.enrolments_of_code(
+            session, referral.advocate_id, referral.code_id
+        )
+        with activation_aggregates.changing(session, enrolments=enrolments):
+            referral.status = status
+    else:
+        referral.status = status
 
 
 def _lock_program(session: Session, program_id: int, advocate_id: int) -> None:

@@ -272,7 +272,7 @@ class Setting(Base):
 
     __tablename__ = "settings"
 
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
 
@@ -944,3 +944,19 @@ class PaidOrderDay(Base):
     previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class ActivationCount(Base):
+    """The activation side's per-day counts (services.activation_aggregates says what each
+    `kind` counts and how they stay exact): `kind` names the figure, `day` the UTC day the
+    figure files the row under, `a`/`b`/`c` its keys (level, stage, reason; version, step,
+    outcome; site, measure; challenge, status, featured), `n` how many."""
+
+    __tablename__ = "activation_counts"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    a: Mapped[str] = mapped_column(String(200), primary_key=True)
+    b: Mapped[str] = mapped_column(String(200), primary_key=True)
+    c: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
