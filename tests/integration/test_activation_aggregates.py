@@ -24,10 +24,10 @@ from advocado.services import (
     activation_aggregates,
     challenges,
     dashboard,
-    dashboard_activation,
     messaging,
     plans,
     playbooks,
+    programs,
     referrals,
     tasks,
 )
@@ -56,6 +56,7 @@ INFLUENCERS = ("p0", "p7")  # level 4
 PANELS = ("activation", "activation_steps", "reviews", "ugc")
 FILTERS = (
     {},
+    {"program": "double-sided"},  # its people: code holders and referred friends
     {"start": T0.date() + timedelta(days=1)},
     {"end": T0.date()},
     {"bucket": "month"},
@@ -73,16 +74,8 @@ def _kept_equals_rebuilt(engine: Engine) -> None:
 
 
 def _from_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Makes the panels read the rows: a people filter of every customer."""
-    real = dashboard._scope
-
-    def everyone(session: Any, f: Filters) -> Any:
-        from dataclasses import replace
-
-        return replace(real(session, f), customers=select(Customer.id))
-
-    monkeypatch.setattr(dashboard, "_scope", everyone)
-    monkeypatch.setattr(dashboard_activation, "_stored_funnel", lambda *a: None)
+    """Makes the panels read the rows, as they do under a segment filter."""
+    monkeypatch.setattr(activation_aggregates, "program_of", lambda scope: None)
 
 
 def _figures(engine: Engine) -> dict[str, Any]:
@@ -91,11 +84,13 @@ def _figures(engine: Engine) -> dict[str, Any]:
         for name in PANELS:
             for f in FILTERS:
                 found[f"{name} {f}"] = dashboard.panel(session, name, Filters(**f)).as_dict()
-        scope = dashboard._scope(
-            session, Filters(start=T0.date() - timedelta(days=3), end=T0.date() + timedelta(3))
-        )
-        for goal in ("reviews_asked", "reviews_clicked", "ugc_entries", "ugc_featured"):
-            found[goal] = plans._actual(session, goal, scope)
+        for program in (None, "double-sided"):
+            period = Filters(
+                start=T0.date() - timedelta(days=3), end=T0.date() + timedelta(3), program=program
+            )
+            scope = dashboard._scope(session, period)
+            for goal in ("reviews_asked", "reviews_clicked", "ugc_entries", "ugc_featured"):
+                found[f"{goal} {program}"] = plans._actual(session, goal, scope)
     return found
 
 
@@ -250,7 +245,7 @@ def test_every_write_keeps_the_counts_exact(
             session, entry_id=other.id, action="reject", reason="off topic", reviewer="a@x.com"
         )
     figures = _check(engine, monkeypatch)
-    assert figures["ugc_featured"] == 1 and figures["ugc_entries"] == 2
+    assert figures["ugc_featured None"] == 1 and figures["ugc_entries None"] == 2
     assert figures["activation {}"]["rows"][2]["featured"] == 1
     # A task outcome (level 4).
     with read_only(engine) as session:
@@ -259,6 +254,44 @@ def test_every_write_keeps_the_counts_exact(
     with unit_of_work(engine) as session:
         tasks.record_outcome(session, task_id=task_ids[0], outcome="accepted", note=None, by="cm")
     assert _check(engine, monkeypatch)["activation {}"]["rows"][3]["acted"] == 1
+    # A customer with review asks, an entry and steps becomes one of the program's people
+    # (a code issued by hand, then as a referred friend): their counts join the program's.
+    with read_only(engine) as session:
+        asked = session.scalars(
+            select(Customer.external_id)
+            .join(Message, Message.customer_id == Customer.id)
+            .where(Message.template == "review_ask")
+            .order_by(Customer.id)
+        ).first()
+        entrant = session.scalars(
+            select(Customer.external_id)
+            .join(ChallengeInvitation, ChallengeInvitation.customer_id == Customer.id)
+            .where(ChallengeInvitation.token == tokens[0])
+        ).one()
+    assert asked is not None
+    before = _check(engine, monkeypatch)["reviews {'program': 'double-sided'}"]
+    with unit_of_work(engine) as session:
+        programs.code_for(session, program_slug="double-sided", customer_external_id=asked)
+    after = _check(engine, monkeypatch)["reviews {'program': 'double-sided'}"]
+    assert after["summary"]["totals"]["asked"] == before["summary"]["totals"]["asked"] + 1
+    with read_only(engine) as session:
+        code = session.scalars(
+            select(ReferralCode.code).where(ReferralCode.code != code).order_by(ReferralCode.id)
+        ).first()
+    ugc = "ugc {'program': 'double-sided'}"
+    invited = _check(engine, monkeypatch)[ugc]["summary"]["totals"]["invitations"]
+    referrals.ingest_event(
+        engine,
+        referrals.EventIn(
+            event_id="signup-entrant",
+            type="signup",
+            occurred_at=later,
+            customer_external_id=entrant,
+            referral_code=code,
+        ),
+    )
+    after_all = _check(engine, monkeypatch)[ugc]["summary"]["totals"]
+    assert (after_all["invitations"], after_all["entries"]) == (invited + 1, 1)
 
 
 def test_racing_first_clicks_count_once(enrolled: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,10 +38,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import case, delete, func, literal_column, select, union
 from sqlalchemy.orm import Session
 
 from advocado.domain import activation as rules
@@ -51,10 +51,12 @@ from advocado.store.models import (
     ActivationCount,
     ChallengeEntry,
     ChallengeInvitation,
+    Customer,
     Enrolment,
     EnrolmentStep,
     Message,
     MessageLink,
+    Referral,
     ReferralCode,
 )
 
@@ -65,7 +67,7 @@ REASON = "reason"  # the funnel's stage "reason": c is the skip reason code
 ALL_SITES = ""
 CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
 
-Key = tuple[str, date, str, str, str]
+Key = tuple[str, int, date, str, str, str]  # kind, program (0: everyone), day, a, b, c
 
 
 def _chunks(ids: Iterable[int | None]) -> Iterator[list[int]]:
@@ -100,23 +102,51 @@ def enrolments_of_code(session: Session, advocate_id: int | None, code_id: int |
 
 
 # --- what a set of rows contributes ----------------------------------------------------------
+#
+# Each tally groups its rows by `by`: EVERYONE (program 0 only), CUSTOMER (per customer, then
+# spread to program 0 and the customer's programs in Python: a write's few rows) or PROGRAM
+# (joined to the program people in SQL: the rebuild).
+
+EVERYONE, CUSTOMER, PROGRAM = "everyone", "customer", "program"
+Row = tuple[str, int, date, str, str, str]  # kind, group (program / customer), day, a, b, c
 
 
-def _enrolment_tally(session: Session, ids: list[int] | None) -> Counter[Key]:
+def _people() -> Any:
+    """(customer, program) of every program's people: code holders and referred friends
+    (services.dashboard._scope's program filter)."""
+    codes = select(ReferralCode.customer_id.label("customer_id"), ReferralCode.program_id)
+    friends = select(Referral.referee_id.label("customer_id"), Referral.program_id)
+    return union(codes, friends).subquery("people")
+
+
+def _grouping(query: Any, customer: Any, by: str) -> tuple[Any, list[Any]]:
+    """The query joined for `by`, and its leading group column (in the select and group by)."""
+    if by == EVERYONE:
+        return query, []
+    if by == CUSTOMER:
+        return query, [customer]
+    people = _people()
+    return query.join(people, people.c.customer_id == customer), [people.c.program_id]
+
+
+def _enrolment_tally(session: Session, ids: list[int] | None, by: str) -> Counter[Row]:
     """The step and funnel counts of these enrolments (None: all)."""
     from advocado.services import dashboard, dashboard_activation
 
-    found: Counter[Key] = Counter()
+    found: Counter[Row] = Counter()
     day = utc_day(session, EnrolmentStep.ran_at)
-    query = (
-        select(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome, day, func.count())
-        .join(Enrolment, Enrolment.id == EnrolmentStep.enrolment_id)
-        .group_by(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome, day)
+    keys = [Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome, day]
+    base, lead = _grouping(
+        select(EnrolmentStep).join(Enrolment, Enrolment.id == EnrolmentStep.enrolment_id),
+        Enrolment.customer_id,
+        by,
     )
+    query = base.with_only_columns(*(lead or [literal_column("0")]), *keys, func.count())
+    query = query.group_by(*lead, *keys)
     if ids is not None:
         query = query.where(EnrolmentStep.enrolment_id.in_(ids))
-    for version_id, step, outcome, d, n in session.execute(query):
-        found[(STEP, as_date(d), str(version_id), step, outcome)] += int(n)
+    for g, version_id, step, outcome, d, n in session.execute(query):
+        found[(STEP, int(g), as_date(d), str(version_id), step, outcome)] += int(n)
     everything = dashboard._Scope(None, None, None, None, "")
     levels = dashboard_activation._level_map(session)
     names = ("asked", "skipped", "clicked", "acted", "featured")
@@ -127,43 +157,53 @@ def _enrolment_tally(session: Session, ids: list[int] | None) -> Counter[Key]:
         sub = cohort.subquery()
         entered = utc_day(session, sub.c.entered_at)
         where = True if ids is None else sub.c.enrolment_id.in_(ids)
-        for d, eligible, *counts in session.execute(
-            select(
-                entered,
-                func.count(func.distinct(sub.c.enrolment_id)),
-                *(func.sum(sub.c[k]) for k in names),
-            )
-            .where(where)
-            .group_by(entered)
+        base, lead = _grouping(select(sub), sub.c.customer_id, by)
+        sums = (func.sum(sub.c[k]) for k in names)
+        counted = base.with_only_columns(
+            *(lead or [literal_column("0")]),
+            entered,
+            func.count(func.distinct(sub.c.enrolment_id)),
+            *sums,
+        )
+        for g, d, eligible, *counts in session.execute(
+            counted.where(where).group_by(*lead, entered)
         ):
-            found[(FUNNEL, as_date(d), level, "eligible", "")] += int(eligible or 0)
+            found[(FUNNEL, int(g), as_date(d), level, "eligible", "")] += int(eligible or 0)
             for name, n in zip(names, counts, strict=True):
-                found[(FUNNEL, as_date(d), level, name, "")] += int(n or 0)
-        for d, reason, n in session.execute(
-            select(entered, sub.c.ask_reason, func.count())
-            .where(where, sub.c.skipped == 1)
-            .group_by(entered, sub.c.ask_reason)
+                found[(FUNNEL, int(g), as_date(d), level, name, "")] += int(n or 0)
+        reasons = base.with_only_columns(
+            *(lead or [literal_column("0")]), entered, sub.c.ask_reason, func.count()
+        )
+        for g, d, reason, n in session.execute(
+            reasons.where(where, sub.c.skipped == 1).group_by(*lead, entered, sub.c.ask_reason)
         ):
             code = rules.skip_reason_code(reason)
-            found[(FUNNEL, as_date(d), level, REASON, code)] += int(n)
+            found[(FUNNEL, int(g), as_date(d), level, REASON, code)] += int(n)
     return found
 
 
-def _message_tally(session: Session, ids: list[int] | None) -> Counter[Key]:
+def _message_tally(session: Session, ids: list[int] | None, by: str) -> Counter[Row]:
     """The review counts of these messages (None: all); other templates count nothing."""
-    found: Counter[Key] = Counter()
+    found: Counter[Row] = Counter()
     review = Message.template.in_(rules.REVIEW_TEMPLATES)
     mine = review if ids is None else (review & Message.id.in_(ids))
     delivered = case((Message.status.in_(rules.DELIVERED_STATUSES), 1), else_=0)
     day = utc_day(session, Message.created_at)
-    for d, status, n, sent, clicked in session.execute(
-        select(
-            day, Message.status, func.count(), func.sum(delivered), func.count(Message.clicked_at)
-        )
+    messages, lead = _grouping(select(Message), Message.customer_id, by)
+    first = lead or [literal_column("0")]
+    for g, d, status, n, sent, clicked in session.execute(
+        messages.with_only_columns(
+            *first,
+            day,
+            Message.status,
+            func.count(),
+            func.sum(delivered),
+            func.count(Message.clicked_at),
+        )  # fmt: skip
         .where(mine)
-        .group_by(day, Message.status)
+        .group_by(*lead, day, Message.status)
     ):
-        key = (REVIEW, as_date(d), ALL_SITES)
+        key = (REVIEW, int(g), as_date(d), ALL_SITES)
         if status == "skipped":
             found[(*key, "skipped", "")] += int(n)
         else:
@@ -171,55 +211,70 @@ def _message_tally(session: Session, ids: list[int] | None) -> Counter[Key]:
             found[(*key, "delivered", "")] += int(sent or 0)
             found[(*key, "clicked", "")] += int(clicked or 0)
     label = func.coalesce(MessageLink.label, "")
-    for d, site, n, sent, clicked in session.execute(
-        select(day, label, func.count(), func.sum(delivered), func.count(MessageLink.clicked_at))
-        .join(Message, Message.id == MessageLink.message_id)
+    links, link_lead = _grouping(
+        select(MessageLink).join(Message, Message.id == MessageLink.message_id),
+        Message.customer_id,
+        by,
+    )
+    for g, d, site, n, sent, clicked in session.execute(
+        links.with_only_columns(
+            *(link_lead or [literal_column("0")]),
+            day,
+            label,
+            func.count(),
+            func.sum(delivered),
+            func.count(MessageLink.clicked_at),
+        )  # fmt: skip
         .where(mine, Message.status != "skipped")
-        .group_by(day, label)
+        .group_by(*link_lead, day, label)
     ):
-        key = (REVIEW, as_date(d), site)
+        key = (REVIEW, int(g), as_date(d), site)
         found[(*key, "asked", "")] += int(n)
         found[(*key, "delivered", "")] += int(sent or 0)
         found[(*key, "clicked", "")] += int(clicked or 0)
     sent_day = utc_day(session, Message.sent_at)
-    for d, n in session.execute(
-        select(sent_day, func.count()).where(mine, Message.sent_at.is_not(None)).group_by(sent_day)
+    for g, d, n in session.execute(
+        messages.with_only_columns(*first, sent_day, func.count())
+        .where(mine, Message.sent_at.is_not(None))
+        .group_by(*lead, sent_day)
     ):
-        found[(REVIEW_SENT, as_date(d), "", "", "")] += int(n)
+        found[(REVIEW_SENT, int(g), as_date(d), "", "", "")] += int(n)
     clicked_day = utc_day(session, Message.clicked_at)
-    for d, n in session.execute(
-        select(clicked_day, func.count())
+    for g, d, n in session.execute(
+        messages.with_only_columns(*first, clicked_day, func.count())
         .where(mine, Message.clicked_at.is_not(None), Message.status == "clicked")
-        .group_by(clicked_day)
+        .group_by(*lead, clicked_day)
     ):
-        found[(REVIEW_CLICKED, as_date(d), "", "", "")] += int(n)
+        found[(REVIEW_CLICKED, int(g), as_date(d), "", "", "")] += int(n)
     return found
 
 
-def _invitation_tally(session: Session, ids: list[int] | None) -> Counter[Key]:
-    found: Counter[Key] = Counter()
+def _invitation_tally(session: Session, ids: list[int] | None, by: str) -> Counter[Row]:
+    found: Counter[Row] = Counter()
     day = utc_day(session, ChallengeInvitation.created_at)
-    query = select(day, ChallengeInvitation.challenge_id, func.count()).group_by(
-        day, ChallengeInvitation.challenge_id
-    )
+    base, lead = _grouping(select(ChallengeInvitation), ChallengeInvitation.customer_id, by)
+    query = base.with_only_columns(
+        *(lead or [literal_column("0")]), day, ChallengeInvitation.challenge_id, func.count()
+    ).group_by(*lead, day, ChallengeInvitation.challenge_id)
     if ids is not None:
         query = query.where(ChallengeInvitation.id.in_(ids))
-    for d, challenge_id, n in session.execute(query):
-        found[(UGC_INVITED, as_date(d), str(challenge_id), "", "")] += int(n)
+    for g, d, challenge_id, n in session.execute(query):
+        found[(UGC_INVITED, int(g), as_date(d), str(challenge_id), "", "")] += int(n)
     return found
 
 
-def _entry_tally(session: Session, ids: list[int] | None) -> Counter[Key]:
-    found: Counter[Key] = Counter()
+def _entry_tally(session: Session, ids: list[int] | None, by: str) -> Counter[Row]:
+    found: Counter[Row] = Counter()
     day = utc_day(session, ChallengeEntry.submitted_at)
     featured = case((ChallengeEntry.featured.is_(True), "1"), else_="0")
-    query = select(
-        day, ChallengeEntry.challenge_id, ChallengeEntry.status, featured, func.count()
-    ).group_by(day, ChallengeEntry.challenge_id, ChallengeEntry.status, featured)
+    keys = [day, ChallengeEntry.challenge_id, ChallengeEntry.status, featured]
+    base, lead = _grouping(select(ChallengeEntry), ChallengeEntry.customer_id, by)
+    query = base.with_only_columns(*(lead or [literal_column("0")]), *keys, func.count())
+    query = query.group_by(*lead, *keys)
     if ids is not None:
         query = query.where(ChallengeEntry.id.in_(ids))
-    for d, challenge_id, status, star, n in session.execute(query):
-        found[(UGC_ENTRY, as_date(d), str(challenge_id), status, str(star))] += int(n)
+    for g, d, challenge_id, status, star, n in session.execute(query):
+        found[(UGC_ENTRY, int(g), as_date(d), str(challenge_id), status, str(star))] += int(n)
     return found
 
 
@@ -229,6 +284,36 @@ _TALLIES = {
     "invitations": (_invitation_tally, ChallengeInvitation),
     "entries": (_entry_tally, ChallengeEntry),
 }
+
+
+def _programs_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:
+    """The programs each of these customers is one of the people of."""
+    found: dict[int, set[int]] = {}
+    for chunk in _chunks(customer_ids):
+        for customer_id, program_id in session.execute(
+            union(
+                select(ReferralCode.customer_id, ReferralCode.program_id).where(
+                    ReferralCode.customer_id.in_(chunk)
+                ),
+                select(Referral.referee_id, Referral.program_id).where(
+                    Referral.referee_id.in_(chunk)
+                ),
+            )
+        ):
+            found.setdefault(int(customer_id), set()).add(int(program_id))
+    return found
+
+
+def _spread(session: Session, rows: Counter[Row], *, everyone: bool = True) -> Counter[Key]:
+    """Per-customer rows to program 0 (unless not `everyone`) and each customer's programs."""
+    programs = _programs_of(session, {g for _kind, g, *_rest in rows})
+    found: Counter[Key] = Counter()
+    for (kind, customer, day, a, b, c), n in rows.items():
+        if everyone:
+            found[(kind, 0, day, a, b, c)] += n
+        for program in programs.get(customer, ()):
+            found[(kind, program, day, a, b, c)] += n
+    return found
 
 
 def _lock(session: Session, model: Any, ids: list[int]) -> None:
@@ -243,24 +328,56 @@ def _lock(session: Session, model: Any, ids: list[int]) -> None:
         )
 
 
-def _tally(session: Session, wanted: dict[str, list[list[int]]], *, lock: bool) -> Counter[Key]:
-    found: Counter[Key] = Counter()
+def _tally(
+    session: Session, wanted: dict[str, list[list[int]]], *, lock: bool, everyone: bool = True
+) -> Counter[Key]:
+    rows: Counter[Row] = Counter()
     for name, chunks in wanted.items():
         tally, model = _TALLIES[name]
         for chunk in chunks:
             if lock:
                 _lock(session, model, chunk)
-            found.update(tally(session, chunk))
-    return found
+            rows.update(tally(session, chunk, CUSTOMER))
+    return _spread(session, rows, everyone=everyone)
 
 
 def _store(session: Session, delta: dict[Key, int]) -> None:
     rows = [
-        {"kind": kind, "day": day, "a": a, "b": b, "c": c, "n": n}
-        for (kind, day, a, b, c), n in sorted(delta.items())
+        {"kind": kind, "program": program, "day": day, "a": a, "b": b, "c": c, "n": n}
+        for (kind, program, day, a, b, c), n in sorted(delta.items())
         if n
     ]
     _upsert_counts(session, ActivationCount.__table__, rows, counts=("n",))
+
+
+def _lock_customers(session: Session, ids: Iterable[int | None]) -> None:
+    # The same customer lock as customer_aggregates (FOR NO KEY UPDATE, id order): a change
+    # of a customer's programs and a write of their rows queue, so neither counts the other
+    # half-done.
+    if session.get_bind().dialect.name == "postgresql":
+        for chunk in _chunks(ids):
+            session.execute(
+                select(Customer.id)
+                .where(Customer.id.in_(chunk))
+                .order_by(Customer.id)
+                .with_for_update(key_share=True)
+            )
+
+
+def _owners(session: Session, wanted: dict[str, list[list[int]]]) -> set[int]:
+    found: set[int] = set()
+    for name, chunks in wanted.items():
+        model = _TALLIES[name][1]
+        for chunk in chunks:
+            found.update(session.scalars(select(model.customer_id).where(model.id.in_(chunk))))
+    return found
+
+
+def _delta(before: Counter[Key], after: Counter[Key]) -> dict[Key, int]:
+    delta: dict[Key, int] = dict(after)
+    for key, n in before.items():
+        delta[key] = delta.get(key, 0) - n
+    return delta
 
 
 @contextmanager
@@ -289,14 +406,11 @@ def changing(
         yield
         return
     session.flush()
+    _lock_customers(session, _owners(session, wanted))
     before = _tally(session, wanted, lock=True)
     yield
     session.flush()
-    after = _tally(session, wanted, lock=False)
-    delta: dict[Key, int] = dict(after)
-    for key, n in before.items():
-        delta[key] = delta.get(key, 0) - n
-    _store(session, delta)
+    _store(session, _delta(before, _tally(session, wanted, lock=False)))
 
 
 def added(
@@ -307,27 +421,54 @@ def added(
     entries: Iterable[int | None] = (),
 ) -> None:
     """Rows just inserted by the caller's transaction: their counts are added."""
-    wanted = {
-        name: list(_chunks(ids))
-        for name, ids in (
-            ("messages", messages),
-            ("invitations", invitations),
-            ("entries", entries),
-        )
-    }
+    given = (("messages", messages), ("invitations", invitations), ("entries", entries))
+    wanted = {name: list(_chunks(ids)) for name, ids in given}
     wanted = {name: chunks for name, chunks in wanted.items() if chunks}
     if wanted:
         session.flush()
+        _lock_customers(session, _owners(session, wanted))
         _store(session, dict(_tally(session, wanted, lock=False)))
+
+
+def _rows_of(session: Session, customer_ids: list[int]) -> dict[str, list[list[int]]]:
+    """Every row the counts follow of these customers, by kind."""
+    found: dict[str, list[list[int]]] = {}
+    for name, (_tally_of, model) in _TALLIES.items():
+        where = model.customer_id.in_(customer_ids)
+        if model is Message:
+            where = where & Message.template.in_(rules.REVIEW_TEMPLATES)
+        ids = list(session.scalars(select(model.id).where(where)))
+        if ids:
+            found[name] = list(_chunks(ids))
+    return found
+
+
+@contextmanager
+def joining(session: Session, customer_ids: Iterable[int | None]) -> Iterator[None]:
+    """Wraps a write that may make these customers people of a program (a code issued to
+    them, a referral of them): their rows' counts move into that program's counts."""
+    wanted = sorted({int(i) for i in customer_ids if i is not None})
+    if not wanted:
+        yield
+        return
+    session.flush()
+    _lock_customers(session, wanted)
+    rows = _rows_of(session, wanted)
+    before = _tally(session, rows, lock=False, everyone=False) if rows else Counter()
+    yield
+    if rows:
+        session.flush()
+        _store(session, _delta(before, _tally(session, rows, lock=False, everyone=False)))
 
 
 def rebuild(session: Session) -> dict[str, int]:
     """Recompute every activation count from the rows (one transaction). Row counts."""
     session.execute(delete(ActivationCount))
-    found: Counter[Key] = Counter()
     for tally, _model in _TALLIES.values():
-        found.update(tally(session, None))
-    _store(session, dict(found))
+        found: Counter[Key] = Counter()
+        for by in (EVERYONE, PROGRAM):
+            found.update(tally(session, None, by))
+        _store(session, dict(found))
     return {
         "activation_counts": session.scalar(select(func.count()).select_from(ActivationCount)) or 0
     }
@@ -336,29 +477,50 @@ def rebuild(session: Session) -> dict[str, int]:
 def snapshot(session: Session) -> dict[Key, int]:
     """The table as plain data, zero rows left out (tests compare maintained with rebuilt)."""
     return {
-        (r.kind, as_date(r.day), r.a, r.b, r.c): r.n
+        (r.kind, r.program, as_date(r.day), r.a, r.b, r.c): r.n
         for r in session.execute(select(ActivationCount)).scalars().all()
         if r.n
     }
 
 
 def counts(
-    session: Session, kind: str, start: Any = None, end: Any = None
+    session: Session, kind: str, start: Any = None, end: Any = None, *, program: int = 0
 ) -> list[tuple[date, str, str, str, int]]:
-    """The stored rows of one kind whose day is in [start, end) (dates or times; None: open)."""
-    query = select(
-        ActivationCount.day, ActivationCount.a, ActivationCount.b, ActivationCount.c,
-        func.sum(ActivationCount.n),
-    ).where(ActivationCount.kind == kind)  # fmt: skip
+    """The stored rows of one kind whose day is in [start, end) (dates or UTC midnights;
+    None: open), of everyone (program 0) or of one program's people."""
+    day = ActivationCount.day
+    query = select(day, ActivationCount.a, ActivationCount.b, ActivationCount.c, ActivationCount.n)
+    query = query.where(ActivationCount.kind == kind, ActivationCount.program == program)
     if start is not None:
-        query = query.where(ActivationCount.day >= _as_day(start))
+        query = query.where(day >= _as_day(start))
     if end is not None:
-        query = query.where(ActivationCount.day < _as_day(end))
-    query = query.group_by(
-        ActivationCount.day, ActivationCount.a, ActivationCount.b, ActivationCount.c
-    )
+        query = query.where(day < _as_day(end))
     return [(as_date(d), a, b, c, int(n or 0)) for d, a, b, c, n in session.execute(query)]
 
 
+def totals(
+    session: Session, kind: str, start: Any = None, end: Any = None, *, program: int = 0
+) -> list[tuple[str, str, str, int]]:
+    """As `counts`, summed over the days: (a, b, c, n)."""
+    day = ActivationCount.day
+    keys = (ActivationCount.a, ActivationCount.b, ActivationCount.c)
+    query = select(*keys, func.sum(ActivationCount.n))
+    query = query.where(ActivationCount.kind == kind, ActivationCount.program == program)
+    if start is not None:
+        query = query.where(day >= _as_day(start))
+    if end is not None:
+        query = query.where(day < _as_day(end))
+    query = query.group_by(*keys)
+    return [(a, b, c, int(n or 0)) for a, b, c, n in session.execute(query)]
+
+
+def program_of(scope: Any) -> int | None:
+    """Which counts answer a dashboard filter: 0 (everyone), a program's id (its people, no
+    segment), or None (a segment: the panels read the rows)."""
+    if scope.segmented:
+        return None
+    return 0 if scope.program_id is None else int(scope.program_id)
+
+
 def _as_day(value: Any) -> date:
-    return value.date() if hasattr(value, "date") and callable(value.date) else value
+    return value.date() if isinstance(value, datetime) else value

@@ -310,14 +310,15 @@ def _stored_funnel(
     session: Session, scope: _Scope, levels: LevelMap
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]] | None:
     """The funnel's counts and skip reasons per level from activation_counts (cost: days),
-    or None when they cannot answer exactly (a people filter, or a version with two entry or
-    ask steps of one level, where summing days would count an enrolment twice)."""
-    if scope.customers is not None or not _one_row_each(levels):
+    or None when they cannot answer exactly (a segment, or a version with two entry or ask
+    steps of one level, where summing days would count an enrolment twice)."""
+    program = aggregates.program_of(scope)
+    if program is None or not _one_row_each(levels):
         return None
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for _day, level, stage, code, n in aggregates.counts(
-        session, aggregates.FUNNEL, scope.start, scope.end
+    for level, stage, code, n in aggregates.totals(
+        session, aggregates.FUNNEL, scope.start, scope.end, program=program
     ):
         if stage == aggregates.REASON:
             if n:
@@ -468,10 +469,11 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     scope = _scope(session, f)
     versions = _versions(session)
     ran: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
-    if scope.customers is None:
-        # activation_counts: the steps per version, step, outcome and day (cost: days).
-        for _day, version, step, outcome, n in aggregates.counts(
-            session, aggregates.STEP, scope.start, scope.end
+    program = aggregates.program_of(scope)
+    if program is not None:
+        # activation_counts: the steps per version, step and outcome (cost: days).
+        for version, step, outcome, n in aggregates.totals(
+            session, aggregates.STEP, scope.start, scope.end, program=program
         ):
             if n:
                 key = (int(version), step)
@@ -490,7 +492,7 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     waiting: dict[tuple[int, str], int] = {}
     for version_id, step, n in session.execute(
         select(Enrolment.version_id, Enrolment.step, func.count())
-        .where(Enrolment.status == "active", _in_customers(Enrolment.customer_id, scope))
+        .where(Enrolment.status == "active", _waiting_people(Enrolment.customer_id, scope))
         .group_by(Enrolment.version_id, Enrolment.step)
     ):
         waiting[(version_id, step)] = int(n)
@@ -518,6 +520,21 @@ def activation_steps(session: Session, f: Filters) -> Panel:
                 }
             )
     return _panel("activation_steps", STEP_COLUMNS, rows)
+
+
+def _waiting_people(column: Any, scope: _Scope) -> Any:
+    """The people filter of the enrolments waiting now (few): a program's people probed per
+    enrolment by index (a code in the program, or referred in it), not the whole set."""
+    if scope.segmented or scope.program_id is None:
+        return _in_customers(column, scope)
+    return or_(
+        select(ReferralCode.id)
+        .where(ReferralCode.customer_id == column, ReferralCode.program_id == scope.program_id)
+        .exists(),
+        select(Referral.id)
+        .where(Referral.referee_id == column, Referral.program_id == scope.program_id)
+        .exists(),
+    )
 
 
 DRILL_STEP_COLUMNS = [
@@ -631,39 +648,20 @@ def _reviews_where(scope: _Scope) -> Any:
     )
 
 
-def reviews(session: Session, f: Filters) -> Panel:
-    """Review requests (level 1) made in the period, per week/month: per period one row of
-    the messages (`site` empty: asked = queued or sent, skipped, delivered, clicked any
-    link), then one row per review-site link label (asked = requests that carried that
-    site's link, delivered = of those, sent; clicked = that link clicked)."""
-    scope = _scope(session, f)
+def _reviews_from_rows(
+    session: Session, scope: _Scope, bucket: str, counts: dict[tuple[date, str], dict[str, int]]
+) -> None:
+    """The review figures of the people in a segment, from the messages and their links."""
     delivered = case((Message.status.in_(rules.DELIVERED_STATUSES), 1), else_=0)
-    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(
-        lambda: {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
-    )
-    if scope.customers is None:
-        # activation_counts: the review asks per day, site and measure (cost: days, sites).
-        for day_value, site, measure, _c, n in aggregates.counts(
-            session, aggregates.REVIEW, scope.start, scope.end
-        ):
-            counts[(dashboard_rules.bucket_start(day_value, f.bucket), site)][measure] += n
     day = utc_day(session, Message.created_at)
-    for day_value, status, n, sent, clicked in (
-        []
-        if scope.customers is None
-        else session.execute(
-            select(
-                day,
-                Message.status,
-                func.count(),
-                func.sum(delivered),
-                func.count(Message.clicked_at),
-            )
-            .where(_reviews_where(scope))
-            .group_by(day, Message.status)
+    for day_value, status, n, sent, clicked in session.execute(
+        select(
+            day, Message.status, func.count(), func.sum(delivered), func.count(Message.clicked_at)
         )
+        .where(_reviews_where(scope))
+        .group_by(day, Message.status)
     ):
-        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), ALL_SITES)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), ALL_SITES)]
         if status == "skipped":
             row["skipped"] += int(n)
         else:
@@ -671,22 +669,36 @@ def reviews(session: Session, f: Filters) -> Panel:
             row["delivered"] += int(sent or 0)
             row["clicked"] += int(clicked or 0)
     label = func.coalesce(MessageLink.label, "")
-    for day_value, site, n, sent, clicked in (
-        []
-        if scope.customers is None
-        else session.execute(
-            select(
-                day, label, func.count(), func.sum(delivered), func.count(MessageLink.clicked_at)
-            )
-            .join(Message, Message.id == MessageLink.message_id)
-            .where(_reviews_where(scope), Message.status != "skipped")
-            .group_by(day, label)
-        )
+    for day_value, site, n, sent, clicked in session.execute(
+        select(day, label, func.count(), func.sum(delivered), func.count(MessageLink.clicked_at))
+        .join(Message, Message.id == MessageLink.message_id)
+        .where(_reviews_where(scope), Message.status != "skipped")
+        .group_by(day, label)
     ):
-        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), site)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), site)]
         row["asked"] += int(n)
         row["delivered"] += int(sent or 0)
         row["clicked"] += int(clicked or 0)
+
+
+def reviews(session: Session, f: Filters) -> Panel:
+    """Review requests (level 1) made in the period, per week/month: per period one row of
+    the messages (`site` empty: asked = queued or sent, skipped, delivered, clicked any
+    link), then one row per review-site link label (asked = requests that carried that
+    site's link, delivered = of those, sent; clicked = that link clicked)."""
+    scope = _scope(session, f)
+    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(
+        lambda: {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
+    )
+    program = aggregates.program_of(scope)
+    if program is not None:
+        # activation_counts: the review asks per day, site and measure (cost: days, sites).
+        for day_value, site, measure, _c, n in aggregates.counts(
+            session, aggregates.REVIEW, scope.start, scope.end, program=program
+        ):
+            counts[(dashboard_rules.bucket_start(day_value, f.bucket), site)][measure] += n
+    else:
+        _reviews_from_rows(session, scope, f.bucket, counts)
     rows = []
     totals = {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
     for (period, site), c in sorted(counts.items()):
@@ -801,19 +813,23 @@ UGC_STAGES = ("invitations", "entries", "approved", "rejected", "pending", "feat
 
 
 def _ugc_from_counts(
-    session: Session, scope: _Scope, bucket: str, counts: dict[tuple[date, str], dict[str, int]]
+    session: Session,
+    scope: _Scope,
+    bucket: str,
+    counts: dict[tuple[date, str], dict[str, int]],
+    program: int,
 ) -> None:
     """The UGC figures from activation_counts (cost: days and challenges)."""
     slugs = {str(i): slug for i, slug in session.execute(select(Challenge.id, Challenge.slug))}
     for day_value, challenge, _b, _c, n in aggregates.counts(
-        session, aggregates.UGC_INVITED, scope.start, scope.end
+        session, aggregates.UGC_INVITED, scope.start, scope.end, program=program
     ):
         if n:
             counts[(dashboard_rules.bucket_start(day_value, bucket), slugs[challenge])][
                 "invitations"
             ] += n
     for day_value, challenge, status, star, n in aggregates.counts(
-        session, aggregates.UGC_ENTRY, scope.start, scope.end
+        session, aggregates.UGC_ENTRY, scope.start, scope.end, program=program
     ):
         if not n:
             continue
@@ -828,7 +844,7 @@ def _ugc_from_counts(
 def _ugc_from_rows(
     session: Session, scope: _Scope, bucket: str, counts: dict[tuple[date, str], dict[str, int]]
 ) -> None:
-    """The UGC figures of the people in a segment or program, from the rows."""
+    """The UGC figures of the people in a segment, from the rows."""
     day = utc_day(session, ChallengeInvitation.created_at)
     for day_value, slug, n in session.execute(
         select(day, Challenge.slug, func.count())
@@ -866,8 +882,9 @@ def ugc(session: Session, f: Filters) -> Panel:
     scope = _scope(session, f)
     zero = dict.fromkeys(("invitations", "entries", "approved", "rejected", "featured"), 0)
     counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: dict(zero))
-    if scope.customers is None:
-        _ugc_from_counts(session, scope, f.bucket, counts)
+    program = aggregates.program_of(scope)
+    if program is not None:
+        _ugc_from_counts(session, scope, f.bucket, counts, program)
     else:
         _ugc_from_rows(session, scope, f.bucket, counts)
     rows = [

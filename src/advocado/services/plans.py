@@ -253,13 +253,14 @@ def _actual(session: Session, goal: str, scope: Any) -> int:
         else:
             query = select(func.count()).select_from(Referral).where(where)
         return int(session.scalar(query) or 0)
-    if scope.customers is None and goal in _STORED_GOALS:
+    program = activation_aggregates.program_of(scope)
+    if program is not None and goal in _STORED_GOALS:
         # activation_counts per day (services.activation_aggregates): cost days, not rows.
         kind, featured_only = _STORED_GOALS[goal]
         return sum(
             n
-            for _day, _a, _b, star, n in activation_aggregates.counts(
-                session, kind, scope.start, scope.end
+            for _a, _b, star, n in activation_aggregates.totals(
+                session, kind, scope.start, scope.end, program=program
             )
             if not featured_only or star == "1"
         )

@@ -505,7 +505,10 @@ def _create_referral(
         if status == REJECTED
         else activation_aggregates.enrolments_of_code(session, advocate_id, decision.code.code_id)
     )
-    with activation_aggregates.changing(session, enrolments=enrolments):
+    with (
+        activation_aggregates.changing(session, enrolments=enrolments),
+        activation_aggregates.joining(session, [friend.id]),  # one of the program's people
+    ):
         referral = _insert_referral(session, program, advocate_id, friend, decision, event,
                                     status, verdict, now)  # fmt: skip
     if referral is None:  # already referred in this program: the first attribution stands

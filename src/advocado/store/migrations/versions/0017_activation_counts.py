@@ -19,6 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "activation_counts",
         sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("program", sa.Integer(), primary_key=True),  # 0: everyone
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("a", sa.String(200), primary_key=True),
         sa.Column("b", sa.String(200), primary_key=True),
