@@ -272,7 +272,7 @@ class Setting(Base):
 
     __tablename__ = "settings"
 
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
 
@@ -949,9 +949,9 @@ class PaidOrderDay(Base):
 class ActivationCount(Base):
     """The activation side's per-day counts (services.activation_aggregates says what each
     `kind` counts and how they stay exact): `kind` names the figure, `program` whose rows
-    (0: everyone's; else the program's people), `day` the UTC day the
-    figure files the row under, `a`/`b`/`c` its keys (level, stage, reason; version, step,
-    outcome; site, measure; challenge, status, featured), `n` how many."""
+    (0: everyone's; else the program's people), `day` the UTC day the figure files the row
+    under, `a`/`b`/`c` its keys (level, stage, reason; version, step, outcome; site,
+    measure; challenge, status, featured), `n` how many."""
 
     __tablename__ = "activation_counts"
 
