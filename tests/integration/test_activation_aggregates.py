@@ -54,6 +54,16 @@ COMMENTS = (  # the persona picks the level: neutral L1, rational L2, emotional 
 PEOPLE = [(f"p{i}", i % 5 != 0, 9 + i % 2) for i in range(24)] + [("d1", True, 3)]
 INFLUENCERS = ("p0", "p7")  # level 4
 PANELS = ("activation", "activation_steps", "reviews", "ugc")
+PLAN = {
+    "slug": "winter",
+    "name": "Winter plan / 冬季计划",
+    "owner": "Li Na",
+    "starts_on": "2026-12-01",
+    "ends_on": "2026-12-07",
+    "currency": "CNY",
+    "goals": {"reviews_asked": 10, "reviews_clicked": 2, "ugc_entries": 2, "ugc_featured": 1},
+    "recruitment": {"email": 5, "wecom": 1},
+}
 FILTERS = (
     {},
     {"program": "double-sided"},  # its people: code holders and referred friends
@@ -84,6 +94,8 @@ def _figures(engine: Engine) -> dict[str, Any]:
         for name in PANELS:
             for f in FILTERS:
                 found[f"{name} {f}"] = dashboard.panel(session, name, Filters(**f)).as_dict()
+        for f in FILTERS[:2]:
+            found[f"plan {f}"] = dashboard.panel(session, "plan", Filters(**f)).as_dict()
         for program in (None, "double-sided"):
             period = Filters(
                 start=T0.date() - timedelta(days=3), end=T0.date() + timedelta(3), program=program
@@ -124,6 +136,7 @@ def enrolled(engine: Engine, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPa
     with unit_of_work(engine) as session:
         playbooks.install_default(session)
         challenges.apply_challenge(session, challenge_data())
+        plans.apply_plan(session, data=PLAN, actor="test")
         save_customers(
             session,
             [
@@ -173,6 +186,8 @@ def test_every_write_keeps_the_counts_exact(
     playbooks.run_once(engine, now=T0 + timedelta(hours=25))  # the levels' steps and sends
     figures = _check(engine, monkeypatch)
     assert figures["activation {}"]["rows"][0]["eligible"] > 0
+    recruits = {r["goal"]: r["actual"] for r in figures["plan {}"]["rows"]}
+    assert recruits["recruit.email"] > 0, recruits  # codes and invitations, by email
     later = T0 + timedelta(hours=26)
     clock.set_now(later)
     # Clicks: the first click of a review ask and of a referral invitation; a second click.

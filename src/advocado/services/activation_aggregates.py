@@ -1,7 +1,9 @@
 """The activation side's per-day counts (table `activation_counts`), and how they stay exact.
 
-One row per (kind, day, a, b, c) with a count `n`; a figure over a period sums its days, so
-it costs days, steps and sites, not enrolments, messages or entries:
+One row per (kind, program, day, a, b, c) with a count `n`; a figure over a period sums its
+days, so it costs days, steps and sites, not enrolments, messages or entries. `program` 0
+counts everyone; a program's id counts only that program's people (code holders and referred
+friends, as services.dashboard._scope's program filter), so that filter costs days too:
 
  - funnel          day the enrolment entered the level (the cohort's day); a level, b stage
                    (eligible, asked, skipped, clicked, acted, featured, or "reason" with c the
@@ -14,23 +16,33 @@ it costs days, steps and sites, not enrolments, messages or entries:
  - review_clicked  day a review ask was clicked, status clicked (plan goal reviews_clicked).
  - ugc_invited     day of a challenge invitation; a challenge id.
  - ugc_entry       day an entry was submitted; a challenge id, b status, c featured (1/0).
+ - recruit         a plan's recruits per channel (services.plans._recruited over the plan's
+                   period, which is fixed per plan): a plan id, b channel; day: its first day.
 
-How they stay exact: every write of the rows they count wraps itself in `changing(...)`, in
-its own transaction, naming what it touches (enrolments, review messages, invitations,
-entries). `changing` locks those rows (PostgreSQL: FOR NO KEY UPDATE, in id order, so two
-writers of one enrolment queue instead of each counting what it saw), takes their
-contribution out before the write and puts it back after, recomputed from the rows by the
-same cohort query the panel used to run (services.dashboard_activation._cohort). The writers:
-the playbook runner (services.playbooks._write: steps, with the messages, codes, invitations
-and tasks they made), messages (services.messaging: queued, skipped, links made, sent,
-bounced, retried, clicked), challenges (services.challenges: invitation, entry, review),
-tasks (services.tasks.record_outcome) and referrals (services.referrals: a friend's signup
-or a status change moves level 2's "acted" of the advocate's enrolments). Upserts add to the
-stored row (ON CONFLICT DO UPDATE), so concurrent writers of different rows never lose a
-count. `rebuild` recomputes everything (`advocado dashboard rebuild`, the migration 0017).
+How they stay exact. Every write of the rows they count wraps itself in `changing(...)` (or
+calls `added(...)` for rows it just inserted), in its own transaction, naming the rows it
+touches (enrolments, review asks, invitations, entries): their contribution is taken out
+before the write and put back after, recomputed from the rows by the same cohort query the
+panel used to run (services.dashboard_activation._cohort), per customer, then added to
+program 0 and to each program the customer is one of the people of. The writers: the
+playbook runner (services.playbooks._write: the steps, with the messages, codes,
+invitations and tasks they made), messages (services.messaging: queued, skipped, links
+made, sent, bounced, retried, clicked), challenges (services.challenges: invitation, entry
+sent or sent again, review), tasks (services.tasks.record_outcome) and referrals
+(services.referrals: a friend's signup, or a rejection or its reversal, moves level 2's
+"acted" of the enrolment that issued the code). A customer becoming one of a program's
+people (services.programs.code_for, a referral of them) wraps itself in `joining(...)`:
+all their counted rows move into that program's counts. Nobody leaves a program's people
+(codes and referrals are never deleted). A plan's recruits are recounted per customer
+(`recruiting`, and `joining`) when a code or invitation is made or an invitation message is
+sent, and for the whole plan when it is applied (its period may have moved).
 
-The counts answer the figures without a segment or program filter; with one, the panels read
-the rows (the people filter needs each row's customer).
+Races. PostgreSQL: the customers behind the rows, then the rows, are locked first (FOR NO KEY
+UPDATE, in id order; the same customer lock as services.customer_aggregates), so two writers
+of one enrolment, or a write and a change of the customer's programs, queue instead of each
+counting what it saw; SQLite has one writer. Upserts add to the stored row (ON CONFLICT DO
+UPDATE), so writers of different rows never lose a count. `rebuild` recomputes everything
+(`advocado dashboard rebuild`, migration 0017). Only a segment filter reads the rows.
 """
 
 from __future__ import annotations
@@ -63,6 +75,7 @@ from advocado.store.models import (
 FUNNEL, STEP, REVIEW = "funnel", "step", "review"
 REVIEW_SENT, REVIEW_CLICKED = "review_sent", "review_clicked"
 UGC_INVITED, UGC_ENTRY = "ugc_invited", "ugc_entry"
+RECRUIT = "recruit"  # a plan id, b channel; day: the plan's first day
 REASON = "reason"  # the funnel's stage "reason": c is the skip reason code
 ALL_SITES = ""
 CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
@@ -455,10 +468,87 @@ def joining(session: Session, customer_ids: Iterable[int | None]) -> Iterator[No
     _lock_customers(session, wanted)
     rows = _rows_of(session, wanted)
     before = _tally(session, rows, lock=False, everyone=False) if rows else Counter()
-    yield
+    with recruiting(session, wanted):  # a code is a recruit; a program's recruits
+        yield
     if rows:
         session.flush()
         _store(session, _delta(before, _tally(session, rows, lock=False, everyone=False)))
+
+
+# --- a plan's recruits per channel -------------------------------------------------------
+
+
+def _program_people(program: int) -> Any:
+    in_program = select(ReferralCode.customer_id).where(ReferralCode.program_id == program)
+    referred = select(Referral.referee_id).where(Referral.program_id == program)
+    return select(in_program.union(referred).subquery().c[0])
+
+
+def _recruit_tally(
+    session: Session,
+    customer_ids: list[int] | None,
+    programs: dict[int, set[int]],
+    plan_id: int | None = None,
+) -> Counter[Key]:
+    """The plans' recruits per channel of these customers (None: everyone), for everyone
+    and per program (`programs`: each customer's; with None, every program)."""
+    from advocado.services import dashboard, plans
+    from advocado.services.nps import day_bounds
+    from advocado.store.models import Plan, Program
+
+    found: Counter[Key] = Counter()
+    query = select(Plan.id, Plan.starts_on, Plan.ends_on)
+    if plan_id is not None:
+        query = query.where(Plan.id == plan_id)
+    if customer_ids is None:
+        every = [0, *session.scalars(select(Program.id).order_by(Program.id))]
+    else:
+        every = sorted({0}.union(*programs.values()))
+    for plan, first, last in session.execute(query).all():
+        start, end = day_bounds(first, last)
+        for program in every:
+            ids: list[int] | None = None
+            people = None
+            if customer_ids is not None:
+                ids = [c for c in customer_ids if not program or program in programs.get(c, ())]
+                if not ids:
+                    continue
+            elif program:
+                people = _program_people(program)
+            scope = dashboard._Scope(start, end, people, program or None, "")
+            rows = plans._recruited(scope, ids).order_by(None).subquery()
+            for channel, n in session.execute(
+                select(rows.c.channel, func.count()).group_by(rows.c.channel)
+            ):
+                found[(RECRUIT, program, first, str(plan), str(channel), "")] += int(n)
+    return found
+
+
+@contextmanager
+def recruiting(session: Session, customer_ids: Iterable[int | None]) -> Iterator[None]:
+    """Wraps a write that may change whether these customers are a plan's recruits or by
+    which channel (a code or challenge invitation made, an invitation message sent)."""
+    wanted = sorted({int(i) for i in customer_ids if i is not None})
+    if not wanted:
+        yield
+        return
+    session.flush()
+    _lock_customers(session, wanted)
+    before = _recruit_tally(session, wanted, _programs_of(session, set(wanted)))
+    yield
+    session.flush()
+    after = _recruit_tally(session, wanted, _programs_of(session, set(wanted)))
+    _store(session, _delta(before, after))
+
+
+def recount_plan(session: Session, plan_id: int) -> None:
+    """A plan applied (made, or its period moved): its recruits counted again from the rows."""
+    session.execute(
+        delete(ActivationCount).where(
+            ActivationCount.kind == RECRUIT, ActivationCount.a == str(plan_id)
+        )
+    )
+    _store(session, dict(_recruit_tally(session, None, {}, plan_id)))
 
 
 def rebuild(session: Session) -> dict[str, int]:
@@ -469,6 +559,7 @@ def rebuild(session: Session) -> dict[str, int]:
         for by in (EVERYONE, PROGRAM):
             found.update(tally(session, None, by))
         _store(session, dict(found))
+    _store(session, dict(_recruit_tally(session, None, {})))
     return {
         "activation_counts": session.scalar(select(func.count()).select_from(ActivationCount)) or 0
     }
@@ -499,9 +590,15 @@ def counts(
 
 
 def totals(
-    session: Session, kind: str, start: Any = None, end: Any = None, *, program: int = 0
+    session: Session,
+    kind: str,
+    start: Any = None,
+    end: Any = None,
+    *,
+    program: int = 0,
+    key: str | None = None,
 ) -> list[tuple[str, str, str, int]]:
-    """As `counts`, summed over the days: (a, b, c, n)."""
+    """As `counts`, summed over the days: (a, b, c, n); `key`: only rows with that `a`."""
     day = ActivationCount.day
     keys = (ActivationCount.a, ActivationCount.b, ActivationCount.c)
     query = select(*keys, func.sum(ActivationCount.n))
@@ -510,6 +607,8 @@ def totals(
         query = query.where(day >= _as_day(start))
     if end is not None:
         query = query.where(day < _as_day(end))
+    if key is not None:
+        query = query.where(ActivationCount.a == key)
     query = query.group_by(*keys)
     return [(a, b, c, int(n or 0)) for a, b, c, n in session.execute(query)]
 

@@ -214,15 +214,17 @@ def invite(session: Session, *, challenge: str, customer_id: int, cause_key: str
         )
     if session.get(Customer, customer_id) is None:
         raise ChallengeError("customer_id", f"no customer {customer_id}")
-    made = session.execute(
-        _insert(session)(ChallengeInvitation)
-        .values(challenge_id=found.id, customer_id=customer_id,
-                token=secrets.token_urlsafe(18), cause_key=key, created_at=now)
-        .on_conflict_do_nothing()
-        .returning(ChallengeInvitation.id)
-    ).scalar()  # fmt: skip
-    if made is not None:  # the UGC figures count it (activation_aggregates)
-        activation_aggregates.added(session, invitations=[made])
+    # The UGC figures count it, and it may make the customer a plan's recruit.
+    with activation_aggregates.recruiting(session, [customer_id]):
+        made = session.execute(
+            _insert(session)(ChallengeInvitation)
+            .values(challenge_id=found.id, customer_id=customer_id,
+                    token=secrets.token_urlsafe(18), cause_key=key, created_at=now)
+            .on_conflict_do_nothing()
+            .returning(ChallengeInvitation.id)
+        ).scalar()  # fmt: skip
+        if made is not None:
+            activation_aggregates.added(session, invitations=[made])
     row = session.scalar(
         select(ChallengeInvitation)
         .where(ChallengeInvitation.challenge_id == found.id,

@@ -14,8 +14,12 @@ figures (promoters: periods ending after the newest response); with a segment or
 a period ending earlier, the figures are computed from the rows. Click figures read
 services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
-doubles a click). Everything else is computed from the rows at request time, on covering
-indexes, so a signup or refund is in the next request's figures.
+doubles a click). The activation funnel, playbook steps, review asks, UGC and the plan's
+review/UGC goals read `activation_counts` (per day, for everyone and per program's people),
+which services.activation_aggregates adjusts in the same transaction as every write they
+count (that module lists the writers); with a segment they are computed from the rows.
+Everything else is computed from the rows at request time, on covering indexes, so a signup
+or refund is in the next request's figures.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).

@@ -508,8 +508,13 @@ def _finish(
     event: str | None = None,
     sent_at: datetime | None = None,
 ) -> None:
-    # Every status a message ends a round in passes here: the review figures follow it.
-    with _review_changing(session, message):
+    # Every status a message ends a round in passes here: the review figures follow it, and
+    # a plan's recruits follow the invitation messages sent.
+    recruit = sent_at is not None and message.template in INVITE_TEMPLATES
+    with (
+        _review_changing(session, message),
+        activation_aggregates.recruiting(session, [message.customer_id] if recruit else []),
+    ):
         message.status = status
         message.reason = why
         message.leased_by = None
@@ -518,6 +523,9 @@ def _finish(
         if sent_at is not None:
             message.sent_at = sent_at
     _event(session, message.id, event or status, detail or why, at)
+
+
+INVITE_TEMPLATES = activation_rules.REFERRAL_TEMPLATES + activation_rules.UGC_TEMPLATES
 
 
 def _review_changing(session: Session, message: Message) -> AbstractContextManager[None]:

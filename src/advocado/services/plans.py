@@ -107,6 +107,8 @@ def apply_plan(session: Session, *, data: Mapping[str, Any], actor: str) -> Appl
     row.starts_on, row.ends_on = spec.starts_on, spec.ends_on
     row.spec, row.config, row.updated_at = after, _plain(dict(data)), now
     session.flush()
+    # Its recruits per channel, counted again for the plan's (new) period.
+    activation_aggregates.recount_plan(session, row.id)
     audit.record(session, actor=actor, entity="plan", entity_id=spec.slug,
                  action="create" if created else "update", before=before, after=after)  # fmt: skip
     return Applied(spec.slug, created, True)
@@ -269,11 +271,12 @@ def _actual(session: Session, goal: str, scope: Any) -> int:
     return int(session.scalar(select(measure).select_from(rows)) or 0)
 
 
-def _recruited(scope: Any) -> Select[Any]:
+def _recruited(scope: Any, customer_ids: list[int] | None = None) -> Select[Any]:
     """Advocates recruited in the period: customers who got their first referral code or
     challenge invitation in it (`via` which), with the channel of the earliest invitation
     message (referral_invite / ugc_invite) sent to them in the period, else "unknown".
-    One row per customer; counted per channel for the figure, listed for the drill-down."""
+    One row per customer; counted per channel for the figure, listed for the drill-down.
+    `customer_ids`: only these customers (activation_aggregates recounts a write's few)."""
     codes = select(
         ReferralCode.customer_id.label("customer_id"),
         ReferralCode.created_at.label("at"),
@@ -281,11 +284,15 @@ def _recruited(scope: Any) -> Select[Any]:
     ).where(dash._between(ReferralCode.created_at, scope))
     if scope.program_id is not None:
         codes = codes.where(ReferralCode.program_id == scope.program_id)
+    if customer_ids is not None:
+        codes = codes.where(ReferralCode.customer_id.in_(customer_ids))
     invitations = select(
         ChallengeInvitation.customer_id.label("customer_id"),
         ChallengeInvitation.created_at.label("at"),
         literal("challenge_invitation").label("via"),
     ).where(dash._between(ChallengeInvitation.created_at, scope))
+    if customer_ids is not None:
+        invitations = invitations.where(ChallengeInvitation.customer_id.in_(customer_ids))
     both = union_all(codes, invitations).subquery("recruits")
     first_rank = func.row_number().over(
         partition_by=both.c.customer_id, order_by=(both.c.at, both.c.via)
@@ -294,15 +301,14 @@ def _recruited(scope: Any) -> Select[Any]:
     message_rank = func.row_number().over(
         partition_by=Message.customer_id, order_by=(Message.created_at, Message.id)
     )
-    invites = (
-        select(Message.customer_id, Message.channel, message_rank.label("rank"))
-        .where(
-            Message.template.in_(INVITE_TEMPLATES),
-            Message.sent_at.is_not(None),
-            dash._between(Message.created_at, scope),
-        )
-        .subquery("invites")
+    invites = select(Message.customer_id, Message.channel, message_rank.label("rank")).where(
+        Message.template.in_(INVITE_TEMPLATES),
+        Message.sent_at.is_not(None),
+        dash._between(Message.created_at, scope),
     )
+    if customer_ids is not None:
+        invites = invites.where(Message.customer_id.in_(customer_ids))
+    invites = invites.subquery("invites")
     channel = func.coalesce(invites.c.channel, rules.UNKNOWN_CHANNEL)
     return (
         select(
@@ -319,7 +325,17 @@ def _recruited(scope: Any) -> Select[Any]:
     )
 
 
-def _recruited_by_channel(session: Session, scope: Any) -> dict[str, int]:
+def _recruited_by_channel(session: Session, scope: Any, plan: Plan) -> dict[str, int]:
+    program = activation_aggregates.program_of(scope)
+    if program is not None:
+        # activation_counts keeps each plan's recruits per channel (cost: channels).
+        found: dict[str, int] = {}
+        for _a, channel, _c, n in activation_aggregates.totals(
+            session, activation_aggregates.RECRUIT, program=program, key=str(plan.id)
+        ):
+            if n:
+                found[channel] = n
+        return found
     rows = _recruited(scope).order_by(None).subquery()
     found = session.execute(select(rows.c.channel, func.count()).group_by(rows.c.channel))
     return {str(channel): int(n) for channel, n in found}
@@ -346,7 +362,7 @@ def plan_figures(session: Session, *, plan: Plan, f: Filters | None = None) -> _
         money = spec.currency if goal == "revenue" else None
         definition = " / ".join(rules.GOALS[goal])
         rows.append(_row(plan, goal, target, actual, elapsed, definition, money=money))
-    by_channel = _recruited_by_channel(session, scope)
+    by_channel = _recruited_by_channel(session, scope, plan)
     channels = list(spec.recruitment)
     channels += sorted(c for c in by_channel if c not in spec.recruitment)
     for channel in channels:
