@@ -164,42 +164,44 @@ def _enrolment_tally(session: Session, ids: list[int] | None, by: str) -> Counte
     levels = dashboard_activation._level_map(session)
     names = ("asked", "skipped", "clicked", "acted", "featured")
     for level in rules.LEVELS:
-        cohort = dashboard_activation._cohort(session, everything, level, levels)
+        # The enrolments go into the cohort query itself: filtered outside, SQLite would
+        # build every enrolment's row first.
+        cohort = dashboard_activation._cohort(session, everything, level, levels, only=ids)
         if cohort is None:
             continue
         sub = cohort.subquery()
         entered = utc_day(session, sub.c.entered_at)
-        where = True if ids is None else sub.c.enrolment_id.in_(ids)
         base, lead = _grouping(select(sub), sub.c.customer_id, by)
-        sums = (func.sum(sub.c[k]) for k in names)
+        # One query per level: the skipped rows grouped by their reason too. (Summing
+        # "eligible" over those groups is exact when an enrolment has one row per level,
+        # the only case the funnel reads these counts: dashboard_activation._one_row_each.)
+        reason = case((sub.c.skipped == 1, sub.c.ask_reason), else_=None)
         counted = base.with_only_columns(
             *(lead or [literal_column("0")]),
             entered,
+            reason,
             func.count(func.distinct(sub.c.enrolment_id)),
-            *sums,
+            *(func.sum(sub.c[k]) for k in names),
         )
-        for g, d, eligible, *counts in session.execute(
-            counted.where(where).group_by(*lead, entered)
+        for g, d, why, eligible, *counts in session.execute(
+            counted.group_by(*lead, entered, reason)
         ):
-            found[(FUNNEL, int(g), as_date(d), level, "eligible", "")] += int(eligible or 0)
+            day_of = as_date(d)
+            found[(FUNNEL, int(g), day_of, level, "eligible", "")] += int(eligible or 0)
             for name, n in zip(names, counts, strict=True):
-                found[(FUNNEL, int(g), as_date(d), level, name, "")] += int(n or 0)
-        reasons = base.with_only_columns(
-            *(lead or [literal_column("0")]), entered, sub.c.ask_reason, func.count()
-        )
-        for g, d, reason, n in session.execute(
-            reasons.where(where, sub.c.skipped == 1).group_by(*lead, entered, sub.c.ask_reason)
-        ):
-            code = rules.skip_reason_code(reason)
-            found[(FUNNEL, int(g), as_date(d), level, REASON, code)] += int(n)
+                found[(FUNNEL, int(g), day_of, level, name, "")] += int(n or 0)
+            if why is not None:
+                code = rules.skip_reason_code(why)
+                found[(FUNNEL, int(g), day_of, level, REASON, code)] += int(counts[1] or 0)
     return found
 
 
 def _message_tally(session: Session, ids: list[int] | None, by: str) -> Counter[Row]:
-    """The review counts of these messages (None: all); other templates count nothing."""
+    """The review counts of these messages (None: every review ask). Given ids must be review
+    asks (the callers check the template): by id alone, SQLite takes the primary key rather
+    than scanning the template's index."""
     found: Counter[Row] = Counter()
-    review = Message.template.in_(rules.REVIEW_TEMPLATES)
-    mine = review if ids is None else (review & Message.id.in_(ids))
+    mine = Message.template.in_(rules.REVIEW_TEMPLATES) if ids is None else Message.id.in_(ids)
     delivered = case((Message.status.in_(rules.DELIVERED_STATUSES), 1), else_=0)
     day = utc_day(session, Message.created_at)
     messages, lead = _grouping(select(Message), Message.customer_id, by)

@@ -163,12 +163,14 @@ def _cohort(
     levels: LevelMap | None = None,
     *,
     lean: bool = False,
+    only: list[int] | None = None,
 ) -> Select[Any] | None:
     """One row per enrolment that entered `level` in the period, with what became of it:
     asked, skipped (and why), clicked, acted, featured (flags 0/1) and the ids behind them.
     None when no playbook version has the level. `lean` (counting, no drill-down): leaves
     out the enrolment when nothing needs it (no customer filter, and the step ids alone say
-    the level), which saves a lookup per row."""
+    the level), which saves a lookup per row. `only`: just these enrolments (what one write
+    touched: services.activation_aggregates)."""
     versions = (levels if levels is not None else _level_map(session)).get(level)
     if not versions:
         return None
@@ -200,6 +202,8 @@ def _cohort(
         or_(*entered),
         _between(entry.ran_at, scope),
     )
+    if only is not None:
+        query = query.where(entry.enrolment_id.in_(only))
     if not lean:
         query = query.add_columns(Enrolment.customer_id.label("customer_id"))
         query = query.join(Enrolment, Enrolment.id == entry.enrolment_id)
