@@ -13,13 +13,20 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from advocado.services import cohorts, customer_aggregates, customer_value, referral_aggregates
+from advocado.services import (
+    activation_aggregates,
+    cohorts,
+    customer_aggregates,
+    customer_value,
+    referral_aggregates,
+)
 
 REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     customer_aggregates.rebuild,
     cohorts.rebuild,  # after: it reads customer_latest_responses
     customer_value.rebuild,
     referral_aggregates.rebuild,
+    activation_aggregates.rebuild,
 ]
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from advocado import clock
 from advocado.domain import challenges as rules
 from advocado.domain.challenges import ChallengeError, EntryProblem, EntryRefused
+from advocado.services import activation_aggregates
 from advocado.store.models import Challenge, ChallengeEntry, ChallengeInvitation, Customer
 
 
@@ -213,12 +214,17 @@ def invite(session: Session, *, challenge: str, customer_id: int, cause_key: str
         )
     if session.get(Customer, customer_id) is None:
         raise ChallengeError("customer_id", f"no customer {customer_id}")
-    session.execute(
-        _insert(session)(ChallengeInvitation)
-        .values(challenge_id=found.id, customer_id=customer_id,
-                token=secrets.token_urlsafe(18), cause_key=key, created_at=now)
-        .on_conflict_do_nothing()
-    )  # fmt: skip
+    # The UGC figures count it, and it may make the customer a plan's recruit.
+    with activation_aggregates.recruiting(session, [customer_id]):
+        made = session.execute(
+            _insert(session)(ChallengeInvitation)
+            .values(challenge_id=found.id, customer_id=customer_id,
+                    token=secrets.token_urlsafe(18), cause_key=key, created_at=now)
+            .on_conflict_do_nothing()
+            .returning(ChallengeInvitation.id)
+        ).scalar()  # fmt: skip
+        if made is not None:
+            activation_aggregates.added(session, invitations=[made])
     row = session.scalar(
         select(ChallengeInvitation)
         .where(ChallengeInvitation.challenge_id == found.id,
@@ -334,6 +340,23 @@ def submit_entry(
     )
     values = {"link": clean_link, "text": story, "image": image if kind else None,
               "image_type": kind, "submitted_at": now}  # fmt: skip
+    # The UGC figures and the funnel's level 3 of the enrolment that invited them follow
+    # the entry (activation_aggregates), in this transaction.
+    before = session.scalar(
+        select(ChallengeEntry.id).where(ChallengeEntry.invitation_id == invitation.id)
+    )
+    with activation_aggregates.changing(
+        session,
+        entries=[before],
+        enrolments=[activation_aggregates.enrolment_of_cause(invitation.cause_key)],
+    ):
+        entry = _write_entry(session, challenge, invitation, values)
+    return entry
+
+
+def _write_entry(
+    session: Session, challenge: Challenge, invitation: ChallengeInvitation, values: dict[str, Any]
+) -> ChallengeEntry:
     inserted = session.execute(
         _insert(session)(ChallengeEntry)
         .values(challenge_id=challenge.id, invitation_id=invitation.id,
@@ -342,6 +365,8 @@ def submit_entry(
         .on_conflict_do_nothing(index_elements=[ChallengeEntry.invitation_id])
         .returning(ChallengeEntry.id)
     ).scalar_one_or_none()  # fmt: skip
+    if inserted is not None:
+        activation_aggregates.added(session, entries=[inserted])
     entry = session.scalar(
         select(ChallengeEntry)
         .where(ChallengeEntry.invitation_id == invitation.id)
@@ -429,11 +454,20 @@ def review_entry(
     if entry is None:
         raise EntryNotFound(f"no entry {entry_id}")
     result = rules.review(rules.EntryStatus(entry.status), entry.featured, action, reason)
-    entry.status = result.status.value
-    entry.featured = result.featured
-    entry.review_reason = result.reason
-    entry.reviewed_by = reviewer
-    entry.reviewed_at = clock.now()
+    cause_key = session.scalar(
+        select(ChallengeInvitation.cause_key).where(ChallengeInvitation.id == entry.invitation_id)
+    )
+    # Status and featured move the UGC figures and the funnel's level 3 (featured).
+    with activation_aggregates.changing(
+        session,
+        entries=[entry.id],
+        enrolments=[activation_aggregates.enrolment_of_cause(cause_key)],
+    ):
+        entry.status = result.status.value
+        entry.featured = result.featured
+        entry.review_reason = result.reason
+        entry.reviewed_by = reviewer
+        entry.reviewed_at = clock.now()
     session.flush()
     return entry
 

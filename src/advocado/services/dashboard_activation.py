@@ -4,11 +4,14 @@ enrolments, the level-1 review asks per review site, and the UGC challenges. Eac
 Panel with a drill-down (registered in services.dashboard's PANELS / DRILLS), so the console,
 the JSON API and the CSV read the same function.
 
-Everything is read from the rows themselves at request time (nothing cached to go stale):
-enrolment steps by step and time (ix_enrolment_steps_step_ran), messages by template and time
-(ix_messages_template_created), links by message, invitations and entries by challenge.
-The effect of a step ("message:12", "code:AB12", "invitation:tok", "task:4", written by the
-playbook runner) leads to its message, code, invitation or task by their unique keys.
+The figures (no filter, a period, a program) sum `activation_counts` over the period's days
+(services.activation_aggregates keeps them exact, in the writers' transactions, by running
+`_cohort` below on the rows a write touches); a segment filter, and the drill-downs, read
+the rows: enrolment steps by step and time (ix_enrolment_steps_step_ran), messages by
+template and time (ix_messages_template_created), links by message, invitations and entries
+by challenge. The effect of a step ("message:12", "code:AB12", "invitation:tok", "task:4",
+written by the playbook runner) leads to its message, code, invitation or task by their
+unique keys.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from advocado.domain import activation as rules
 from advocado.domain import dashboard as dashboard_rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.records import FieldError
+from advocado.services import activation_aggregates as aggregates
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     Challenge,
@@ -159,12 +163,14 @@ def _cohort(
     levels: LevelMap | None = None,
     *,
     lean: bool = False,
+    only: list[int] | None = None,
 ) -> Select[Any] | None:
     """One row per enrolment that entered `level` in the period, with what became of it:
     asked, skipped (and why), clicked, acted, featured (flags 0/1) and the ids behind them.
     None when no playbook version has the level. `lean` (counting, no drill-down): leaves
     out the enrolment when nothing needs it (no customer filter, and the step ids alone say
-    the level), which saves a lookup per row."""
+    the level), which saves a lookup per row. `only`: just these enrolments (what one write
+    touched: services.activation_aggregates)."""
     versions = (levels if levels is not None else _level_map(session)).get(level)
     if not versions:
         return None
@@ -196,6 +202,8 @@ def _cohort(
         or_(*entered),
         _between(entry.ran_at, scope),
     )
+    if only is not None:
+        query = query.where(entry.enrolment_id.in_(only))
     if not lean:
         query = query.add_columns(Enrolment.customer_id.label("customer_id"))
         query = query.join(Enrolment, Enrolment.id == entry.enrolment_id)
@@ -295,6 +303,38 @@ def _level_stats(
     return counts, dict(reasons)
 
 
+def _one_row_each(levels: LevelMap) -> bool:
+    """Whether the cohort has one row per enrolment and level (one entry step, at most one
+    ask step per level in every version): then "eligible" per day adds up over a period."""
+    return all(
+        len(steps.entry) == 1 and (set(steps.entry) == set(steps.ask) or len(steps.ask) <= 1)
+        for versions in levels.values()
+        for _version, steps in versions
+    )
+
+
+def _stored_funnel(
+    session: Session, scope: _Scope, levels: LevelMap
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]] | None:
+    """The funnel's counts and skip reasons per level from activation_counts (cost: days),
+    or None when they cannot answer exactly (a segment, or a version with two entry or ask
+    steps of one level, where summing days would count an enrolment twice)."""
+    program = aggregates.program_of(scope)
+    if program is None or not _one_row_each(levels):
+        return None
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for level, stage, code, n in aggregates.totals(
+        session, aggregates.FUNNEL, scope.start, scope.end, program=program
+    ):
+        if stage == aggregates.REASON:
+            if n:
+                reasons[level][code] += n
+        else:
+            counts[level][stage] += n
+    return counts, reasons
+
+
 ACTIVATION_COLUMNS = [
     "level",
     "name",
@@ -316,10 +356,14 @@ def activation(session: Session, f: Filters) -> Panel:
     carries the text), the asks that were skipped and why, and the rates."""
     scope = _scope(session, f)
     levels = _level_map(session)
+    stored = _stored_funnel(session, scope, levels)
     rows = []
     skipped = []
     for level in rules.LEVELS:
-        counts, reasons = _level_stats(session, scope, level, levels)
+        if stored is not None:
+            counts, reasons = stored[0].get(level, {}), stored[1].get(level, {})
+        else:
+            counts, reasons = _level_stats(session, scope, level, levels)
         rows.append(rules.funnel_row(level, counts))
         for code, n in sorted(reasons.items()):
             skipped.append({"level": level, "reason": code, "count": n})
@@ -431,21 +475,16 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     are waiting at it now), ran it, and how it came out (outcome: count)."""
     scope = _scope(session, f)
     versions = _versions(session)
-    owner: dict[str, set[int]] = defaultdict(set)
-    for version_id, _name, _number, steps in versions:
-        for step_id, _action, _params in steps:
-            owner[step_id].add(version_id)
     ran: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
-    if scope.customers is None and all(len(v) == 1 for v in owner.values()):
-        # Each step id belongs to one version: the steps alone (index only), no enrolment.
-        query = (
-            select(EnrolmentStep.step, EnrolmentStep.outcome, func.count())
-            .where(_between(EnrolmentStep.ran_at, scope))
-            .group_by(EnrolmentStep.step, EnrolmentStep.outcome)
-        )
-        for step, outcome, n in session.execute(query):
-            for version_id in owner.get(step, ()):
-                ran[(version_id, step)][outcome] = int(n)
+    program = aggregates.program_of(scope)
+    if program is not None:
+        # activation_counts: the steps per version, step and outcome (cost: days).
+        for version, step, outcome, n in aggregates.totals(
+            session, aggregates.STEP, scope.start, scope.end, program=program
+        ):
+            if n:
+                key = (int(version), step)
+                ran[key][outcome] = ran[key].get(outcome, 0) + n
     else:
         query = (
             select(Enrolment.version_id, EnrolmentStep.step, EnrolmentStep.outcome, func.count())
@@ -460,7 +499,7 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     waiting: dict[tuple[int, str], int] = {}
     for version_id, step, n in session.execute(
         select(Enrolment.version_id, Enrolment.step, func.count())
-        .where(Enrolment.status == "active", _in_customers(Enrolment.customer_id, scope))
+        .where(Enrolment.status == "active", _waiting_people(Enrolment.customer_id, scope))
         .group_by(Enrolment.version_id, Enrolment.step)
     ):
         waiting[(version_id, step)] = int(n)
@@ -488,6 +527,21 @@ def activation_steps(session: Session, f: Filters) -> Panel:
                 }
             )
     return _panel("activation_steps", STEP_COLUMNS, rows)
+
+
+def _waiting_people(column: Any, scope: _Scope) -> Any:
+    """The people filter of the enrolments waiting now (few): a program's people probed per
+    enrolment by index (a code in the program, or referred in it), not the whole set."""
+    if scope.segmented or scope.program_id is None:
+        return _in_customers(column, scope)
+    return or_(
+        select(ReferralCode.id)
+        .where(ReferralCode.customer_id == column, ReferralCode.program_id == scope.program_id)
+        .exists(),
+        select(Referral.id)
+        .where(Referral.referee_id == column, Referral.program_id == scope.program_id)
+        .exists(),
+    )
 
 
 DRILL_STEP_COLUMNS = [
@@ -601,16 +655,11 @@ def _reviews_where(scope: _Scope) -> Any:
     )
 
 
-def reviews(session: Session, f: Filters) -> Panel:
-    """Review requests (level 1) made in the period, per week/month: per period one row of
-    the messages (`site` empty: asked = queued or sent, skipped, delivered, clicked any
-    link), then one row per review-site link label (asked = requests that carried that
-    site's link, delivered = of those, sent; clicked = that link clicked)."""
-    scope = _scope(session, f)
+def _reviews_from_rows(
+    session: Session, scope: _Scope, bucket: str, counts: dict[tuple[date, str], dict[str, int]]
+) -> None:
+    """The review figures of the people in a segment, from the messages and their links."""
     delivered = case((Message.status.in_(rules.DELIVERED_STATUSES), 1), else_=0)
-    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(
-        lambda: {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
-    )
     day = utc_day(session, Message.created_at)
     for day_value, status, n, sent, clicked in session.execute(
         select(
@@ -619,7 +668,7 @@ def reviews(session: Session, f: Filters) -> Panel:
         .where(_reviews_where(scope))
         .group_by(day, Message.status)
     ):
-        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), ALL_SITES)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), ALL_SITES)]
         if status == "skipped":
             row["skipped"] += int(n)
         else:
@@ -633,10 +682,30 @@ def reviews(session: Session, f: Filters) -> Panel:
         .where(_reviews_where(scope), Message.status != "skipped")
         .group_by(day, label)
     ):
-        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), site)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), site)]
         row["asked"] += int(n)
         row["delivered"] += int(sent or 0)
         row["clicked"] += int(clicked or 0)
+
+
+def reviews(session: Session, f: Filters) -> Panel:
+    """Review requests (level 1) made in the period, per week/month: per period one row of
+    the messages (`site` empty: asked = queued or sent, skipped, delivered, clicked any
+    link), then one row per review-site link label (asked = requests that carried that
+    site's link, delivered = of those, sent; clicked = that link clicked)."""
+    scope = _scope(session, f)
+    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(
+        lambda: {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
+    )
+    program = aggregates.program_of(scope)
+    if program is not None:
+        # activation_counts: the review asks per day, site and measure (cost: days, sites).
+        for day_value, site, measure, _c, n in aggregates.counts(
+            session, aggregates.REVIEW, scope.start, scope.end, program=program
+        ):
+            counts[(dashboard_rules.bucket_start(day_value, f.bucket), site)][measure] += n
+    else:
+        _reviews_from_rows(session, scope, f.bucket, counts)
     rows = []
     totals = {"asked": 0, "skipped": 0, "delivered": 0, "clicked": 0}
     for (period, site), c in sorted(counts.items()):
@@ -750,12 +819,39 @@ UGC_COLUMNS = ["period", "challenge", "invitations", "entries", "approved", "rej
 UGC_STAGES = ("invitations", "entries", "approved", "rejected", "pending", "featured")
 
 
-def ugc(session: Session, f: Filters) -> Panel:
-    """Per challenge and week/month: invitations made, entries submitted, and of those,
-    approved, rejected and featured (entries counted in the period they were submitted)."""
-    scope = _scope(session, f)
-    zero = dict.fromkeys(("invitations", "entries", "approved", "rejected", "featured"), 0)
-    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: dict(zero))
+def _ugc_from_counts(
+    session: Session,
+    scope: _Scope,
+    bucket: str,
+    counts: dict[tuple[date, str], dict[str, int]],
+    program: int,
+) -> None:
+    """The UGC figures from activation_counts (cost: days and challenges)."""
+    slugs = {str(i): slug for i, slug in session.execute(select(Challenge.id, Challenge.slug))}
+    for day_value, challenge, _b, _c, n in aggregates.counts(
+        session, aggregates.UGC_INVITED, scope.start, scope.end, program=program
+    ):
+        if n:
+            counts[(dashboard_rules.bucket_start(day_value, bucket), slugs[challenge])][
+                "invitations"
+            ] += n
+    for day_value, challenge, status, star, n in aggregates.counts(
+        session, aggregates.UGC_ENTRY, scope.start, scope.end, program=program
+    ):
+        if not n:
+            continue
+        row = counts[(dashboard_rules.bucket_start(day_value, bucket), slugs[challenge])]
+        row["entries"] += n
+        if status in ("approved", "rejected"):
+            row[status] += n
+        if star == "1":
+            row["featured"] += n
+
+
+def _ugc_from_rows(
+    session: Session, scope: _Scope, bucket: str, counts: dict[tuple[date, str], dict[str, int]]
+) -> None:
+    """The UGC figures of the people in a segment, from the rows."""
     day = utc_day(session, ChallengeInvitation.created_at)
     for day_value, slug, n in session.execute(
         select(day, Challenge.slug, func.count())
@@ -766,9 +862,9 @@ def ugc(session: Session, f: Filters) -> Panel:
         )
         .group_by(day, Challenge.slug)
     ):
-        counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), slug)][
-            "invitations"
-        ] += int(n)
+        counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), slug)]["invitations"] += (
+            int(n)
+        )
     day = utc_day(session, ChallengeEntry.submitted_at)
     featured = case((ChallengeEntry.featured.is_(True), 1), else_=0)
     for day_value, slug, status, n, stars in session.execute(
@@ -780,11 +876,24 @@ def ugc(session: Session, f: Filters) -> Panel:
         )
         .group_by(day, Challenge.slug, ChallengeEntry.status)
     ):
-        row = counts[(dashboard_rules.bucket_start(as_date(day_value), f.bucket), slug)]
+        row = counts[(dashboard_rules.bucket_start(as_date(day_value), bucket), slug)]
         row["entries"] += int(n)
         if status in ("approved", "rejected"):
             row[status] += int(n)
         row["featured"] += int(stars or 0)
+
+
+def ugc(session: Session, f: Filters) -> Panel:
+    """Per challenge and week/month: invitations made, entries submitted, and of those,
+    approved, rejected and featured (entries counted in the period they were submitted)."""
+    scope = _scope(session, f)
+    zero = dict.fromkeys(("invitations", "entries", "approved", "rejected", "featured"), 0)
+    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: dict(zero))
+    program = aggregates.program_of(scope)
+    if program is not None:
+        _ugc_from_counts(session, scope, f.bucket, counts, program)
+    else:
+        _ugc_from_rows(session, scope, f.bucket, counts)
     rows = [
         {"period": period.isoformat(), "challenge": slug, **c}
         for (period, slug), c in sorted(counts.items())

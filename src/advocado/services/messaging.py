@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -40,7 +41,9 @@ from advocado import clock
 from advocado.channels import Outcome, Outgoing
 from advocado.channels import render as templates
 from advocado.channels.config import MessagingConfig, messaging_config
+from advocado.domain import activation as activation_rules
 from advocado.domain import messaging as rules
+from advocado.services import activation_aggregates
 from advocado.services.clicks import stored_secret
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import (
@@ -234,6 +237,8 @@ def enqueue_message(
     if inserted is None:  # a racing transaction queued the same cause first
         first = session.scalar(select(Message.id).where(Message.cause_key == cause_key))
         return Queued(first, "duplicate", None)
+    if template in activation_rules.REVIEW_TEMPLATES:  # the review figures count it
+        activation_aggregates.added(session, messages=[inserted])
     _event(session, inserted, status, why, now)
     if why:
         return Queued(None, "skipped", why)
@@ -456,13 +461,14 @@ def _prepare(
             _finish(session, message, rules.DEAD, rules.reason("render_error", str(error)), moment)
             return _Prepared(None, rules.DEAD)
         dialect = _dialect(session)
-        for token, url, label in rendered.links:
-            session.execute(
-                dialect.insert(MessageLink)
-                .values(token=token, message_id=message.id, url=url, label=label,
-                        clicks=0, created_at=moment)
-                .on_conflict_do_nothing()
-            )  # fmt: skip
+        with _review_changing(session, message):  # a review ask's links count per site
+            for token, url, label in rendered.links:
+                session.execute(
+                    dialect.insert(MessageLink)
+                    .values(token=token, message_id=message.id, url=url, label=label,
+                            clicks=0, created_at=moment)
+                    .on_conflict_do_nothing()
+                )  # fmt: skip
         address = _address(customer, message.channel)
         assert address is not None
         message.status = rules.SENDING
@@ -500,13 +506,33 @@ def _finish(
     *,
     detail: str | None = None,
     event: str | None = None,
+    sent_at: datetime | None = None,
 ) -> None:
-    message.status = status
-    message.reason = why
-    message.leased_by = None
-    message.lease_until = None
-    message.updated_at = at
+    # Every status a message ends a round in passes here: the review figures follow it, and
+    # a plan's recruits follow the invitation messages sent.
+    recruit = sent_at is not None and message.template in INVITE_TEMPLATES
+    with (
+        _review_changing(session, message),
+        activation_aggregates.recruiting(session, [message.customer_id] if recruit else []),
+    ):
+        message.status = status
+        message.reason = why
+        message.leased_by = None
+        message.lease_until = None
+        message.updated_at = at
+        if sent_at is not None:
+            message.sent_at = sent_at
     _event(session, message.id, event or status, detail or why, at)
+
+
+INVITE_TEMPLATES = activation_rules.REFERRAL_TEMPLATES + activation_rules.UGC_TEMPLATES
+
+
+def _review_changing(session: Session, message: Message) -> AbstractContextManager[None]:
+    """A write of a review ask moves the review figures (activation_aggregates); others none."""
+    if message.template not in activation_rules.REVIEW_TEMPLATES:
+        return nullcontext()
+    return activation_aggregates.changing(session, messages=[message.id])
 
 
 def _record(
@@ -530,8 +556,8 @@ def _record(
             return "lost"
         message.provider_id = outcome.provider_id or message.provider_id
         if outcome.kind == "sent":
-            message.sent_at = moment
-            _finish(session, message, rules.SENT, None, moment, detail=outcome.detail[:500])
+            _finish(session, message, rules.SENT, None, moment, detail=outcome.detail[:500],
+                    sent_at=moment)  # fmt: skip
             return rules.SENT
         if outcome.kind == "uncertain":
             _finish(session, message, rules.UNCERTAIN, outcome.detail, moment)
@@ -762,26 +788,42 @@ def record_message_click(engine: Engine, *, token: str) -> str | None:
             .where(MessageLink.id == link.id)
             .values(clicks=MessageLink.clicks + 1)
         )
-        first = session.execute(
-            update(MessageLink)
-            .where(MessageLink.id == link.id, MessageLink.clicked_at.is_(None))
-            .values(clicked_at=moment)
-        ).rowcount
-        if first:
-            changed = session.execute(
-                update(Message)
-                .where(Message.id == link.message_id, Message.clicked_at.is_(None))
-                .values(clicked_at=moment, updated_at=moment)
-            ).rowcount
-            session.execute(
-                update(Message)
-                .where(Message.id == link.message_id, Message.status.in_((rules.SENT,
-                       rules.UNCERTAIN)))
-                .values(status=rules.CLICKED)
-            )  # fmt: skip
-            what = f"{link.label or 'link'}: {link.url}" + ("" if changed else " (again)")
-            _event(session, link.message_id, rules.CLICKED, what, moment)
+        if link.clicked_at is not None:  # a later click only counts
+            return link.url
+        template, cause_key = session.execute(
+            select(Message.template, Message.cause_key).where(Message.id == link.message_id)
+        ).one()
+        # The first click moves the review figures and the funnel's "clicked" of the
+        # enrolment that sent it (activation_aggregates), in this transaction.
+        with activation_aggregates.changing(
+            session,
+            messages=[link.message_id] if template in activation_rules.REVIEW_TEMPLATES else [],
+            enrolments=[activation_aggregates.enrolment_of_cause(cause_key)],
+        ):
+            _first_click(session, link, moment)
         return link.url
+
+
+def _first_click(session: Session, link: MessageLink, moment: datetime) -> None:
+    first = session.execute(
+        update(MessageLink)
+        .where(MessageLink.id == link.id, MessageLink.clicked_at.is_(None))
+        .values(clicked_at=moment)
+    ).rowcount
+    if first:
+        changed = session.execute(
+            update(Message)
+            .where(Message.id == link.message_id, Message.clicked_at.is_(None))
+            .values(clicked_at=moment, updated_at=moment)
+        ).rowcount
+        session.execute(
+            update(Message)
+            .where(Message.id == link.message_id, Message.status.in_((rules.SENT,
+                   rules.UNCERTAIN)))
+            .values(status=rules.CLICKED)
+        )  # fmt: skip
+        what = f"{link.label or 'link'}: {link.url}" + ("" if changed else " (again)")
+        _event(session, link.message_id, rules.CLICKED, what, moment)
 
 
 def record_bounce(engine: Engine, *, message_id: int, detail: str) -> str:

@@ -27,7 +27,7 @@ from advocado.domain import plans as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.plans import PlanError, PlanSpec
 from advocado.domain.records import FieldError
-from advocado.services import audit
+from advocado.services import activation_aggregates, audit
 from advocado.services import dashboard as dash
 from advocado.services.challenges import line_of
 from advocado.store.models import (
@@ -109,6 +109,8 @@ def apply_plan(session: Session, *, data: Mapping[str, Any], actor: str) -> Appl
     row.starts_on, row.ends_on = spec.starts_on, spec.ends_on
     row.spec, row.config, row.updated_at = after, _plain(dict(data)), now
     session.flush()
+    # Its recruits per channel, counted again for the plan's (new) period.
+    activation_aggregates.recount_plan(session, row.id)
     audit.record(session, actor=actor, entity="plan", entity_id=spec.slug,
                  action="create" if created else "update", before=before, after=after)  # fmt: skip
     return Applied(spec.slug, created, True)
@@ -236,6 +238,15 @@ def _goal_rows(goal: str, scope: Any) -> Select[Any]:
     raise FieldError("goal", f"{goal!r}: one of {', '.join(rules.GOALS)} or recruit.<channel>")
 
 
+# Goals activation_counts answers without a people filter: (kind, featured entries only).
+_STORED_GOALS = {
+    "reviews_asked": (activation_aggregates.REVIEW_SENT, False),
+    "reviews_clicked": (activation_aggregates.REVIEW_CLICKED, False),
+    "ugc_entries": (activation_aggregates.UGC_ENTRY, False),
+    "ugc_featured": (activation_aggregates.UGC_ENTRY, True),
+}
+
+
 def _actual(session: Session, goal: str, scope: Any) -> int:
     # The referral goals read the dashboard's referral aggregates (per day and program; with
     # a segment, the rows), with the same conditions as _goal_rows' drill-down.
@@ -245,16 +256,28 @@ def _actual(session: Session, goal: str, scope: Any) -> int:
         return dash.referrals_qualified_in(session, scope)
     if goal == "revenue":
         return dash.referred_revenue(session, scope)
+    program = activation_aggregates.program_of(scope)
+    if program is not None and goal in _STORED_GOALS:
+        # activation_counts per day (services.activation_aggregates): cost days, not rows.
+        kind, featured_only = _STORED_GOALS[goal]
+        return sum(
+            n
+            for _a, _b, star, n in activation_aggregates.totals(
+                session, kind, scope.start, scope.end, program=program
+            )
+            if not featured_only or star == "1"
+        )
     rows = _goal_rows(goal, scope).order_by(None).subquery()
     measure = func.sum(rows.c.amount) if goal == "revenue" else func.count()
     return int(session.scalar(select(measure).select_from(rows)) or 0)
 
 
-def _recruited(scope: Any) -> Select[Any]:
+def _recruited(scope: Any, customer_ids: list[int] | None = None) -> Select[Any]:
     """Advocates recruited in the period: customers who got their first referral code or
     challenge invitation in it (`via` which), with the channel of the earliest invitation
     message (referral_invite / ugc_invite) sent to them in the period, else "unknown".
-    One row per customer; counted per channel for the figure, listed for the drill-down."""
+    One row per customer; counted per channel for the figure, listed for the drill-down.
+    `customer_ids`: only these customers (activation_aggregates recounts a write's few)."""
     codes = select(
         ReferralCode.customer_id.label("customer_id"),
         ReferralCode.created_at.label("at"),
@@ -262,11 +285,15 @@ def _recruited(scope: Any) -> Select[Any]:
     ).where(dash._between(ReferralCode.created_at, scope))
     if scope.program_id is not None:
         codes = codes.where(ReferralCode.program_id == scope.program_id)
+    if customer_ids is not None:
+        codes = codes.where(ReferralCode.customer_id.in_(customer_ids))
     invitations = select(
         ChallengeInvitation.customer_id.label("customer_id"),
         ChallengeInvitation.created_at.label("at"),
         literal("challenge_invitation").label("via"),
     ).where(dash._between(ChallengeInvitation.created_at, scope))
+    if customer_ids is not None:
+        invitations = invitations.where(ChallengeInvitation.customer_id.in_(customer_ids))
     both = union_all(codes, invitations).subquery("recruits")
     first_rank = func.row_number().over(
         partition_by=both.c.customer_id, order_by=(both.c.at, both.c.via)
@@ -275,15 +302,14 @@ def _recruited(scope: Any) -> Select[Any]:
     message_rank = func.row_number().over(
         partition_by=Message.customer_id, order_by=(Message.created_at, Message.id)
     )
-    invites = (
-        select(Message.customer_id, Message.channel, message_rank.label("rank"))
-        .where(
-            Message.template.in_(INVITE_TEMPLATES),
-            Message.sent_at.is_not(None),
-            dash._between(Message.created_at, scope),
-        )
-        .subquery("invites")
+    invites = select(Message.customer_id, Message.channel, message_rank.label("rank")).where(
+        Message.template.in_(INVITE_TEMPLATES),
+        Message.sent_at.is_not(None),
+        dash._between(Message.created_at, scope),
     )
+    if customer_ids is not None:
+        invites = invites.where(Message.customer_id.in_(customer_ids))
+    invites = invites.subquery("invites")
     channel = func.coalesce(invites.c.channel, rules.UNKNOWN_CHANNEL)
     return (
         select(
@@ -300,7 +326,17 @@ def _recruited(scope: Any) -> Select[Any]:
     )
 
 
-def _recruited_by_channel(session: Session, scope: Any) -> dict[str, int]:
+def _recruited_by_channel(session: Session, scope: Any, plan: Plan) -> dict[str, int]:
+    program = activation_aggregates.program_of(scope)
+    if program is not None:
+        # activation_counts keeps each plan's recruits per channel (cost: channels).
+        found: dict[str, int] = {}
+        for _a, channel, _c, n in activation_aggregates.totals(
+            session, activation_aggregates.RECRUIT, program=program, key=str(plan.id)
+        ):
+            if n:
+                found[channel] = n
+        return found
     rows = _recruited(scope).order_by(None).subquery()
     found = session.execute(select(rows.c.channel, func.count()).group_by(rows.c.channel))
     return {str(channel): int(n) for channel, n in found}
@@ -327,7 +363,7 @@ def plan_figures(session: Session, *, plan: Plan, f: Filters | None = None) -> _
         money = spec.currency if goal == "revenue" else None
         definition = " / ".join(rules.GOALS[goal])
         rows.append(_row(plan, goal, target, actual, elapsed, definition, money=money))
-    by_channel = _recruited_by_channel(session, scope)
+    by_channel = _recruited_by_channel(session, scope, plan)
     channels = list(spec.recruitment)
     channels += sorted(c for c in by_channel if c not in spec.recruitment)
     for channel in channels:

@@ -39,7 +39,7 @@ from advocado import clock
 from advocado.config import settings
 from advocado.domain import playbooks as rules
 from advocado.domain.playbooks import Condition, PlaybookError, PlaybookSpec, Step
-from advocado.services import audit, cohorts, ledger, segments
+from advocado.services import activation_aggregates, audit, cohorts, ledger, segments
 from advocado.store.db import unit_of_work
 from advocado.store.models import (
     Customer,
@@ -833,7 +833,12 @@ def _write(session: Session, runners: list[_Runner]) -> None:
     connection = session.connection()
     logged = [row for runner in runners for row in runner.logged]
     if logged:
-        connection.execute(EnrolmentStep.__table__.insert(), logged)
+        # The steps (and what they made: messages, codes, invitations, tasks) move the
+        # activation figures of these enrolments (activation_aggregates), in this transaction.
+        with activation_aggregates.changing(
+            session, enrolments={row["enrolment_id"] for row in logged}
+        ):
+            connection.execute(EnrolmentStep.__table__.insert(), logged)
     advances = [runner.advance for runner in runners]
     if not advances:
         return

@@ -21,7 +21,7 @@ from advocado.domain.programs import (
     ProgramError,
     parse_program,
 )
-from advocado.services import audit, customer_value, referral_aggregates
+from advocado.services import activation_aggregates, audit, customer_value, referral_aggregates
 from advocado.services.upserts import Kind, Mode, upsert
 from advocado.store.models import Customer, Program, ReferralCode, ReferralCounter
 
@@ -134,6 +134,15 @@ def code_for(
     if existing is not None:
         return existing
     wanted = codes.check_vanity(vanity) if vanity else None
+    # A code makes the customer one of the program's people: their activation counts join
+    # the program's (activation_aggregates), in this transaction.
+    with activation_aggregates.joining(session, [customer_id]):
+        return _insert_code(session, program, customer_id, wanted)
+
+
+def _insert_code(
+    session: Session, program: Program, customer_id: int, wanted: str | None
+) -> ReferralCode:
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     for _attempt in range(5):
         value = wanted or codes.new_code()

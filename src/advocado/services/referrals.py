@@ -38,6 +38,7 @@ from advocado.domain.codes import normalise
 from advocado.domain.programs import ProgramConfig
 from advocado.domain.rewards import Grant, Trigger, evaluate, money_value
 from advocado.services import (
+    activation_aggregates,
     audit,
     cohorts,
     coupons,
@@ -516,28 +517,19 @@ def _create_referral(
     # The advocate's lock first, as reviews and refunds take it before changing a status
     # (which locks the advocate's customer row too): one order, no deadlock.
     _lock_program(session, program.id, advocate_id)
-    with customer_value.groups_changing(session, (advocate_id, friend.id)):
-        referral = session.scalar(
-            _built(
-                session,
-                "referral",
-                lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
-            ),
-            {
-                "program_id": program.id,
-                "advocate_id": advocate_id,
-                "referee_id": friend.id,
-                "code_id": decision.code.code_id,
-                "source": decision.source,
-                "status": status,
-                "reason": verdict.reason or None,
-                "findings": [f.as_dict() for f in verdict.findings],
-                "signed_up_at": event.occurred_at,
-                "created_at": now,
-                "updated_at": now,
-            },
-            execution_options={"populate_existing": True},
-        )
+    # A friend's signup is level 2's "acted" of the enrolment that issued the code.
+    enrolments = (
+        []
+        if status == REJECTED
+        else activation_aggregates.enrolments_of_code(session, advocate_id, decision.code.code_id)
+    )
+    with (
+        customer_value.groups_changing(session, (advocate_id, friend.id)),
+        activation_aggregates.changing(session, enrolments=enrolments),
+        activation_aggregates.joining(session, [friend.id]),  # one of the program's people
+    ):
+        referral = _insert_referral(session, program, advocate_id, friend, decision, event,
+                                    status, verdict, now)  # fmt: skip
     if referral is None:  # already referred in this program: the first attribution stands
         first = session.scalar(
             select(Referral).where(
@@ -577,6 +569,34 @@ def _create_referral(
 
 
 # --- the three events -------------------------------------------------------------------
+
+
+def _insert_referral(
+    session: Session, program: Program, advocate_id: int, friend: Customer, decision: Any,
+    event: EventIn, status: str, verdict: Any, now: Any,
+) -> Referral | None:  # fmt: skip
+    """The referral row, or None when the friend was already referred in this program."""
+    return session.scalar(
+        _built(
+            session,
+            "referral",
+            lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
+        ),
+        {
+            "program_id": program.id,
+            "advocate_id": advocate_id,
+            "referee_id": friend.id,
+            "code_id": decision.code.code_id,
+            "source": decision.source,
+            "status": status,
+            "reason": verdict.reason or None,
+            "findings": [f.as_dict() for f in verdict.findings],
+            "signed_up_at": event.occurred_at,
+            "created_at": now,
+            "updated_at": now,
+        },
+        execution_options={"populate_existing": True},
+    )
 
 
 def _signup(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]:
@@ -895,7 +915,13 @@ def _set_status(
     if (old == REJECTED) == (status == REJECTED):
         referral.status = status
         return
-    with customer_value.groups_changing(session, [advocate]):  # advocate or not (dashboard clv)
+    # Rejected or let back in: the advocate may stop or start being one (dashboard clv), and
+    # level 2's "acted" of the enrolment that issued the code moves.
+    enrolments = activation_aggregates.enrolments_of_code(session, advocate, referral.code_id)
+    with (
+        customer_value.groups_changing(session, [advocate]),
+        activation_aggregates.changing(session, enrolments=enrolments),
+    ):
         referral.status = status
 
 

@@ -19,6 +19,7 @@ from advocado import clock
 from advocado.domain import tasks as rules
 from advocado.domain.nps import category
 from advocado.domain.roles import role as parse_role
+from advocado.services import activation_aggregates
 from advocado.store.models import Customer, CustomerInsight, Response, Task, User
 
 FILTERS = ("open", "overdue", "mine", "done", "all")
@@ -269,14 +270,20 @@ def record_outcome(
     chosen = rules.outcome(outcome)
     text = rules.note(note)
     now = clock.now()
-    changed = session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.done.is_(False))
-        .values(
-            done=True, outcome=chosen.value, outcome_note=text, outcome_by=by, outcome_at=now
-        )  # fmt: skip
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    cause_key = session.scalar(select(Task.cause_key).where(Task.id == task_id))
+    # The outcome moves the funnel's level 4 of the enrolment that handed the task over
+    # (activation_aggregates), in this transaction.
+    with activation_aggregates.changing(
+        session, enrolments=[activation_aggregates.enrolment_of_cause(cause_key)]
+    ):
+        changed = session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.done.is_(False))
+            .values(
+                done=True, outcome=chosen.value, outcome_note=text, outcome_by=by, outcome_at=now
+            )  # fmt: skip
+            .execution_options(synchronize_session=False)
+        ).rowcount
     task = session.scalar(
         select(Task).where(Task.id == task_id).execution_options(populate_existing=True)
     )

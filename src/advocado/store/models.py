@@ -1164,3 +1164,21 @@ class AdvocateFirst(Base):
     first_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # microseconds from code_at to first_at (0 if the referral came first); set with both
     gap_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ActivationCount(Base):
+    """The activation side's per-day counts (services.activation_aggregates says what each
+    `kind` counts and how they stay exact): `kind` names the figure, `program` whose rows
+    (0: everyone's; else the program's people), `day` the UTC day the figure files the row
+    under, `a`/`b`/`c` its keys (level, stage, reason; version, step, outcome; site,
+    measure; challenge, status, featured), `n` how many."""
+
+    __tablename__ = "activation_counts"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    program: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: everyone
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    a: Mapped[str] = mapped_column(String(200), primary_key=True)
+    b: Mapped[str] = mapped_column(String(200), primary_key=True)
+    c: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
