@@ -993,7 +993,7 @@ class CohortPromoterDayCount(Base):
     customers: Mapped[int] = mapped_column(Integer)
 
 
-# The clv figure's window of paid_order_days from the index alone (migration 0016).
+# The clv figure's window of paid_order_days from the index alone (migration 0015).
 Index("ix_paid_order_days_window", PaidOrderDay.currency, PaidOrderDay.day,
       PaidOrderDay.previous_day, PaidOrderDay.orders, PaidOrderDay.revenue)  # fmt: skip
 
