@@ -57,6 +57,7 @@ from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     Click,
     CohortMember,
+    CohortPaidOrderDay,
     CohortPromoterDayCount,
     CohortResponseDayCount,
     Customer,
@@ -72,6 +73,7 @@ from advocado.store.models import (
     ResponseDayCount,
     Reward,
     Setting,
+    ValueGroupBuyerDay,
     ValueGroupDay,
 )
 
@@ -1034,12 +1036,38 @@ def _clv_from_days(session: Session, scope: _Scope) -> dict[int, tuple[int, int,
     return {1: advocates, 0: tuple(e - a for e, a in zip(everyone, advocates, strict=True))}  # type: ignore[dict-item]
 
 
+def _clv_in_segment(session: Session, scope: _Scope) -> dict[int, tuple[int, int, int]]:
+    """One segment: its members' from the cohort's cohort_paid_order_days (cost: days),
+    corrected for the customers written since their segments were judged (services.cohorts);
+    the advocates among them from value_group_buyer_days, each advocate's rows tested for
+    membership (cost: the advocates' days, not the members); the rest is the difference."""
+    assert scope.cohort is not None
+    members, c = scope.cohort, CohortPaidOrderDay
+    low, high = _clv_window(scope)
+    stored = _window_sums(session, c, scope, c.cohort == members.cohort)
+    dirty = cohorts.order_corrections(session, members, scope.currency, low, high)
+    everyone = tuple(s + d for s, d in zip(stored, dirty, strict=True))
+    b = ValueGroupBuyerDay
+    found = session.execute(
+        select(func.count(func.distinct(b.customer_id)), func.sum(b.orders), func.sum(b.revenue))
+        .where(
+            b.program_id == customer_value.ALL_PROGRAMS, b.role == customer_value.ADVOCATE,
+            b.currency == scope.currency, b.day >= low.date(), b.day < high.date(),
+            members.holds(b.customer_id),
+        )
+    ).one()  # fmt: skip
+    advocates = tuple(int(value or 0) for value in found)
+    return {1: advocates, 0: tuple(e - a for e, a in zip(everyone, advocates, strict=True))}  # type: ignore[dict-item]
+
+
 def clv(session: Session, f: Filters) -> Panel:
     """Average order value, orders per customer and 12-month value per customer, advocates
     (customers who brought a friend who was not rejected) beside everyone else who bought."""
     scope = _scope(session, f)
     if not scope.segmented:
         found = _clv_from_days(session, scope)
+    elif scope.cohort is not None and scope.program_id is None:
+        found = _clv_in_segment(session, scope)
     else:
         buyers = _buyers(session, scope).subquery()
         found = {
