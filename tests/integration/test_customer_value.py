@@ -20,6 +20,7 @@ from advocado.domain.dashboard import parse_filters
 from advocado.domain.records import CustomerRecord, OrderRecord
 from advocado.services import (
     aggregates,
+    cohorts,
     customer_aggregates,
     customer_value,
     dashboard,
@@ -32,6 +33,7 @@ from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import Customer, Order, Program, Referral, ReferralCode
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
+VIP = ("a1", "c1", "c3")  # the "vip" segment, at first
 
 
 def at(year: int, month: int, day: int, hour: int = 10) -> datetime:
@@ -62,15 +64,19 @@ def _program(slug: str) -> dict[str, Any]:
 
 
 def _kept_equals_rebuilt(engine: Engine) -> dict[str, Any]:
-    """value_groups/value_group_days (and paid_order_days, which refunds now move too)."""
+    """value_groups/value_group_days (and paid_order_days, which refunds now move too, and
+    the segments' and programs' cohort_paid_order_days once the worker judged them)."""
+    cohorts.settle(engine)
     with unit_of_work(engine) as session:
         kept = customer_value.snapshot(session)
         orders = customer_aggregates.snapshot(session)["orders"]
+        kept_cohorts = cohorts.snapshot(session)
     with unit_of_work(engine) as session:
         aggregates.rebuild(session)
     with unit_of_work(engine) as session:
         assert customer_value.snapshot(session) == kept
         assert customer_aggregates.snapshot(session)["orders"] == orders
+        assert cohorts.snapshot(session) == kept_cohorts
     return kept
 
 
@@ -204,6 +210,9 @@ def _all_figures(engine: Engine) -> None:
         {"program": "p", "from": "2026-04-01", "to": "2026-06-29"},
         {"segment": "everyone"},
         {"segment": "everyone", "program": "p"},
+        {"segment": "vip"},
+        {"segment": "vip", "from": "2026-04-01", "to": "2026-06-29"},
+        {"segment": "vip", "program": "p"},
     ):
         _check_figures(engine, **params)
 
@@ -212,10 +221,14 @@ def test_every_write_path_keeps_value_groups_equal_to_a_rebuild(engine: Engine) 
     clock.set_now(at(2025, 1, 1))
     people = ["a1", "a2", "a3", "c1", "c2", "c3"]
     with unit_of_work(engine) as session:
-        save_customers(session, [CustomerRecord(external_id=p, name=p.upper()) for p in people])
+        save_customers(session, [
+            CustomerRecord(external_id=p, name=p.upper(), tags=("vip",) if p in VIP else ())
+            for p in people
+        ])  # fmt: skip
         programs.apply_program(session, _program("p"))
         programs.apply_program(session, _program("q"))
         segments.create_segment(session, slug="everyone", name="Everyone", filters={})
+        segments.create_segment(session, slug="vip", name="VIP", filters={"tags_any": ["vip"]})
     # Orders: some before the 12-month window (a previous order), one in USD, one cancelled.
     _orders(
         engine,
@@ -330,6 +343,17 @@ def test_every_write_path_keeps_value_groups_equal_to_a_rebuild(engine: Engine) 
             ("o10", "a1", 300, at(2025, 6, 20), "CNY", "paid"),
         ],
     )
+    _kept_equals_rebuilt(engine)
+    _all_figures(engine)
+    # Segment members written, not judged yet (the dirty window): a1 leaves "vip", f4 and
+    # c2 enter it; then judged.
+    with unit_of_work(engine) as session:
+        save_customers(session, [
+            CustomerRecord(external_id="a1", name="A1"),
+            CustomerRecord(external_id="c2", name="C2", tags=("vip",)),
+            CustomerRecord(external_id="f4", tags=("vip",)),
+        ])  # fmt: skip
+    _all_figures(engine)
     _kept_equals_rebuilt(engine)
     _all_figures(engine)
 
