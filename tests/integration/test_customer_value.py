@@ -185,18 +185,30 @@ def _check_figures(engine: Engine, **params: str) -> None:
 
 
 def _walk_in_small_batches(engine: Engine) -> None:
-    """top_outside stops early only when nobody further can enter: batches of one."""
-    expected = _expected(engine)["non_advocates"]
+    """top_outside stops early only when nobody further can enter: batches of one; for
+    everyone, a program's people and a segment's members (stored, corrected if dirty)."""
     with read_only(engine) as session:
         names = {i: e for i, e in session.execute(select(Customer.id, Customer.external_id))}
         end = datetime.combine(NOW.date() + timedelta(days=1), datetime.min.time(), UTC)
-        for limit in range(len(expected) + 2):
-            found = customer_value.top_outside(
-                session, currency="CNY", start=end - timedelta(days=365), end=end,
-                limit=limit, batch=1,
-            )  # fmt: skip
-            assert found is not None
-            assert [(names[c], n, r) for c, n, r in found] == expected[:limit]
+        segment, spec = segments.segment_filter(session, slug="vip")
+        vip = cohorts.segment_members(session, segment.id, spec)
+        assert vip is not None
+        members = set(session.scalars(segments.member_ids(session, spec)))
+        cases: list[tuple[dict[str, Any], dict[str, Any]]] = [({}, {}), (
+            {"members": members}, {"keep": vip.holds}
+        )]  # fmt: skip
+        for slug, program_id in session.execute(select(Program.slug, Program.id)):
+            cases.append(({"program": slug}, {"program_id": program_id,
+                          "keep": customer_value.is_member(program_id)}))  # fmt: skip
+        for wanted, given in cases:
+            expected = _expected(engine, **wanted)["non_advocates"]
+            for limit in range(len(expected) + 2):
+                found = customer_value.top_outside(
+                    session, currency="CNY", start=end - timedelta(days=365), end=end,
+                    limit=limit, batch=1, **given,
+                )  # fmt: skip
+                assert found is not None
+                assert [(names[c], n, r) for c, n, r in found] == expected[:limit], wanted
 
 
 def _all_figures(engine: Engine) -> None:

@@ -992,13 +992,15 @@ def _top_buyers(session: Session, scope: _Scope, *, advocates: bool) -> Select[A
     if not advocates and scope.program_id is None:
         return _buyers(session, scope, advocates=False)
     low, high = _clv_window(scope)
+    one_segment = scope.segmented and scope.cohort is not None  # its members, per row tested
     return customer_value.top_buyers(
         program_id=scope.program_id,
         role=customer_value.ADVOCATE if advocates else customer_value.MEMBER,
         currency=scope.currency,
         first=low.date(),
         end=high.date(),
-        customers=scope.customers if scope.segmented else None,
+        customers=scope.customers if scope.segmented and not one_segment else None,
+        keep=scope.cohort.holds if one_segment and scope.cohort is not None else None,
         but=None if advocates else _advocate_ids(scope),
     )
 
@@ -1113,13 +1115,22 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
         raise FieldError(
             "group", f"{group!r}: advocates or non_advocates / 应为 advocates 或 non_advocates"
         )
-    if group == "non_advocates" and scope.customers is None and limit is not None:
-        low, high = _clv_window(scope)
-        found = customer_value.top_outside(
-            session, currency=scope.currency, start=low, end=high, limit=limit
-        )
-        if found is not None:
-            return _clv_drill_page(session, found, scope.currency)
+    if group == "non_advocates" and limit is not None:
+        # A page: walk the customers by all-time revenue (one segment's members or a
+        # program's people tested per customer walked), until nobody further can enter.
+        keep = None
+        if scope.segmented:
+            keep = None if scope.cohort is None else scope.cohort.holds
+        elif scope.program_id is not None:
+            keep = customer_value.is_member(scope.program_id)
+        if keep is not None or scope.customers is None:
+            low, high = _clv_window(scope)
+            found = customer_value.top_outside(
+                session, currency=scope.currency, start=low, end=high, limit=limit,
+                program_id=scope.program_id, keep=keep,
+            )  # fmt: skip
+            if found is not None:
+                return _clv_drill_page(session, found, scope.currency)
     buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
