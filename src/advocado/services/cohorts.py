@@ -21,24 +21,30 @@ Reads stay exact in the dirty window: a segment's members are its stored members
 dirty customers, plus the dirty customers its filter selects now (judged live on those few:
 `segment_members`). It is the "aggregate + live tail" of services.click_rollup.
 
-Counts per cohort (cohort_response_day_counts, cohort_promoter_day_counts) follow the same
-rules as their unfiltered tables, for every cohort the customer is a stored member of:
+Counts per cohort (cohort_response_day_counts, cohort_promoter_day_counts,
+cohort_paid_order_days) follow the same rules as their unfiltered tables, for every cohort
+the customer is a stored member of:
  - tally hook: a write of responses adds and takes out per response (`responses_counted`,
    from services.records.count_responses_by_day); the latest response and insight changes
    take the customer's promoter row out before and put it back after (`promoters_tally`, from
-   services.customer_aggregates._tally).
+   services.customer_aggregates._tally); a write of orders takes the customer's paid orders
+   out before and puts them back after (`orders_tally`, from
+   services.customer_aggregates.orders_changing, which every order writer goes through:
+   imports and the API, the shop's order events, refunds). Orders move no membership.
  - membership hook: a customer entering or leaving a cohort adds or takes out their whole
    contribution to it (`_contribute`).
 So the stored counts are always those of the stored members with their current rows; a read
 takes out what the dirty stored members contribute and adds what the dirty matching ones do
-(`Members.out` / `Members.into`).
+(`Members.out` / `Members.into`; `order_corrections` for the paid orders). A read of a few
+rows tests each one for membership instead (`Members.holds`: an index probe per row).
 
 Concurrency (PostgreSQL): a writer locks its customers (FOR NO KEY UPDATE, id order) before
 it marks them dirty and before it reads their memberships to tally; the worker locks the
 customers it judges, so a tally and a move of one customer queue. A whole recompute (a
 segment saved, `rebuild`, every insight recomputed) locks cohort_dirty EXCLUSIVE: writers
 that marked a customer have committed before it reads, and writers after it wait, then see
-the new members when they tally. A program join takes the writers' lock (ROW EXCLUSIVE) too.
+the new members when they tally. A program join and an order tally take the writers' lock
+(ROW EXCLUSIVE) too.
 SQLite has one writer.
 
 Another panel adopts this by reading `Members.ids` (what dashboard._scope does), or by
