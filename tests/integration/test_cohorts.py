@@ -284,9 +284,10 @@ def test_program_people_and_event_customers(
 
 
 def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Threads answering for the same customers, re-tagging them and issuing their codes
-    while the worker judges them: the kept cohorts still equal the rebuilt ones (PostgreSQL:
-    customers locked, cohort_dirty marks counted)."""
+    """Threads answering for the same customers, buying, re-tagging them and issuing their
+    codes while the worker judges them and a segment is saved again (a whole recompute): the
+    kept cohorts still equal the rebuilt ones (PostgreSQL: customers locked, cohort_dirty
+    marks counted, recomputes and tallies queue on cohort_dirty's lock)."""
     clock.set_now(NOW)
     with unit_of_work(engine) as session:
         records.save_customers(session, [CustomerRecord(f"c{k}") for k in range(4)])
@@ -306,6 +307,12 @@ def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPat
                 with unit_of_work(engine) as session:
                     records.save_responses(session, batch)
                 with unit_of_work(engine) as session:
+                    records.save_orders(session, [
+                        OrderRecord(f"w{worker}-{n}-{k}", f"c{k}", 100 * (n + 1), "CNY",
+                                    NOW - timedelta(days=rng.randint(0, 500)))
+                        for k in range(4)
+                    ])  # fmt: skip
+                with unit_of_work(engine) as session:
                     programs.code_for(session, program_slug="p", customer_external_id=f"c{n % 4}")
                 with unit_of_work(engine) as session:
                     records.save_customers(session, [
@@ -316,8 +323,12 @@ def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPat
 
     def judge() -> None:
         try:
-            for _ in range(12):
+            for n in range(12):
                 cohorts.settle(engine)
+                if n % 4 == 1:
+                    with unit_of_work(engine) as session:
+                        segments.update_segment(session, slug="vip", name="vip",
+                                                filters=SEGMENTS["vip"])  # fmt: skip
         except BaseException as error:  # noqa: BLE001
             errors.append(error)
 
