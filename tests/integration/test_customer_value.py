@@ -305,6 +305,9 @@ def test_every_write_path_keeps_value_groups_equal_to_a_rebuild(engine: Engine) 
     kept = _kept_equals_rebuilt(engine)
     advocates = {(p, c) for p, role, c in kept["groups"] if role == "advocate"}
     assert len({c for p, c in advocates if p == 0}) == 2  # a1, a3
+    with read_only(engine) as session:  # segments' orders split by advocate: a1's are in
+        split = {(cohort, flag) for cohort, _, _, _, flag in cohorts.snapshot(session)["orders"]}
+    assert {("segment:1", True), ("segment:1", False), ("segment:2", True)} <= split
     _all_figures(engine)
     # The shop's order events: f1 and f3 buy (f1's referral qualifies).
     for friend, amount, when in (("f1", 20000, at(2026, 5, 7)), ("f3", 8000, at(2026, 5, 8))):

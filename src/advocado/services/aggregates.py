@@ -17,8 +17,8 @@ from advocado.services import cohorts, customer_aggregates, customer_value
 
 REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     customer_aggregates.rebuild,
-    cohorts.rebuild,  # after: it reads customer_latest_responses
     customer_value.rebuild,
+    cohorts.rebuild,  # after both: it reads customer_latest_responses and value_groups
 ]
 
 

@@ -63,6 +63,7 @@ from sqlalchemy import (
     Engine,
     String,
     and_,
+    case,
     cast,
     delete,
     exists,
@@ -80,6 +81,7 @@ from sqlalchemy.orm import Session
 from advocado.domain import segments as rules
 from advocado.services import customer_aggregates as aggregates
 from advocado.services import segments
+from advocado.services.customer_value import ADVOCATE, ALL_PROGRAMS
 from advocado.store.db import unit_of_work, utc_day
 from advocado.store.models import (
     CohortDirty,
@@ -95,6 +97,7 @@ from advocado.store.models import (
     ReferralCode,
     Response,
     Segment,
+    ValueGroup,
 )
 
 CHUNK = aggregates.CHUNK
@@ -229,14 +232,15 @@ def _add_promoters(session: Session, delta: Counter[tuple[str, date, str, str, b
     )
 
 
-_OrderKey = tuple[str, str, date, date]  # cohort, currency, day, previous day
+_OrderKey = tuple[str, str, date, date, bool]  # cohort, currency, day, previous day, advocate
 
 
 def _paid_rows(session: Session, customer_ids: list[int] | None, cohort: str | None,
                sign: int, *, per_cohort: bool) -> dict[_OrderKey, list[int]]:  # fmt: skip
-    """These customers' (None: everyone's) paid orders as paid_order_days rows, times
-    `sign`: key -> [orders, revenue]; per stored cohort of each customer (`per_cohort`,
-    only `cohort`'s if given), else all under `cohort`."""
+    """These customers' (None: everyone's) paid orders as paid_order_days rows, split by
+    whether the customer is an advocate now (value_groups), times `sign`: key -> [orders,
+    revenue]; per stored cohort of each customer (`per_cohort`, only `cohort`'s if given),
+    else all under `cohort`."""
     previous = func.lag(Order.placed_at).over(
         partition_by=(Order.customer_id, Order.currency), order_by=(Order.placed_at, Order.id)
     )
@@ -248,8 +252,14 @@ def _paid_rows(session: Session, customer_ids: list[int] | None, cohort: str | N
         paid = paid.where(Order.customer_id.in_(customer_ids))
     sub = paid.subquery()
     day, before = utc_day(session, sub.c.placed_at), utc_day(session, sub.c.previous)
+    advocate = exists().where(
+        ValueGroup.customer_id == sub.c.customer_id,
+        ValueGroup.program_id == ALL_PROGRAMS,
+        ValueGroup.role == ADVOCATE,
+    )
+    flag = case((advocate, literal(1)), else_=literal(0))
     if per_cohort:
-        keys: tuple[Any, ...] = (CohortMember.cohort, sub.c.currency, day, before)
+        keys: tuple[Any, ...] = (CohortMember.cohort, sub.c.currency, day, before, flag)
         query = select(*keys, func.count(), func.sum(sub.c.amount)).join_from(
             sub, CohortMember, CohortMember.customer_id == sub.c.customer_id
         )
@@ -258,12 +268,13 @@ def _paid_rows(session: Session, customer_ids: list[int] | None, cohort: str | N
         if cohort is not None:
             query = query.where(CohortMember.cohort == cohort)
     else:
-        keys = (sub.c.currency, day, before)
+        keys = (sub.c.currency, day, before, flag)
         query = select(literal(cohort or ""), *keys, func.count(), func.sum(sub.c.amount))
     found: dict[_OrderKey, list[int]] = {}
-    for c, currency, d, b, n, revenue in session.execute(query.group_by(*keys)):
+    for c, currency, d, b, a, n, revenue in session.execute(query.group_by(*keys)):
         previous_day = aggregates.NO_PREVIOUS_DAY if b is None else aggregates._day(b)
-        pair = found.setdefault((c, currency, aggregates._day(d), previous_day), [0, 0])
+        key = (c, currency, aggregates._day(d), previous_day, bool(a))
+        pair = found.setdefault(key, [0, 0])
         pair[0] += sign * int(n)
         pair[1] += sign * int(revenue or 0)
     return found
@@ -271,8 +282,16 @@ def _paid_rows(session: Session, customer_ids: list[int] | None, cohort: str | N
 
 def _order_rows(delta: dict[_OrderKey, list[int]]) -> list[dict[str, Any]]:
     return [
-        {"cohort": c, "currency": k, "day": d, "previous_day": b, "orders": n, "revenue": r}
-        for (c, k, d, b), (n, r) in sorted(delta.items())  # one lock order: no deadlocks
+        {
+            "cohort": c,
+            "currency": k,
+            "day": d,
+            "previous_day": b,
+            "advocate": a,
+            "orders": n,
+            "revenue": r,
+        }
+        for (c, k, d, b, a), (n, r) in sorted(delta.items())  # one lock order: no deadlocks
         if n or r
     ]
 
@@ -284,9 +303,11 @@ def _add_orders(session: Session, delta: dict[_OrderKey, list[int]]) -> None:
 
 
 def orders_tally(session: Session, customer_ids: list[int], sign: int) -> None:
-    """Tally hook of paid_order_days (customer_aggregates.orders_changing, customers locked
-    there): take out (-1) or put back (+1) these customers' paid orders in every cohort each
-    is a stored member of. Orders do not move segment memberships: nothing marked dirty."""
+    """Tally hook of paid_order_days (customer_aggregates.orders_changing, and
+    customer_value.groups_changing: an advocate's orders move between the flags; customers
+    locked there): take out (-1) or put back (+1) these customers' paid orders in every
+    cohort each is a stored member of. Orders and groups move no segment membership:
+    nothing marked dirty."""
     if _postgres(session):  # a whole recompute waits for us, or we for it
         session.execute(text("LOCK TABLE cohort_dirty IN ROW EXCLUSIVE MODE"))
     _add_orders(session, _paid_rows(session, customer_ids, None, sign, per_cohort=True))
@@ -612,24 +633,31 @@ def response_corrections(session: Session, members: Members, start: datetime | N
 
 
 def order_corrections(session: Session, members: Members, currency: str, start: datetime,
-                      end: datetime) -> tuple[int, int, int]:  # fmt: skip
-    """(customers, orders, revenue) of paid orders in [start, end) to add to what the
-    cohort's stored cohort_paid_order_days give."""
-    found = [0, 0, 0]
+                      end: datetime) -> dict[bool, tuple[int, int, int]]:  # fmt: skip
+    """{advocate?: (customers, orders, revenue)} of paid orders in [start, end) to add to
+    what the cohort's stored cohort_paid_order_days give."""
+    advocate = exists().where(
+        ValueGroup.customer_id == Order.customer_id,
+        ValueGroup.program_id == ALL_PROGRAMS,
+        ValueGroup.role == ADVOCATE,
+    )
+    flag = case((advocate, literal(1)), else_=literal(0))
+    found = {True: [0, 0, 0], False: [0, 0, 0]}
     for ids, sign in ((members.into, +1), (members.out, -1)):
         for chunk in aggregates._chunks(ids):
-            row = session.execute(
+            rows = session.execute(
                 select(
-                    func.count(func.distinct(Order.customer_id)), func.count(),
+                    flag, func.count(func.distinct(Order.customer_id)), func.count(),
                     func.coalesce(func.sum(Order.amount), 0),
                 ).where(
                     Order.customer_id.in_(chunk), Order.status == aggregates.PAID,
                     Order.currency == currency, Order.placed_at >= start, Order.placed_at < end,
-                )
-            ).one()  # fmt: skip
-            for k in range(3):
-                found[k] += sign * int(row[k] or 0)
-    return found[0], found[1], found[2]
+                ).group_by(flag)
+            )  # fmt: skip
+            for a, *row in rows:
+                for k in range(3):
+                    found[bool(a)][k] += sign * int(row[k] or 0)
+    return {a: (c, n, r) for a, (c, n, r) in found.items()}
 
 
 def promoter_corrections(session: Session, members: Members, start: datetime | None,
@@ -674,9 +702,8 @@ def snapshot(session: Session) -> dict[str, Any]:
         if r.customers
     }
     orders = {
-        (r.cohort, r.currency, aggregates._day(r.day), aggregates._day(r.previous_day)): (
-            r.orders, r.revenue,
-        )
+        (r.cohort, r.currency, aggregates._day(r.day), aggregates._day(r.previous_day),
+         bool(r.advocate)): (r.orders, r.revenue)
         for r in session.scalars(select(CohortPaidOrderDay))
         if r.orders or r.revenue
     }  # fmt: skip

@@ -23,7 +23,8 @@ are simply deleted and written again under that lock):
  - groups: `groups_changing` wraps every write that can move a customer into or out of a
    group: a referral created (its advocate and friend), a referral's status changed to or
    from rejected (services.referrals._set_status: reviews, fraud checks, refunds' clawback),
-   a code given (services.programs.code_for).
+   a code given (services.programs.code_for). services.cohorts' cohort_paid_order_days
+   split each segment's orders by advocate: both hooks move those too (`orders_tally`).
 `rebuild` recomputes the three tables from the rows (`advocado dashboard rebuild`, migration 0015).
 """
 
@@ -230,18 +231,22 @@ def groups_changing(session: Session, customer_ids: Iterable[int | None]) -> Ite
     """Wraps a write that can move these customers into or out of a value group (a referral
     created, a referral's status to or from rejected, a code given): their paid orders are
     taken out of value_group_days before, their groups recomputed after, and put back."""
+    from advocado.services import cohorts  # (it builds on this module)
+
     session.flush()
     chunks = list(aggregates._chunks(i for i in customer_ids if i is not None))
     for chunk in chunks:
         aggregates._lock(session, chunk)
         _tally(session, chunk, -1)
         _forget_buyer_days(session, chunk)
+        cohorts.orders_tally(session, chunk, -1)  # their segments' orders split by advocate
     yield
     session.flush()
     for chunk in chunks:
         _regroup(session, chunk)
         _tally(session, chunk, +1)
         _buyer_days(session, chunk)
+        cohorts.orders_tally(session, chunk, +1)
 
 
 def advocates(program_id: int | None) -> Select[Any]:

@@ -75,7 +75,6 @@ from advocado.store.models import (
     ResponseDayCount,
     Reward,
     Setting,
-    ValueGroupBuyerDay,
     ValueGroupDay,
 )
 
@@ -1041,27 +1040,19 @@ def _clv_from_days(session: Session, scope: _Scope) -> dict[int, tuple[int, int,
 
 
 def _clv_in_segment(session: Session, scope: _Scope) -> dict[int, tuple[int, int, int]]:
-    """One segment: its members' from the cohort's cohort_paid_order_days (cost: days),
-    corrected for the customers written since their segments were judged (services.cohorts);
-    the advocates among them from value_group_buyer_days, each advocate's rows tested for
-    membership (cost: the advocates' days, not the members); the rest is the difference."""
+    """One segment: advocates and the rest from the cohort's cohort_paid_order_days, which
+    split its members' orders by advocate (cost: days), corrected for the customers written
+    since their segments were judged (services.cohorts)."""
     assert scope.cohort is not None
     members, c = scope.cohort, CohortPaidOrderDay
     low, high = _clv_window(scope)
-    stored = _window_sums(session, c, scope, c.cohort == members.cohort)
     dirty = cohorts.order_corrections(session, members, scope.currency, low, high)
-    everyone = tuple(s + d for s, d in zip(stored, dirty, strict=True))
-    b = ValueGroupBuyerDay
-    found = session.execute(
-        select(func.count(func.distinct(b.customer_id)), func.sum(b.orders), func.sum(b.revenue))
-        .where(
-            b.program_id == customer_value.ALL_PROGRAMS, b.role == customer_value.ADVOCATE,
-            b.currency == scope.currency, b.day >= low.date(), b.day < high.date(),
-            members.holds(b.customer_id),
-        )
-    ).one()  # fmt: skip
-    advocates = tuple(int(value or 0) for value in found)
-    return {1: advocates, 0: tuple(e - a for e, a in zip(everyone, advocates, strict=True))}  # type: ignore[dict-item]
+    found = {}
+    for flag in (1, 0):
+        stored = _window_sums(session, c, scope, c.cohort == members.cohort,
+                              c.advocate == bool(flag))  # fmt: skip
+        found[flag] = tuple(s + d for s, d in zip(stored, dirty[bool(flag)], strict=True))
+    return found  # type: ignore[return-value]
 
 
 def clv(session: Session, f: Filters) -> Panel:

@@ -22,22 +22,28 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("previous_day", sa.Date(), nullable=False),
+        sa.Column("advocate", sa.Boolean(), nullable=False),
         sa.Column("orders", sa.Integer(), nullable=False),
         sa.Column("revenue", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "cohort", "currency", "day", "previous_day", name=op.f("pk_cohort_paid_order_days")
+            "cohort",
+            "currency",
+            "day",
+            "previous_day",
+            "advocate",
+            name=op.f("pk_cohort_paid_order_days"),
         ),
         sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_cohort_paid_order_days_window",
         "cohort_paid_order_days",
-        ["cohort", "currency", "day", "previous_day"],
+        ["cohort", "currency", "day", "previous_day", "advocate"],
         unique=False,
         postgresql_include=["orders", "revenue"],
     )
-    # An existing database gets its counts now, from its stored cohort members (0016) and
-    # orders: only this revision's table and older columns are read or written.
+    # An existing database gets its counts now, from its stored cohort members (0016), value
+    # groups (0015) and orders: only this revision's table and older ones are read or written.
     from sqlalchemy.orm import Session
 
     from advocado.services import cohorts
