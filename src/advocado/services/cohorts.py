@@ -30,7 +30,10 @@ the customer is a stored member of:
    services.customer_aggregates._tally); a write of orders takes the customer's paid orders
    out before and puts them back after (`orders_tally`, from
    services.customer_aggregates.orders_changing, which every order writer goes through:
-   imports and the API, the shop's order events, refunds). Orders move no membership.
+   imports and the API, the shop's order events, refunds). The paid orders are split by
+   whether the customer is an advocate (value_groups), so services.customer_value's
+   groups_changing (a referral created or its status changed, a code given) does the same.
+   Orders and groups move no segment membership.
  - membership hook: a customer entering or leaving a cohort adds or takes out their whole
    contribution to it (`_contribute`).
 So the stored counts are always those of the stored members with their current rows; a read

@@ -18,12 +18,12 @@ module says how); with both filters, or a period ending before the newest respon
 computed from the rows of the cohort's members. The 12-month value's groups
 (advocates; a program's people and advocates) read services.customer_value's tables, kept
 in the same transaction as every order, referral and code write (that module says how):
-the figure costs days with no filter, a period or a program; under one segment everyone's
-part reads the cohort's cohort_paid_order_days (kept like its other counts, see
-services.cohorts) and the advocates' part the advocates' rows, each tested for membership.
-Its drill-down page reads the advocates' own rows, or walks the customers by all-time
-revenue (the segment's or program's members tested per customer walked) and stops once
-nobody further can enter; with both a segment and a program it is computed from the orders.
+the figure costs days with no filter, a period, a program or one segment (the cohort's
+cohort_paid_order_days: its members' orders split by advocate, kept like its other counts,
+see services.cohorts). Its drill-down page reads the advocates' own rows, or walks the
+customers by all-time revenue (the segment's or program's members tested per customer
+walked) and stops once nobody further can enter; with both a segment and a program it is
+computed from the orders.
 Click figures read services.click_rollup's aggregates plus the clicks not rolled up yet, in
 one statement, so a click is in the next request's figures (that module says why the
 roll-up neither skips nor doubles a click). Everything else is computed from the rows at
