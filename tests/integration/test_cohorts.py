@@ -97,7 +97,7 @@ def _check(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
             assert stored == people
         slugs = [slug for _, slug in found]
         program_slugs = list(session.scalars(select(Program.slug)))
-    for name in ("nps", "promoters"):
+    for name in ("nps", "promoters", "clv"):
         for start, end in _periods():
             for slug in slugs:
                 f = Filters(start=start, end=end, segment=slug)
@@ -109,15 +109,39 @@ def _check(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
                 assert _panel(engine, name, f) == _live_panel(engine, name, both, monkeypatch)
 
 
+def _drill(engine: Engine, f: Filters, group: str, limit: int | None) -> Any:
+    with read_only(engine) as session:
+        return dashboard.drill(session, "clv", f, {"group": group}, limit=limit).as_dict()
+
+
+def _check_clv_drills(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clv drill-down pages under each segment and program equal the rows' (the
+    segment's filter evaluated; the program's people ∩ everyone)."""
+    with read_only(engine) as session:
+        slugs = list(session.scalars(select(segments.Segment.slug)))
+        program_slugs = list(session.scalars(select(Program.slug)))
+    cases = [(Filters(segment=slug), Filters(segment=slug)) for slug in slugs]
+    cases += [(Filters(program=p), Filters(program=p, segment="everyone")) for p in program_slugs]
+    for f, live in cases:
+        for group in ("advocates", "non_advocates"):
+            for limit in (1, 3, 200, None):
+                got = _drill(engine, f, group, limit)
+                with monkeypatch.context() as patch:
+                    patch.setattr(cohorts, "LIVE_LIMIT", -1)
+                    assert got == _drill(engine, live, group, limit), (f, group, limit)
+
+
 def _settle_and_compare(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Check the dirty window, let the worker judge, check again; the kept cohorts equal
     the rebuilt ones."""
     _check(engine, monkeypatch)
+    _check_clv_drills(engine, monkeypatch)
     cohorts.settle(engine)
     with read_only(engine) as session:
         assert session.scalar(select(func.count()).select_from(CohortDirty)) == 0
         kept = cohorts.snapshot(session)
     _check(engine, monkeypatch)
+    _check_clv_drills(engine, monkeypatch)
     with unit_of_work(engine) as session:
         cohorts.rebuild(session)
     with read_only(engine) as session:
@@ -148,7 +172,7 @@ def test_segments_follow_every_write(engine: Engine, monkeypatch: pytest.MonkeyP
         insights.recompute_insights(session, now=NOW)
     _save_segments(engine)  # created: members computed over everyone
     kept = _settle_and_compare(engine, monkeypatch)
-    assert kept["members"]["segment:1"] and kept["nps"] and kept["promoters"]
+    assert kept["members"]["segment:1"] and kept["nps"] and kept["promoters"] and kept["orders"]
 
     # Responses: new ones (earlier-dated too), new customers, a score flips, moves to
     # another customer and day.
@@ -168,6 +192,18 @@ def test_segments_follow_every_write(engine: Engine, monkeypatch: pytest.MonkeyP
     _settle_and_compare(engine, monkeypatch)
     with unit_of_work(engine) as session:  # erasure
         records.delete_responses(session, [some[3], *[k for k in stored if k.endswith("7")]])
+    _settle_and_compare(engine, monkeypatch)
+
+    # Orders (the tally hook of cohort_paid_order_days): new ones, earlier-dated, moved to
+    # another customer, no longer paid, in another currency.
+    with unit_of_work(engine) as session:
+        records.save_orders(session, [
+            OrderRecord("o1", "c7", 1500, "CNY", NOW - timedelta(days=1)),
+            OrderRecord("o2", "c2", 2000, "CNY", NOW - timedelta(days=2), status="cancelled"),
+            OrderRecord("o-new", "c4", 700, "CNY", NOW - timedelta(days=400)),
+            OrderRecord("o-usd", "c4", 900, "USD", NOW - timedelta(days=3)),
+            OrderRecord("o-old", "c9", 3300, "CNY", NOW - timedelta(days=200)),
+        ])  # fmt: skip
     _settle_and_compare(engine, monkeypatch)
 
     # Customers: tags and consent.
@@ -248,9 +284,10 @@ def test_program_people_and_event_customers(
 
 
 def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Threads answering for the same customers, re-tagging them and issuing their codes
-    while the worker judges them: the kept cohorts still equal the rebuilt ones (PostgreSQL:
-    customers locked, cohort_dirty marks counted)."""
+    """Threads answering for the same customers, buying, re-tagging them and issuing their
+    codes while the worker judges them and a segment is saved again (a whole recompute): the
+    kept cohorts still equal the rebuilt ones (PostgreSQL: customers locked, cohort_dirty
+    marks counted, recomputes and tallies queue on cohort_dirty's lock)."""
     clock.set_now(NOW)
     with unit_of_work(engine) as session:
         records.save_customers(session, [CustomerRecord(f"c{k}") for k in range(4)])
@@ -270,6 +307,12 @@ def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPat
                 with unit_of_work(engine) as session:
                     records.save_responses(session, batch)
                 with unit_of_work(engine) as session:
+                    records.save_orders(session, [
+                        OrderRecord(f"w{worker}-{n}-{k}", f"c{k}", 100 * (n + 1), "CNY",
+                                    NOW - timedelta(days=rng.randint(0, 500)))
+                        for k in range(4)
+                    ])  # fmt: skip
+                with unit_of_work(engine) as session:
                     programs.code_for(session, program_slug="p", customer_external_id=f"c{n % 4}")
                 with unit_of_work(engine) as session:
                     records.save_customers(session, [
@@ -280,8 +323,12 @@ def test_racing_writers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPat
 
     def judge() -> None:
         try:
-            for _ in range(12):
+            for n in range(12):
                 cohorts.settle(engine)
+                if n % 4 == 1:
+                    with unit_of_work(engine) as session:
+                        segments.update_segment(session, slug="vip", name="vip",
+                                                filters=SEGMENTS["vip"])  # fmt: skip
         except BaseException as error:  # noqa: BLE001
             errors.append(error)
 

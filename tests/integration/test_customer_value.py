@@ -20,6 +20,7 @@ from advocado.domain.dashboard import parse_filters
 from advocado.domain.records import CustomerRecord, OrderRecord
 from advocado.services import (
     aggregates,
+    cohorts,
     customer_aggregates,
     customer_value,
     dashboard,
@@ -32,6 +33,7 @@ from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import Customer, Order, Program, Referral, ReferralCode
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
+VIP = ("a1", "c1", "c3")  # the "vip" segment, at first
 
 
 def at(year: int, month: int, day: int, hour: int = 10) -> datetime:
@@ -62,15 +64,19 @@ def _program(slug: str) -> dict[str, Any]:
 
 
 def _kept_equals_rebuilt(engine: Engine) -> dict[str, Any]:
-    """value_groups/value_group_days (and paid_order_days, which refunds now move too)."""
+    """value_groups/value_group_days (and paid_order_days, which refunds now move too, and
+    the segments' and programs' cohort_paid_order_days once the worker judged them)."""
+    cohorts.settle(engine)
     with unit_of_work(engine) as session:
         kept = customer_value.snapshot(session)
         orders = customer_aggregates.snapshot(session)["orders"]
+        kept_cohorts = cohorts.snapshot(session)
     with unit_of_work(engine) as session:
         aggregates.rebuild(session)
     with unit_of_work(engine) as session:
         assert customer_value.snapshot(session) == kept
         assert customer_aggregates.snapshot(session)["orders"] == orders
+        assert cohorts.snapshot(session) == kept_cohorts
     return kept
 
 
@@ -179,18 +185,30 @@ def _check_figures(engine: Engine, **params: str) -> None:
 
 
 def _walk_in_small_batches(engine: Engine) -> None:
-    """top_outside stops early only when nobody further can enter: batches of one."""
-    expected = _expected(engine)["non_advocates"]
+    """top_outside stops early only when nobody further can enter: batches of one; for
+    everyone, a program's people and a segment's members (stored, corrected if dirty)."""
     with read_only(engine) as session:
         names = {i: e for i, e in session.execute(select(Customer.id, Customer.external_id))}
         end = datetime.combine(NOW.date() + timedelta(days=1), datetime.min.time(), UTC)
-        for limit in range(len(expected) + 2):
-            found = customer_value.top_outside(
-                session, currency="CNY", start=end - timedelta(days=365), end=end,
-                limit=limit, batch=1,
-            )  # fmt: skip
-            assert found is not None
-            assert [(names[c], n, r) for c, n, r in found] == expected[:limit]
+        segment, spec = segments.segment_filter(session, slug="vip")
+        vip = cohorts.segment_members(session, segment.id, spec)
+        assert vip is not None
+        members = set(session.scalars(segments.member_ids(session, spec)))
+        cases: list[tuple[dict[str, Any], dict[str, Any]]] = [({}, {}), (
+            {"members": members}, {"keep": vip.holds}
+        )]  # fmt: skip
+        for slug, program_id in session.execute(select(Program.slug, Program.id)):
+            cases.append(({"program": slug}, {"program_id": program_id,
+                          "keep": customer_value.is_member(program_id)}))  # fmt: skip
+        for wanted, given in cases:
+            expected = _expected(engine, **wanted)["non_advocates"]
+            for limit in range(len(expected) + 2):
+                found = customer_value.top_outside(
+                    session, currency="CNY", start=end - timedelta(days=365), end=end,
+                    limit=limit, batch=1, **given,
+                )  # fmt: skip
+                assert found is not None
+                assert [(names[c], n, r) for c, n, r in found] == expected[:limit], wanted
 
 
 def _all_figures(engine: Engine) -> None:
@@ -204,6 +222,9 @@ def _all_figures(engine: Engine) -> None:
         {"program": "p", "from": "2026-04-01", "to": "2026-06-29"},
         {"segment": "everyone"},
         {"segment": "everyone", "program": "p"},
+        {"segment": "vip"},
+        {"segment": "vip", "from": "2026-04-01", "to": "2026-06-29"},
+        {"segment": "vip", "program": "p"},
     ):
         _check_figures(engine, **params)
 
@@ -212,10 +233,14 @@ def test_every_write_path_keeps_value_groups_equal_to_a_rebuild(engine: Engine) 
     clock.set_now(at(2025, 1, 1))
     people = ["a1", "a2", "a3", "c1", "c2", "c3"]
     with unit_of_work(engine) as session:
-        save_customers(session, [CustomerRecord(external_id=p, name=p.upper()) for p in people])
+        save_customers(session, [
+            CustomerRecord(external_id=p, name=p.upper(), tags=("vip",) if p in VIP else ())
+            for p in people
+        ])  # fmt: skip
         programs.apply_program(session, _program("p"))
         programs.apply_program(session, _program("q"))
         segments.create_segment(session, slug="everyone", name="Everyone", filters={})
+        segments.create_segment(session, slug="vip", name="VIP", filters={"tags_any": ["vip"]})
     # Orders: some before the 12-month window (a previous order), one in USD, one cancelled.
     _orders(
         engine,
@@ -280,6 +305,9 @@ def test_every_write_path_keeps_value_groups_equal_to_a_rebuild(engine: Engine) 
     kept = _kept_equals_rebuilt(engine)
     advocates = {(p, c) for p, role, c in kept["groups"] if role == "advocate"}
     assert len({c for p, c in advocates if p == 0}) == 2  # a1, a3
+    with read_only(engine) as session:  # segments' orders split by advocate: a1's are in
+        split = {(cohort, flag) for cohort, _, _, _, flag in cohorts.snapshot(session)["orders"]}
+    assert {("segment:1", True), ("segment:1", False), ("segment:2", True)} <= split
     _all_figures(engine)
     # The shop's order events: f1 and f3 buy (f1's referral qualifies).
     for friend, amount, when in (("f1", 20000, at(2026, 5, 7)), ("f3", 8000, at(2026, 5, 8))):
@@ -330,6 +358,17 @@ def test_every_write_path_keeps_value_groups_equal_to_a_rebuild(engine: Engine) 
             ("o10", "a1", 300, at(2025, 6, 20), "CNY", "paid"),
         ],
     )
+    _kept_equals_rebuilt(engine)
+    _all_figures(engine)
+    # Segment members written, not judged yet (the dirty window): a1 leaves "vip", f4 and
+    # c2 enter it; then judged.
+    with unit_of_work(engine) as session:
+        save_customers(session, [
+            CustomerRecord(external_id="a1", name="A1"),
+            CustomerRecord(external_id="c2", name="C2", tags=("vip",)),
+            CustomerRecord(external_id="f4", tags=("vip",)),
+        ])  # fmt: skip
+    _all_figures(engine)
     _kept_equals_rebuilt(engine)
     _all_figures(engine)
 

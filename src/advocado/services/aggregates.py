@@ -23,10 +23,10 @@ from advocado.services import (
 
 REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     customer_aggregates.rebuild,
-    cohorts.rebuild,  # after: it reads customer_latest_responses
     customer_value.rebuild,
     referral_aggregates.rebuild,
     activation_aggregates.rebuild,
+    cohorts.rebuild,  # after both: it reads customer_latest_responses and value_groups
 ]
 
 

@@ -21,24 +21,33 @@ Reads stay exact in the dirty window: a segment's members are its stored members
 dirty customers, plus the dirty customers its filter selects now (judged live on those few:
 `segment_members`). It is the "aggregate + live tail" of services.click_rollup.
 
-Counts per cohort (cohort_response_day_counts, cohort_promoter_day_counts) follow the same
-rules as their unfiltered tables, for every cohort the customer is a stored member of:
+Counts per cohort (cohort_response_day_counts, cohort_promoter_day_counts,
+cohort_paid_order_days) follow the same rules as their unfiltered tables, for every cohort
+the customer is a stored member of:
  - tally hook: a write of responses adds and takes out per response (`responses_counted`,
    from services.records.count_responses_by_day); the latest response and insight changes
    take the customer's promoter row out before and put it back after (`promoters_tally`, from
-   services.customer_aggregates._tally).
+   services.customer_aggregates._tally); a write of orders takes the customer's paid orders
+   out before and puts them back after (`orders_tally`, from
+   services.customer_aggregates.orders_changing, which every order writer goes through:
+   imports and the API, the shop's order events, refunds). The paid orders are split by
+   whether the customer is an advocate (value_groups), so services.customer_value's
+   groups_changing (a referral created or its status changed, a code given) does the same.
+   Orders and groups move no segment membership.
  - membership hook: a customer entering or leaving a cohort adds or takes out their whole
    contribution to it (`_contribute`).
 So the stored counts are always those of the stored members with their current rows; a read
 takes out what the dirty stored members contribute and adds what the dirty matching ones do
-(`Members.out` / `Members.into`).
+(`Members.out` / `Members.into`; `order_corrections` for the paid orders). A read of a few
+rows tests each one for membership instead (`Members.holds`: an index probe per row).
 
 Concurrency (PostgreSQL): a writer locks its customers (FOR NO KEY UPDATE, id order) before
 it marks them dirty and before it reads their memberships to tally; the worker locks the
 customers it judges, so a tally and a move of one customer queue. A whole recompute (a
 segment saved, `rebuild`, every insight recomputed) locks cohort_dirty EXCLUSIVE: writers
 that marked a customer have committed before it reads, and writers after it wait, then see
-the new members when they tally. A program join takes the writers' lock (ROW EXCLUSIVE) too.
+the new members when they tally. A program join and an order tally take the writers' lock
+(ROW EXCLUSIVE) too.
 SQLite has one writer.
 
 Another panel adopts this by reading `Members.ids` (what dashboard._scope does), or by
@@ -53,26 +62,45 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, cast, delete, func, insert, literal, select, text, union
+from sqlalchemy import (
+    Engine,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.domain import segments as rules
 from advocado.services import customer_aggregates as aggregates
 from advocado.services import segments
+from advocado.services.customer_value import ADVOCATE, ALL_PROGRAMS
 from advocado.store.db import unit_of_work, utc_day
 from advocado.store.models import (
     CohortDirty,
     CohortMember,
+    CohortPaidOrderDay,
     CohortPromoterDayCount,
     CohortResponseDayCount,
     Customer,
     CustomerInsight,
     CustomerLatestResponse,
+    Order,
     Referral,
     ReferralCode,
     Response,
     Segment,
+    ValueGroup,
 )
 
 CHUNK = aggregates.CHUNK
@@ -207,6 +235,87 @@ def _add_promoters(session: Session, delta: Counter[tuple[str, date, str, str, b
     )
 
 
+_OrderKey = tuple[str, str, date, date, bool]  # cohort, currency, day, previous day, advocate
+
+
+def _paid_rows(session: Session, customer_ids: list[int] | None, cohort: str | None,
+               sign: int, *, per_cohort: bool) -> dict[_OrderKey, list[int]]:  # fmt: skip
+    """These customers' (None: everyone's) paid orders as paid_order_days rows, split by
+    whether the customer is an advocate now (value_groups), times `sign`: key -> [orders,
+    revenue]; per stored cohort of each customer (`per_cohort`, only `cohort`'s if given),
+    else all under `cohort`."""
+    previous = func.lag(Order.placed_at).over(
+        partition_by=(Order.customer_id, Order.currency), order_by=(Order.placed_at, Order.id)
+    )
+    paid = select(
+        Order.customer_id, Order.placed_at, Order.currency, Order.amount,
+        previous.label("previous"),
+    ).where(Order.status == aggregates.PAID)  # fmt: skip
+    if customer_ids is not None:
+        paid = paid.where(Order.customer_id.in_(customer_ids))
+    sub = paid.subquery()
+    day, before = utc_day(session, sub.c.placed_at), utc_day(session, sub.c.previous)
+    advocate = exists().where(
+        ValueGroup.customer_id == sub.c.customer_id,
+        ValueGroup.program_id == ALL_PROGRAMS,
+        ValueGroup.role == ADVOCATE,
+    )
+    flag = case((advocate, literal(1)), else_=literal(0))
+    if per_cohort:
+        keys: tuple[Any, ...] = (CohortMember.cohort, sub.c.currency, day, before, flag)
+        query = select(*keys, func.count(), func.sum(sub.c.amount)).join_from(
+            sub, CohortMember, CohortMember.customer_id == sub.c.customer_id
+        )
+        if customer_ids is not None:
+            query = query.where(CohortMember.customer_id.in_(customer_ids))
+        if cohort is not None:
+            query = query.where(CohortMember.cohort == cohort)
+    else:
+        keys = (sub.c.currency, day, before, flag)
+        query = select(literal(cohort or ""), *keys, func.count(), func.sum(sub.c.amount))
+    found: dict[_OrderKey, list[int]] = {}
+    for c, currency, d, b, a, n, revenue in session.execute(query.group_by(*keys)):
+        previous_day = aggregates.NO_PREVIOUS_DAY if b is None else aggregates._day(b)
+        key = (c, currency, aggregates._day(d), previous_day, bool(a))
+        pair = found.setdefault(key, [0, 0])
+        pair[0] += sign * int(n)
+        pair[1] += sign * int(revenue or 0)
+    return found
+
+
+def _order_rows(delta: dict[_OrderKey, list[int]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "cohort": c,
+            "currency": k,
+            "day": d,
+            "previous_day": b,
+            "advocate": a,
+            "orders": n,
+            "revenue": r,
+        }
+        for (c, k, d, b, a), (n, r) in sorted(delta.items())  # one lock order: no deadlocks
+        if n or r
+    ]
+
+
+def _add_orders(session: Session, delta: dict[_OrderKey, list[int]]) -> None:
+    aggregates._upsert_counts(
+        session, CohortPaidOrderDay.__table__, _order_rows(delta), counts=("orders", "revenue")
+    )
+
+
+def orders_tally(session: Session, customer_ids: list[int], sign: int) -> None:
+    """Tally hook of paid_order_days (customer_aggregates.orders_changing, and
+    customer_value.groups_changing: an advocate's orders move between the flags; customers
+    locked there): take out (-1) or put back (+1) these customers' paid orders in every
+    cohort each is a stored member of. Orders and groups move no segment membership:
+    nothing marked dirty."""
+    if _postgres(session):  # a whole recompute waits for us, or we for it
+        session.execute(text("LOCK TABLE cohort_dirty IN ROW EXCLUSIVE MODE"))
+    _add_orders(session, _paid_rows(session, customer_ids, None, sign, per_cohort=True))
+
+
 def joined_program(session: Session, program_id: int, customer_id: int) -> None:
     """Membership hook of program cohorts: a code issued or a referral created (same
     transaction). Adds the customer's counts once, whoever inserts the row first."""
@@ -244,6 +353,7 @@ def _contribute(session: Session, cohort: str, customer_ids: list[int], sign: in
         for d, p, t, h, n in session.execute(query):
             promoters[(cohort, aggregates._day(d), p, t, bool(h))] += sign * int(n)
         _add_promoters(session, promoters)
+        _add_orders(session, _paid_rows(session, chunk, cohort, sign, per_cohort=False))
 
 
 def _response_query(session: Session, customer_ids: list[int]) -> Any:
@@ -339,15 +449,16 @@ def settle(engine: Engine, *, batches: int = 10) -> int:
 # --- whole recomputes ----------------------------------------------------------------------
 
 
-def _clear(session: Session, cohort: str | None) -> None:
-    for model in (CohortMember, CohortResponseDayCount, CohortPromoterDayCount):
+def _clear(session: Session, cohort: str | None, *, orders: bool = True) -> None:
+    models: tuple[Any, ...] = (CohortMember, CohortResponseDayCount, CohortPromoterDayCount)
+    for model in models + ((CohortPaidOrderDay,) if orders else ()):
         query = delete(model)
         if cohort is not None:
             query = query.where(model.cohort == cohort)
         session.execute(query)
 
 
-def _count_from_members(session: Session, cohort: str | None) -> None:
+def _count_from_members(session: Session, cohort: str | None, *, orders: bool = True) -> None:
     """The counts of a cohort (None: every cohort) from its stored members (tables empty)."""
     day = utc_day(session, Response.submitted_at)
     survey = func.coalesce(Response.survey, "")
@@ -379,6 +490,16 @@ def _count_from_members(session: Session, cohort: str | None) -> None:
     ]  # fmt: skip
     for start in range(0, len(found), 2000):
         session.execute(insert(CohortPromoterDayCount), found[start : start + 2000])
+    if orders:
+        count_orders_from_members(session, cohort)
+
+
+def count_orders_from_members(session: Session, cohort: str | None) -> None:
+    """cohort_paid_order_days of a cohort (None: every cohort) from its stored members and
+    their orders (its rows empty; migration 0019 fills the table with it)."""
+    rows = _order_rows(_paid_rows(session, None, cohort, +1, per_cohort=True))
+    for start in range(0, len(rows), 2000):
+        session.execute(insert(CohortPaidOrderDay), rows[start : start + 2000])
 
 
 def _fill_segment(session: Session, segment_id: int, spec: rules.SegmentFilter) -> None:
@@ -408,11 +529,12 @@ def forget_segment(session: Session, segment_id: int) -> None:
     _clear(session, segment_cohort(segment_id))
 
 
-def rebuild(session: Session) -> dict[str, int]:
-    """Every cohort's members and counts from the rows; no customer left dirty."""
+def rebuild(session: Session, *, orders: bool = True) -> dict[str, int]:
+    """Every cohort's members and counts from the rows; no customer left dirty. `orders`
+    False: not cohort_paid_order_days (migration 0016 runs before 0019 creates it)."""
     session.flush()
     _lock_all(session)
-    _clear(session, None)
+    _clear(session, None, orders=orders)
     session.execute(delete(CohortDirty))
     for segment_id, spec in _segments(session):
         _fill_segment(session, segment_id, spec)
@@ -431,14 +553,16 @@ def rebuild(session: Session) -> dict[str, int]:
             ["cohort", "customer_id"], select(people.c.cohort, people.c.customer_id)
         )
     )
-    _count_from_members(session, None)
+    _count_from_members(session, None, orders=orders)
     return {
         name: session.scalar(select(func.count()).select_from(model)) or 0
         for name, model in (
             ("cohort_members", CohortMember),
             ("cohort_response_day_counts", CohortResponseDayCount),
             ("cohort_promoter_day_counts", CohortPromoterDayCount),
+            ("cohort_paid_order_days", CohortPaidOrderDay),
         )
+        if orders or model is not CohortPaidOrderDay
     }
 
 
@@ -455,6 +579,15 @@ class Members:
     ids: Any
     into: list[int] = field(default_factory=list)
     out: list[int] = field(default_factory=list)
+
+    def holds(self, column: Any) -> Any:
+        """SQL: `column` (a customer id) is a member now. An index probe per row tested
+        (cohort_members' key), not a read of every member: for filtering a few rows."""
+        m = CohortMember
+        held: Any = exists().where(m.cohort == self.cohort, m.customer_id == column)
+        if self.out:
+            held = and_(held, column.not_in(self.out))
+        return or_(held, column.in_(self.into)) if self.into else held
 
 
 def program_members(session: Session, program_id: int) -> Members:
@@ -502,6 +635,34 @@ def response_corrections(session: Session, members: Members, start: datetime | N
     return found
 
 
+def order_corrections(session: Session, members: Members, currency: str, start: datetime,
+                      end: datetime) -> dict[bool, tuple[int, int, int]]:  # fmt: skip
+    """{advocate?: (customers, orders, revenue)} of paid orders in [start, end) to add to
+    what the cohort's stored cohort_paid_order_days give."""
+    advocate = exists().where(
+        ValueGroup.customer_id == Order.customer_id,
+        ValueGroup.program_id == ALL_PROGRAMS,
+        ValueGroup.role == ADVOCATE,
+    )
+    flag = case((advocate, literal(1)), else_=literal(0))
+    found = {True: [0, 0, 0], False: [0, 0, 0]}
+    for ids, sign in ((members.into, +1), (members.out, -1)):
+        for chunk in aggregates._chunks(ids):
+            rows = session.execute(
+                select(
+                    flag, func.count(func.distinct(Order.customer_id)), func.count(),
+                    func.coalesce(func.sum(Order.amount), 0),
+                ).where(
+                    Order.customer_id.in_(chunk), Order.status == aggregates.PAID,
+                    Order.currency == currency, Order.placed_at >= start, Order.placed_at < end,
+                ).group_by(flag)
+            )  # fmt: skip
+            for a, *row in rows:
+                for k in range(3):
+                    found[bool(a)][k] += sign * int(row[k] or 0)
+    return {a: (c, n, r) for a, (c, n, r) in found.items()}
+
+
 def promoter_corrections(session: Session, members: Members, start: datetime | None,
                          end: datetime | None) -> Counter[tuple[str, str, bool]]:  # fmt: skip
     """(persona, value tier, high influence) counts to add to the cohort's stored ones."""
@@ -543,4 +704,10 @@ def snapshot(session: Session) -> dict[str, Any]:
         for r in session.scalars(select(CohortPromoterDayCount))
         if r.customers
     }
-    return {"members": members, "nps": nps, "promoters": promoters}
+    orders = {
+        (r.cohort, r.currency, aggregates._day(r.day), aggregates._day(r.previous_day),
+         bool(r.advocate)): (r.orders, r.revenue)
+        for r in session.scalars(select(CohortPaidOrderDay))
+        if r.orders or r.revenue
+    }  # fmt: skip
+    return {"members": members, "nps": nps, "promoters": promoters, "orders": orders}

@@ -16,8 +16,9 @@ customer's promoter count is taken out before and put back after. On PostgreSQL 
 customers' rows are locked first (FOR NO KEY UPDATE, in id order), so two writers for one customer
 queue instead of each writing what it saw; SQLite has one writer. `rebuild` recomputes all
 from scratch (`advocado dashboard rebuild`, and the migration that adds the tables).
-The same take-out/put-back of promoter counts is done per segment and program the customer is
-in (services.cohorts.promoters_tally, which also marks the customer's segments to be judged).
+The same take-out/put-back of promoter counts and paid orders is done per segment and program
+the customer is in (services.cohorts.promoters_tally, which also marks the customer's segments
+to be judged, and services.cohorts.orders_tally).
 """
 
 from __future__ import annotations
@@ -240,10 +241,10 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
 @contextmanager
 def orders_changing(session: Session, customer_ids: Iterable[int | None]) -> Iterator[None]:
     """Wraps a write of orders of these customers (the owners before and after): their paid
-    orders are taken out of paid_order_days (and customer_value's value_group_days) before
-    and put back after, recomputed; and the referral aggregates (referred revenue) follow
-    them (services.referral_aggregates)."""
-    from advocado.services import referral_aggregates  # it builds on this module
+    orders are taken out of paid_order_days (and customer_value's value_group_days, and
+    cohorts' cohort_paid_order_days) before and put back after, recomputed; and the referral
+    aggregates (referred revenue) follow them (services.referral_aggregates)."""
+    from advocado.services import cohorts, referral_aggregates  # (they build on this module)
 
     session.flush()
     chunks = list(_chunks(i for i in customer_ids if i is not None))
@@ -252,11 +253,13 @@ def orders_changing(session: Session, customer_ids: Iterable[int | None]) -> Ite
             _lock(session, chunk)
             _order_tally(session, chunk, -1)
             customer_value.orders_tally(session, chunk, -1)  # the advocates' and programs' share
+            cohorts.orders_tally(session, chunk, -1)  # the same per segment / program
         yield
         session.flush()
         for chunk in chunks:
             _order_tally(session, chunk, +1)
             customer_value.orders_tally(session, chunk, +1)
+            cohorts.orders_tally(session, chunk, +1)
 
 
 def order_owners(session: Session, external_ids: Iterable[str]) -> set[int]:

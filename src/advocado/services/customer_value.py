@@ -23,13 +23,14 @@ are simply deleted and written again under that lock):
  - groups: `groups_changing` wraps every write that can move a customer into or out of a
    group: a referral created (its advocate and friend), a referral's status changed to or
    from rejected (services.referrals._set_status: reviews, fraud checks, refunds' clawback),
-   a code given (services.programs.code_for).
+   a code given (services.programs.code_for). services.cohorts' cohort_paid_order_days
+   split each segment's orders by advocate: both hooks move those too (`orders_tally`).
 `rebuild` recomputes the three tables from the rows (`advocado dashboard rebuild`, migration 0015).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
@@ -230,18 +231,22 @@ def groups_changing(session: Session, customer_ids: Iterable[int | None]) -> Ite
     """Wraps a write that can move these customers into or out of a value group (a referral
     created, a referral's status to or from rejected, a code given): their paid orders are
     taken out of value_group_days before, their groups recomputed after, and put back."""
+    from advocado.services import cohorts  # (it builds on this module)
+
     session.flush()
     chunks = list(aggregates._chunks(i for i in customer_ids if i is not None))
     for chunk in chunks:
         aggregates._lock(session, chunk)
         _tally(session, chunk, -1)
         _forget_buyer_days(session, chunk)
+        cohorts.orders_tally(session, chunk, -1)  # their segments' orders split by advocate
     yield
     session.flush()
     for chunk in chunks:
         _regroup(session, chunk)
         _tally(session, chunk, +1)
         _buyer_days(session, chunk)
+        cohorts.orders_tally(session, chunk, +1)
 
 
 def advocates(program_id: int | None) -> Select[Any]:
@@ -250,6 +255,16 @@ def advocates(program_id: int | None) -> Select[Any]:
         ValueGroup.program_id == (ALL_PROGRAMS if program_id is None else program_id),
         ValueGroup.role == ADVOCATE,
     )
+
+
+def is_member(program_id: int) -> Callable[[Any], Any]:
+    """SQL test of a customer id column: one of the program's people (an index probe)."""
+
+    def test(column: Any) -> Any:
+        g = ValueGroup
+        return exists().where(g.program_id == program_id, g.role == MEMBER, g.customer_id == column)
+
+    return test
 
 
 def members(program_id: int) -> Select[Any]:
@@ -302,21 +317,25 @@ def snapshot(session: Session) -> dict[str, Any]:
 
 
 def top_outside(session: Session, *, currency: str, start: datetime, end: datetime,
-                limit: int, batch: int | None = None,
-                most: int = 20_000) -> list[tuple[int, int, int]] | None:  # fmt: skip
-    """The `limit` customers who are not advocates (in any program) with the most revenue
-    from paid orders placed in [start, end): (customer_id, orders, revenue), by revenue desc
-    then id, as a query over every order would give. Walks customer_revenues from the
-    highest all-time revenue down, in growing batches, summing each customer's orders in
-    the window on their index; a customer's revenue in a window is at most their all-time
-    revenue, so once the limit-th found has more than the last one walked, nobody further
-    can enter. None if that needs more than `most` customers (the caller sums every order)."""
+                limit: int, batch: int | None = None, most: int = 20_000,
+                program_id: int | None = None,
+                keep: Callable[[Any], Any] | None = None,
+                ) -> list[tuple[int, int, int]] | None:  # fmt: skip
+    """The `limit` customers who are not advocates (in any program; of `program_id` if
+    given) with the most revenue from paid orders placed in [start, end): (customer_id,
+    orders, revenue), by revenue desc then id, as a query over every order would give; only
+    those `keep(customer id column)` holds for (a segment's or program's members, tested
+    per customer walked). Walks customer_revenues from the highest all-time revenue down,
+    in growing batches, summing each customer's orders in the window on their index; a
+    customer's revenue in a window is at most their all-time revenue, so once the limit-th
+    found has more than the last one walked, nobody further can enter. None if that needs
+    more than `most` customers (the caller sums every order)."""
     if limit <= 0:
         return []
     t, group = CustomerRevenue, ValueGroup
     advocate = exists().where(
         group.customer_id == Order.customer_id,
-        group.program_id == ALL_PROGRAMS,
+        group.program_id == (ALL_PROGRAMS if program_id is None else program_id),
         group.role == ADVOCATE,
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -348,6 +367,7 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
                     Order.placed_at >= start,
                     Order.placed_at < end,
                     ~advocate,
+                    True if keep is None else keep(Order.customer_id),
                 )
                 .group_by(Order.customer_id)
             )
@@ -364,9 +384,11 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
 
 def top_buyers(*, program_id: int | None, role: str, currency: str,
                first: date, end: date, customers: Any = None,
+               keep: Callable[[Any], Any] | None = None,
                but: Select[Any] | None = None) -> Select[Any]:  # fmt: skip
     """Per member of a group with paid orders on days [first, end): customer_id, orders,
-    revenue (`customers`: only these; `but`: not these). Reads the group's rows only."""
+    revenue (`customers`: only these; `keep`: only those it holds for, tested per row;
+    `but`: not these). Reads the group's rows only."""
     t = ValueGroupBuyerDay
     query = (
         select(t.customer_id, func.sum(t.orders).label("orders"),
@@ -379,6 +401,8 @@ def top_buyers(*, program_id: int | None, role: str, currency: str,
     )  # fmt: skip
     if customers is not None:
         query = query.where(t.customer_id.in_(customers))
+    if keep is not None:
+        query = query.where(keep(t.customer_id))
     if but is not None:
         query = query.where(t.customer_id.not_in(but))
     return query

@@ -18,11 +18,13 @@ module says how); with both filters, or a period ending before the newest respon
 computed from the rows of the cohort's members. The 12-month value's groups
 (advocates; a program's people and advocates) read services.customer_value's tables, kept
 in the same transaction as every order, referral and code write (that module says how):
-the figure costs days with no filter, a period or a program; its drill-down page reads the
-group's own rows (advocates, a program's people) or walks the customers by all-time
-revenue and stops once nobody further can enter (everyone else); with a segment it is
-computed from the orders. Click figures read
-services.click_rollup's aggregates plus the clicks not rolled up yet, in one statement, so a
+the figure costs days with no filter, a period, a program or one segment (the cohort's
+cohort_paid_order_days: its members' orders split by advocate, kept like its other counts,
+see services.cohorts). Its drill-down page reads the advocates' own rows, or walks the
+customers by all-time revenue (the segment's or program's members tested per customer
+walked) and stops once nobody further can enter; with both a segment and a program it is
+computed from the orders. Click figures read services.click_rollup's aggregates plus the
+clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
 doubles a click). The referral figures (funnel counts and rejected reasons, referred revenue,
 rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
@@ -69,6 +71,7 @@ from advocado.store.models import (
     AdvocateReferredRevenue,
     Click,
     CohortMember,
+    CohortPaidOrderDay,
     CohortPromoterDayCount,
     CohortResponseDayCount,
     Customer,
@@ -1143,13 +1146,15 @@ def _top_buyers(session: Session, scope: _Scope, *, advocates: bool) -> Select[A
     if not advocates and scope.program_id is None:
         return _buyers(session, scope, advocates=False)
     low, high = _clv_window(scope)
+    one_segment = scope.segmented and scope.cohort is not None  # its members, per row tested
     return customer_value.top_buyers(
         program_id=scope.program_id,
         role=customer_value.ADVOCATE if advocates else customer_value.MEMBER,
         currency=scope.currency,
         first=low.date(),
         end=high.date(),
-        customers=scope.customers if scope.segmented else None,
+        customers=scope.customers if scope.segmented and not one_segment else None,
+        keep=scope.cohort.holds if one_segment and scope.cohort is not None else None,
         but=None if advocates else _advocate_ids(scope),
     )
 
@@ -1187,12 +1192,30 @@ def _clv_from_days(session: Session, scope: _Scope) -> dict[int, tuple[int, int,
     return {1: advocates, 0: tuple(e - a for e, a in zip(everyone, advocates, strict=True))}  # type: ignore[dict-item]
 
 
+def _clv_in_segment(session: Session, scope: _Scope) -> dict[int, tuple[int, int, int]]:
+    """One segment: advocates and the rest from the cohort's cohort_paid_order_days, which
+    split its members' orders by advocate (cost: days), corrected for the customers written
+    since their segments were judged (services.cohorts)."""
+    assert scope.cohort is not None
+    members, c = scope.cohort, CohortPaidOrderDay
+    low, high = _clv_window(scope)
+    dirty = cohorts.order_corrections(session, members, scope.currency, low, high)
+    found = {}
+    for flag in (1, 0):
+        stored = _window_sums(session, c, scope, c.cohort == members.cohort,
+                              c.advocate == bool(flag))  # fmt: skip
+        found[flag] = tuple(s + d for s, d in zip(stored, dirty[bool(flag)], strict=True))
+    return found  # type: ignore[return-value]
+
+
 def clv(session: Session, f: Filters) -> Panel:
     """Average order value, orders per customer and 12-month value per customer, advocates
     (customers who brought a friend who was not rejected) beside everyone else who bought."""
     scope = _scope(session, f)
     if not scope.segmented:
         found = _clv_from_days(session, scope)
+    elif scope.cohort is not None and scope.program_id is None:
+        found = _clv_in_segment(session, scope)
     else:
         buyers = _buyers(session, scope).subquery()
         found = {
@@ -1238,13 +1261,22 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
         raise FieldError(
             "group", f"{group!r}: advocates or non_advocates / 应为 advocates 或 non_advocates"
         )
-    if group == "non_advocates" and scope.customers is None and limit is not None:
-        low, high = _clv_window(scope)
-        found = customer_value.top_outside(
-            session, currency=scope.currency, start=low, end=high, limit=limit
-        )
-        if found is not None:
-            return _clv_drill_page(session, found, scope.currency)
+    if group == "non_advocates" and limit is not None:
+        # A page: walk the customers by all-time revenue (one segment's members or a
+        # program's people tested per customer walked), until nobody further can enter.
+        keep = None
+        if scope.segmented:
+            keep = None if scope.cohort is None else scope.cohort.holds
+        elif scope.program_id is not None:
+            keep = customer_value.is_member(scope.program_id)
+        if keep is not None or scope.customers is None:
+            low, high = _clv_window(scope)
+            found = customer_value.top_outside(
+                session, currency=scope.currency, start=low, end=high, limit=limit,
+                program_id=scope.program_id, keep=keep,
+            )  # fmt: skip
+            if found is not None:
+                return _clv_drill_page(session, found, scope.currency)
     buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)

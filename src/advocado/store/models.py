@@ -993,6 +993,30 @@ class CohortPromoterDayCount(Base):
     customers: Mapped[int] = mapped_column(Integer)
 
 
+class CohortPaidOrderDay(Base):
+    """paid_order_days per cohort: the paid orders of the cohort's members per currency, UTC
+    day, day of the same customer's previous paid order in that currency, and whether the
+    customer is an advocate (in any program, as value_groups says), so the clv figure under
+    a segment costs days, not members (services.cohorts keeps it)."""
+
+    __tablename__ = "cohort_paid_order_days"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    advocate: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+# One cohort's window from the index alone on PostgreSQL (SQLite: the table is its key).
+Index("ix_cohort_paid_order_days_window", CohortPaidOrderDay.cohort, CohortPaidOrderDay.currency,
+      CohortPaidOrderDay.day, CohortPaidOrderDay.previous_day, CohortPaidOrderDay.advocate,
+      postgresql_include=["orders", "revenue"])  # fmt: skip
+
+
 # The clv figure's window of paid_order_days from the index alone (migration 0015).
 Index("ix_paid_order_days_window", PaidOrderDay.currency, PaidOrderDay.day,
       PaidOrderDay.previous_day, PaidOrderDay.orders, PaidOrderDay.revenue)  # fmt: skip

@@ -65,7 +65,7 @@ def upgrade() -> None:
 
     from advocado.services import cohorts
 
-    cohorts.rebuild(Session(bind=op.get_bind()))
+    cohorts.rebuild(Session(bind=op.get_bind()), orders=False)  # 0019 adds and fills those
 
 
 def downgrade() -> None:
