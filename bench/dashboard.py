@@ -32,8 +32,8 @@ Then each dashboard figure is asked `--repeat` times through the real app
 (GET /api/v1/dashboard/{figure}, an API key, the ASGI app in-process) with each filter (none,
 a 90-day period, the segment, the program), and its p95 is printed with its ratio to the
 reference: `SELECT count(*) FROM clicks` (p95 of as many runs, measured in the same run).
-Only the figure requests are measured; drill-down pages show DRILL_LIMIT rows (their CSV has
-all rows and is a download, not a page).
+Then the drill-down pages (200 rows, as the console shows them; their CSV has all rows and
+is a download, not a page): the click and clv ones always, every figure's with `--drills`.
 
 How the figures stay correct as events arrive: see services/dashboard.py's docstring (the
 per-day and per-customer tables are maintained in the same transaction as each write).
@@ -366,8 +366,9 @@ def _reference(engine: Engine, repeat: int) -> float:
 
 
 def measure(
-    url: str, engine: Engine, repeat: int, figures: Sequence[str], filters: Sequence[str]
-) -> None:
+    url: str, engine: Engine, repeat: int, figures: Sequence[str], filters: Sequence[str],
+    drills: bool = False,
+) -> None:  # fmt: skip
     with unit_of_work(engine) as session:
         _, token = create_api_key(session, name="bench", scopes=["read"])
     ref = _reference(engine, repeat)
@@ -375,69 +376,60 @@ def measure(
     app = create_app(url)
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         for label in filters:
-            params = FILTERS[label]
             for name in figures:
-                client.get(f"/api/v1/dashboard/{name}", params=params)  # warm: plans, caches
-                samples = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    answer = client.get(f"/api/v1/dashboard/{name}", params=params)
-                    samples.append(time.perf_counter() - start)
-                    assert answer.status_code == 200, answer.text
-                found = p95(samples)
-                print(
-                    f"  {name:14} {label:9} p95 {found * 1000:8.1f} ms  = {found / ref:6.1f}x "
-                    f"reference",
-                    flush=True,
-                )
-        _measure_click_drills(client, FILTERS["90 days"], ref, repeat)
-        if "clv" in figures:
-            _measure_clv_drills(client, filters, ref, repeat)
+                found = _p95_of(client, f"/api/v1/dashboard/{name}", FILTERS[label], repeat)
+                print(f"  {name:16} {label:9} p95 {found * 1000:8.1f} ms  = "
+                      f"{found / ref:6.1f}x reference", flush=True)  # fmt: skip
+        pages = DRILL_PAGES if drills else [p for p in DRILL_PAGES if p[0] in CLICK_OR_CLV]
+        for name, key in pages:
+            if name not in figures:
+                continue
+            for label in filters:
+                query = {**FILTERS[label], **key, "limit": "200"}
+                found = _p95_of(client, f"/api/v1/dashboard/{name}/drill", query, repeat)
+                what = f"{name} {','.join(key.values()) or '-'}"
+                print(f"  drill {what:28} {label:9} p95 {found * 1000:8.1f} ms  = "
+                      f"{found / ref:6.1f}x reference", flush=True)  # fmt: skip
     ref_after = _reference(engine, repeat)
     print(f"  reference again (after the figures): p95 {ref_after * 1000:8.1f} ms")
     app.state.engine.dispose()
 
 
-def _measure_clv_drills(client: TestClient, filters: Sequence[str], ref: float,
-                        repeat: int) -> None:  # fmt: skip
-    """The 12-month value's drill-downs: a page of 200 buyers of a group, by revenue."""
-    for group in ("advocates", "non_advocates"):
-        for label in filters:
-            url = "/api/v1/dashboard/clv/drill"
-            query = {**FILTERS[label], "group": group, "limit": "200"}
-            client.get(url, params=query)
-            samples = []
-            for _ in range(repeat):
-                start = time.perf_counter()
-                answer = client.get(url, params=query)
-                samples.append(time.perf_counter() - start)
-                assert answer.status_code == 200, answer.text
-            found = p95(samples)
-            print(f"  drill clv {group:13} {label:9} p95 {found * 1000:8.1f} ms  = "
-                  f"{found / ref:6.1f}x reference", flush=True)  # fmt: skip
+def _p95_of(client: TestClient, url: str, params: dict[str, str], repeat: int) -> float:
+    """p95 of `repeat` requests, after one that warms plans and caches."""
+    client.get(url, params=params)
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        answer = client.get(url, params=params)
+        samples.append(time.perf_counter() - start)
+        assert answer.status_code == 200, answer.text
+    return p95(samples)
 
 
-CLICK_DRILLS = {"unique_clicks": "first visits", "clicks": "all clicks"}
+# A page of 200 rows behind a figure, as the console shows it: each figure's default
+# drill-down and the heavier ones (clicks, the clv groups). Measured with --drills; the click
+# and clv pages always.
+DRILL_PAGES: list[tuple[str, dict[str, str]]] = [
+    ("nps", {}),
+    ("promoters", {"dimension": "persona", "value": "emotional"}),
+    ("referrals", {"stage": "signups"}),
+    ("referrals", {"stage": "revenue"}),
+    ("referrals", {"stage": "cost"}),
+    ("referrals", {"stage": "unique_clicks"}),
+    ("referrals", {"stage": "clicks"}),
+    ("k_factor", {}),
+    ("clv", {"group": "advocates"}),
+    ("clv", {"group": "non_advocates"}),
+    ("top_advocates", {}),
+    ("plan", {"plan": PLAN["slug"], "goal": "leads"}),
+    ("activation", {}),
+    ("activation_steps", {}),
+    ("reviews", {}),
+    ("ugc", {}),
+]
+CLICK_OR_CLV = ("referrals", "clv")
 TAIL = 5000  # clicks left above the watermark: about a busy minute's worth before a roll-up
-
-
-def _measure_click_drills(client: TestClient, period: dict[str, str], ref: float,
-                          repeat: int) -> None:  # fmt: skip
-    """The funnel's click drill-downs (a page of 200 rows, as the console shows)."""
-    for stage in CLICK_DRILLS:
-        for label, params in (("all time", {}), ("90 days", period)):
-            url = "/api/v1/dashboard/referrals/drill"
-            query = {**params, "stage": stage, "limit": "200"}
-            client.get(url, params=query)
-            samples = []
-            for _ in range(repeat):
-                start = time.perf_counter()
-                answer = client.get(url, params=query)
-                samples.append(time.perf_counter() - start)
-                assert answer.status_code == 200, answer.text
-            found = p95(samples)
-            print(f"  drill {stage:14} {label:9} p95 {found * 1000:8.1f} ms  = "
-                  f"{found / ref:6.1f}x reference")  # fmt: skip
 
 
 def add_click_tail(engine: Engine, customers: int) -> None:
@@ -523,7 +515,7 @@ def run(backend: str, args: argparse.Namespace) -> None:
         figures = args.figures.split(",") if args.figures else list(dashboard.PANELS)
         if not args.load_only:
             filters = args.filters.split(",") if args.filters else list(FILTERS)
-            measure(url, engine, args.repeat, figures, filters)
+            measure(url, engine, args.repeat, figures, filters, drills=args.drills)
     finally:
         engine.dispose()
         cleanup()
@@ -543,6 +535,8 @@ def main() -> None:
     parser.add_argument("--pg-keep", metavar="SCHEMA", help="PostgreSQL: generate into SCHEMA")
     parser.add_argument("--pg-reuse", metavar="SCHEMA", help="PostgreSQL: measure a kept SCHEMA")
     parser.add_argument("--rebuild", action="store_true", help="with a reuse: rebuild aggregates")
+    parser.add_argument("--drills", action="store_true",
+                        help="also every figure's drill-down page (200 rows)")  # fmt: skip
     parser.add_argument("--load-only", action="store_true", help="generate (and keep), no figures")
     args = parser.parse_args()
     for backend in ("sqlite", "postgresql") if args.database == "both" else (args.database,):
