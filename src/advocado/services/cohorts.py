@@ -58,8 +58,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.domain import segments as rules
+from advocado.services import activation_aggregates, segments
 from advocado.services import customer_aggregates as aggregates
-from advocado.services import segments
 from advocado.store.db import unit_of_work, utc_day
 from advocado.store.models import (
     CohortDirty,
@@ -257,8 +257,10 @@ def _response_query(session: Session, customer_ids: list[int]) -> Any:
 
 
 def _move(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
+    segment_id = int(cohort.split(":", 1)[1])  # the worker moves segment members only
     if out:
         _contribute(session, cohort, sorted(out), -1)
+        activation_aggregates.segment_moved(session, segment_id, out, -1)
         for chunk in aggregates._chunks(out):
             session.execute(
                 delete(CohortMember).where(
@@ -270,6 +272,7 @@ def _move(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
         for start in range(0, len(rows), CHUNK):
             session.execute(insert(CohortMember), rows[start : start + CHUNK])
         _contribute(session, cohort, sorted(into), +1)
+        activation_aggregates.segment_moved(session, segment_id, into, +1)
 
 
 def _segments(session: Session, *, lock: bool = False) -> list[tuple[int, rules.SegmentFilter]]:
@@ -401,11 +404,13 @@ def recompute(session: Session, segment_id: int) -> None:
     _clear(session, cohort)
     _fill_segment(session, segment_id, spec)
     _count_from_members(session, cohort)
+    activation_aggregates.recount_segment(session, segment_id)
 
 
 def forget_segment(session: Session, segment_id: int) -> None:
     """A segment deleted: its cohort goes with it."""
     _clear(session, segment_cohort(segment_id))
+    activation_aggregates.forget_segment(session, segment_id)
 
 
 def rebuild(session: Session) -> dict[str, int]:

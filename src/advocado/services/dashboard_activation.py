@@ -325,7 +325,7 @@ def _stored_funnel(
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for level, stage, code, n in aggregates.totals(
-        session, aggregates.FUNNEL, scope.start, scope.end, program=program
+        session, aggregates.FUNNEL, scope.start, scope.end, program=program, live=scope.cohort
     ):
         if stage == aggregates.REASON:
             if n:
@@ -480,7 +480,7 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     if program is not None:
         # activation_counts: the steps per version, step and outcome (cost: days).
         for version, step, outcome, n in aggregates.totals(
-            session, aggregates.STEP, scope.start, scope.end, program=program
+            session, aggregates.STEP, scope.start, scope.end, program=program, live=scope.cohort
         ):
             if n:
                 key = (int(version), step)
@@ -701,7 +701,7 @@ def reviews(session: Session, f: Filters) -> Panel:
     if program is not None:
         # activation_counts: the review asks per day, site and measure (cost: days, sites).
         for day_value, site, measure, _c, n in aggregates.counts(
-            session, aggregates.REVIEW, scope.start, scope.end, program=program
+            session, aggregates.REVIEW, scope.start, scope.end, program=program, live=scope.cohort
         ):
             counts[(dashboard_rules.bucket_start(day_value, f.bucket), site)][measure] += n
     else:
@@ -829,14 +829,14 @@ def _ugc_from_counts(
     """The UGC figures from activation_counts (cost: days and challenges)."""
     slugs = {str(i): slug for i, slug in session.execute(select(Challenge.id, Challenge.slug))}
     for day_value, challenge, _b, _c, n in aggregates.counts(
-        session, aggregates.UGC_INVITED, scope.start, scope.end, program=program
+        session, aggregates.UGC_INVITED, scope.start, scope.end, program=program, live=scope.cohort
     ):
         if n:
             counts[(dashboard_rules.bucket_start(day_value, bucket), slugs[challenge])][
                 "invitations"
             ] += n
     for day_value, challenge, status, star, n in aggregates.counts(
-        session, aggregates.UGC_ENTRY, scope.start, scope.end, program=program
+        session, aggregates.UGC_ENTRY, scope.start, scope.end, program=program, live=scope.cohort
     ):
         if not n:
             continue
