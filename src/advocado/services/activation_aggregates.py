@@ -3,7 +3,8 @@
 One row per (kind, program, day, a, b, c) with a count `n`; a figure over a period sums its
 days, so it costs days, steps and sites, not enrolments, messages or entries. `program` 0
 counts everyone; a program's id counts only that program's people (code holders and referred
-friends, as services.dashboard._scope's program filter), so that filter costs days too:
+friends, as services.dashboard._scope's program filter); minus a segment's id counts only
+that segment's stored members (services.cohorts), so those filters cost days too:
 
  - funnel          day the enrolment entered the level (the cohort's day); a level, b stage
                    (eligible, asked, skipped, clicked, acted, featured, or "reason" with c the
@@ -37,12 +38,25 @@ all their counted rows move into that program's counts. Nobody leaves a program'
 (`recruiting`, and `joining`) when a code or invitation is made or an invitation message is
 sent, and for the whole plan when it is applied (its period may have moved).
 
+Segments follow services.cohorts' two hooks. The writers' recount above adds to each
+segment the customer is a stored member of (read in the same transaction). A customer the
+worker moves into or out of a segment (cohorts._move) has all their counts, recruits included,
+added to or taken out of it (`segment_moved`); a segment saved, or every membership judged
+again, recounts it from its members (`recount_segment`); a deleted one loses its rows. In
+the window before the worker judges the customers written since, a read adds what the dirty
+customers the filter selects now count and takes out what the dirty stored members count
+(`live=` cohorts.Members: `_live`, a few customers' rows), so the figure is the segment's
+members' now. With both a segment and a program, or too many dirty customers to judge live,
+the panels read the rows.
+
 Races. PostgreSQL: the customers behind the rows, then the rows, are locked first (FOR NO KEY
 UPDATE, in id order; the same customer lock as services.customer_aggregates), so two writers
 of one enrolment, or a write and a change of the customer's programs, queue instead of each
 counting what it saw; SQLite has one writer. Upserts add to the stored row (ON CONFLICT DO
-UPDATE), so writers of different rows never lose a count. `rebuild` recomputes everything
-(`advocado dashboard rebuild`, migration 0018). Only a segment filter reads the rows.
+UPDATE), so writers of different rows never lose a count. A segment's recount and the
+writers queue on services.cohorts' lock (cohort_dirty: EXCLUSIVE against the writers' ROW
+EXCLUSIVE), so a write counted under the old members is not lost by a recount. `rebuild`
+recomputes everything (`advocado dashboard rebuild`, migrations 0018 and 0021).
 """
 
 from __future__ import annotations

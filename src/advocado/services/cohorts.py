@@ -42,7 +42,10 @@ the new members when they tally. A program join takes the writers' lock (ROW EXC
 SQLite has one writer.
 
 Another panel adopts this by reading `Members.ids` (what dashboard._scope does), or by
-keeping its own per-cohort counts with the two hooks above.
+keeping its own per-cohort counts with the two hooks above. services.activation_aggregates
+does (segments only: its program people are its own): its writers add to the customer's
+segments, `_move` calls `segment_moved`, a recompute `recount_segment` (insights_changing
+too, after a whole rebuild), a deleted segment `forget_segment`.
 """
 
 from __future__ import annotations

@@ -4,14 +4,15 @@ enrolments, the level-1 review asks per review site, and the UGC challenges. Eac
 Panel with a drill-down (registered in services.dashboard's PANELS / DRILLS), so the console,
 the JSON API and the CSV read the same function.
 
-The figures (no filter, a period, a program) sum `activation_counts` over the period's days
-(services.activation_aggregates keeps them exact, in the writers' transactions, by running
-`_cohort` below on the rows a write touches); a segment filter, and the drill-downs, read
-the rows: enrolment steps by step and time (ix_enrolment_steps_step_ran), messages by
-template and time (ix_messages_template_created), links by message, invitations and entries
-by challenge. The effect of a step ("message:12", "code:AB12", "invitation:tok", "task:4",
-written by the playbook runner) leads to its message, code, invitation or task by their
-unique keys.
+The figures (no filter, a period, a program, a segment) sum `activation_counts` over the
+period's days (services.activation_aggregates keeps them exact, in the writers' transactions,
+by running `_cohort` below on the rows a write touches; under a segment, corrected for the
+customers written since the worker judged them); a segment with a program, and the
+drill-downs, read the rows: enrolment steps by step and time (ix_enrolment_steps_step_ran),
+messages by template and time (ix_messages_template_created), links by message, invitations
+and entries by challenge. The effect of a step ("message:12", "code:AB12", "invitation:tok",
+"task:4", written by the playbook runner) leads to its message, code, invitation or task by
+their unique keys.
 """
 
 from __future__ import annotations
