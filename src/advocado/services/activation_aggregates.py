@@ -375,9 +375,10 @@ def _groups_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:
 
 
 def _spread(session: Session, rows: Counter[Row], *, everyone: bool = True) -> Counter[Key]:
-    """Per-customer rows to program 0 (unless not `everyone`) and each customer's programs
-    and segments."""
-    programs = _groups_of(session, {g for _kind, g, *_rest in rows})
+    """Per-customer rows to program 0 and each customer's programs and segments; not
+    `everyone`: to their programs only (`joining` moves counts into a program)."""
+    customers = {g for _kind, g, *_rest in rows}
+    programs = (_groups_of if everyone else _programs_of)(session, customers)
     found: Counter[Key] = Counter()
     for (kind, customer, day, a, b, c), n in rows.items():
         if everyone:
