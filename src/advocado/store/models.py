@@ -1028,38 +1028,6 @@ class ValueGroupDay(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
-
-
-# --- referral-side dashboard aggregates (services.referral_aggregates keeps them) -----------
-# program_id ALL_PROGRAMS (0) is the row for "any program": a friend referred in two
-# programs counts once there (their orders are revenue once), so it is not a sum of programs.
-
-
-class ReferralDayCount(Base):
-    """Referrals per program, UTC day, status, rejection reason (rejected only, else '') and
-    whether qualified_at is set. `basis` "signed_up": the day of signed_up_at (every referral);
-    "qualified": the day of qualified_at (only referrals with one)."""
-
-    __tablename__ = "referral_day_counts"
-
-    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    basis: Mapped[str] = mapped_column(String(10), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    status: Mapped[str] = mapped_column(String(20), primary_key=True)
-    reason: Mapped[str] = mapped_column(Text, primary_key=True)
-    qualified: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    referrals: Mapped[int] = mapped_column(Integer)
-
-
-class ReferredRevenueDay(Base):
-    """Paid orders of referred customers (a friend with a referral not rejected) per program
-    (0: any program), UTC day of the order and currency: order count, revenue."""
-
-    __tablename__ = "referred_revenue_days"
-
-    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
 
@@ -1094,6 +1062,40 @@ class CustomerRevenue(Base):
     __table_args__ = (Index("ix_customer_revenues_top", "currency", "revenue", "customer_id"),)
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- referral-side dashboard aggregates (services.referral_aggregates keeps them) -----------
+# program_id ALL_PROGRAMS (0) is the row for "any program": a friend referred in two
+# programs counts once there (their orders are revenue once), so it is not a sum of programs.
+
+
+class ReferralDayCount(Base):
+    """Referrals per program, UTC day, status, rejection reason (rejected only, else '') and
+    whether qualified_at is set. `basis` "signed_up": the day of signed_up_at (every referral);
+    "qualified": the day of qualified_at (only referrals with one)."""
+
+    __tablename__ = "referral_day_counts"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    basis: Mapped[str] = mapped_column(String(10), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, primary_key=True)
+    qualified: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    referrals: Mapped[int] = mapped_column(Integer)
+
+
+class ReferredRevenueDay(Base):
+    """Paid orders of referred customers (a friend with a referral not rejected) per program
+    (0: any program), UTC day of the order and currency: order count, revenue."""
+
+    __tablename__ = "referred_revenue_days"
+
+    program_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue: Mapped[int] = mapped_column(BigInteger)
