@@ -381,6 +381,8 @@ def test_segment_counts_follow_members(enrolled: Engine, monkeypatch: pytest.Mon
 
     engine = enrolled
     playbooks.run_once(engine, now=T0 + timedelta(hours=1))
+    steps = _check(engine, monkeypatch)["activation_steps {'segment': 'promoters'}"]
+    assert sum(r["waiting"] for r in steps["rows"]) > 0  # probed per waiting enrolment
     playbooks.run_once(engine, now=T0 + timedelta(hours=25))  # the worker judged everyone
     with read_only(engine) as session:
         scope = dashboard._scope(session, Filters(segment="promoters"))

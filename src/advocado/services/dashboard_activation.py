@@ -48,6 +48,7 @@ from advocado.store.models import (
     Challenge,
     ChallengeEntry,
     ChallengeInvitation,
+    CohortMember,
     Customer,
     Enrolment,
     EnrolmentStep,
@@ -531,8 +532,18 @@ def activation_steps(session: Session, f: Filters) -> Panel:
 
 
 def _waiting_people(column: Any, scope: _Scope) -> Any:
-    """The people filter of the enrolments waiting now (few): a program's people probed per
-    enrolment by index (a code in the program, or referred in it), not the whole set."""
+    """The people filter of the enrolments waiting now (few): a program's people or a
+    segment's members probed per enrolment by index (a code in the program, or referred in
+    it; a stored member, corrected for the dirty customers), not the whole set."""
+    members = scope.cohort
+    if scope.segmented and scope.program_id is None and members is not None:
+        stored = (
+            select(CohortMember.customer_id)
+            .where(CohortMember.cohort == members.cohort, CohortMember.customer_id == column)
+            .exists()
+        )
+        found = and_(stored, column.not_in(members.out)) if members.out else stored
+        return or_(found, column.in_(members.into)) if members.into else found
     if scope.segmented or scope.program_id is None:
         return _in_customers(column, scope)
     return or_(
