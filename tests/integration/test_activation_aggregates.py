@@ -3,8 +3,11 @@ from the rows after every kind of write it follows: the playbook runner's steps 
 messages, codes, invitations and tasks they make), message sends, skips, bounces, retries and
 clicks, a friend's signup and its rejection, an entry (submitted, sent again, reviewed,
 featured) and a task outcome; and every panel and plan actual read from the counts equals the
-same figure computed from the rows. Racing clicks on one message count once. On SQLite and
-PostgreSQL (ADVOCADO_TEST_DATABASE)."""
+same figure computed from the rows, with no filter, a period, a program, a segment and a
+segment with a period — also in the window before the worker judges the customers written
+(segment counts corrected live), and after a segment is edited, deleted or every insight is
+recomputed. Racing clicks on one message count once. On SQLite and PostgreSQL
+(ADVOCADO_TEST_DATABASE)."""
 
 from __future__ import annotations
 
@@ -23,12 +26,14 @@ from advocado.domain.records import CustomerRecord, ResponseRecord
 from advocado.services import (
     activation_aggregates,
     challenges,
+    cohorts,
     dashboard,
     messaging,
     plans,
     playbooks,
     programs,
     referrals,
+    segments,
     tasks,
 )
 from advocado.services.records import save_customers, save_responses
@@ -64,13 +69,24 @@ PLAN = {
     "goals": {"reviews_asked": 10, "reviews_clicked": 2, "ugc_entries": 2, "ugc_featured": 1},
     "recruitment": {"email": 5, "wecom": 1},
 }
+SEGMENTS = {
+    "promoters": {"nps_category": ["promoter"]},
+    "consenting": {"consent": True},
+    "emotional": {"persona": ["emotional"]},
+}
 FILTERS = (
     {},
     {"program": "double-sided"},  # its people: code holders and referred friends
+    {"segment": "promoters"},  # its members: activation_counts under program -<id>
+    {"segment": "consenting", "start": T0.date() + timedelta(days=1)},
+    {"segment": "emotional", "end": T0.date() + timedelta(days=1), "bucket": "month"},
+    {"segment": "promoters", "program": "double-sided"},  # both: the rows
     {"start": T0.date() + timedelta(days=1)},
     {"end": T0.date()},
     {"bucket": "month"},
 )
+PLAN_FILTERS = ({}, {"program": "double-sided"}, {"segment": "promoters"},
+                {"segment": "consenting"})  # fmt: skip
 
 
 def _kept_equals_rebuilt(engine: Engine) -> None:
@@ -94,13 +110,13 @@ def _figures(engine: Engine) -> dict[str, Any]:
         for name in PANELS:
             for f in FILTERS:
                 found[f"{name} {f}"] = dashboard.panel(session, name, Filters(**f)).as_dict()
-        for f in FILTERS[:2]:
+        for f in PLAN_FILTERS:
             found[f"plan {f}"] = dashboard.panel(session, "plan", Filters(**f)).as_dict()
-        for program in (None, "double-sided"):
-            period = Filters(
-                start=T0.date() - timedelta(days=3), end=T0.date() + timedelta(3), program=program
-            )
+        for people in PLAN_FILTERS:
+            period = Filters(start=T0.date() - timedelta(days=3), end=T0.date() + timedelta(3),
+                             **people)  # fmt: skip
             scope = dashboard._scope(session, period)
+            program = people.get("program") or people.get("segment")
             for goal in ("reviews_asked", "reviews_clicked", "ugc_entries", "ugc_featured"):
                 found[f"{goal} {program}"] = plans._actual(session, goal, scope)
     return found
@@ -173,6 +189,8 @@ def enrolled(engine: Engine, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPa
                     computed_at=T0,
                 )
             )
+        for slug, filters in SEGMENTS.items():
+            segments.create_segment(session, name=slug, slug=slug, filters=filters)
     yield engine
     clock.set_now(None)
 
@@ -349,3 +367,73 @@ def test_rebuild_is_registered(enrolled: Engine) -> None:
     playbooks.run_once(enrolled, now=T0 + timedelta(hours=1))
     with unit_of_work(enrolled) as session:
         assert aggregates.rebuild(session)["activation_counts"] > 0
+
+
+def _reviews_asked(figures: dict[str, Any], segment: str) -> int:
+    return int(figures[f"reviews {{'segment': '{segment}'}}"]["summary"]["totals"]["asked"])
+
+
+def test_segment_counts_follow_members(enrolled: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A segment's counts: read from activation_counts (not the rows), moved when the worker
+    moves members, corrected live for the customers written before it runs, recounted when
+    the segment is edited or every insight recomputed, gone with the segment."""
+    from advocado.services import customer_aggregates
+
+    engine = enrolled
+    playbooks.run_once(engine, now=T0 + timedelta(hours=1))
+    steps = _check(engine, monkeypatch)["activation_steps {'segment': 'promoters'}"]
+    assert sum(r["waiting"] for r in steps["rows"]) > 0  # probed per waiting enrolment
+    playbooks.run_once(engine, now=T0 + timedelta(hours=25))  # the worker judged everyone
+    with read_only(engine) as session:
+        scope = dashboard._scope(session, Filters(segment="promoters"))
+        assert scope.cohort is not None and not scope.cohort.into and not scope.cohort.out
+        assert activation_aggregates.program_of(scope) is not None
+        assert activation_aggregates.program_of(scope) < 0  # the segment's own counts
+    before = _check(engine, monkeypatch)
+    assert _reviews_asked(before, "promoters") > 0
+    # p1 (a promoter who was asked) turns detractor, d1 (a detractor) promoter: both dirty.
+    with read_only(engine) as session:
+        asked = session.scalars(
+            select(Customer.external_id)
+            .join(Message, Message.customer_id == Customer.id)
+            .where(Message.template == "review_ask", Customer.external_id != "d1")
+            .order_by(Customer.id)
+        ).first()
+    assert asked is not None
+    clock.set_now(T0 + timedelta(hours=30))
+    with unit_of_work(engine) as session:
+        save_responses(
+            session,
+            [
+                ResponseRecord(external_id=f"nps2-{who}", customer_external_id=who, score=score,
+                               comment="ok", submitted_at=T0 + timedelta(hours=29))
+                for who, score in ((asked, 2), ("d1", 10))
+            ],
+        )  # fmt: skip
+    with read_only(engine) as session:
+        scope = dashboard._scope(session, Filters(segment="promoters"))
+        assert scope.cohort is not None and scope.cohort.out  # the dirty window
+    dirty = _check(engine, monkeypatch)  # corrected live == from the rows
+    assert _reviews_asked(dirty, "promoters") < _reviews_asked(before, "promoters")
+    cohorts.settle(engine)  # the worker moves them: the stored counts follow
+    settled = _check(engine, monkeypatch)
+    assert settled == dirty
+    # A segment edited (members recomputed), one made and deleted, every insight recomputed.
+    with unit_of_work(engine) as session:
+        segments.update_segment(session, slug="promoters", name="promoters",
+                                filters={"nps_category": ["promoter", "detractor"]})  # fmt: skip
+        segments.create_segment(session, name="gone", slug="gone", filters={"consent": False})
+        gone = session.scalar(select(segments.Segment.id).where(segments.Segment.slug == "gone"))
+    edited = _check(engine, monkeypatch)
+    assert _reviews_asked(edited, "promoters") >= _reviews_asked(before, "promoters")
+    key = activation_aggregates.segment_key(gone)
+    with read_only(engine) as session:
+        assert [k for k in activation_aggregates.snapshot(session) if k[1] == key]
+    with unit_of_work(engine) as session:
+        segments.delete_segment(session, slug="gone")
+    with read_only(engine) as session:
+        assert not [k for k in activation_aggregates.snapshot(session) if k[1] == key]
+    _check(engine, monkeypatch)
+    with unit_of_work(engine) as session, customer_aggregates.insights_changing(session, None):
+        pass
+    _check(engine, monkeypatch)

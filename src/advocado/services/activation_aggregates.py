@@ -3,7 +3,8 @@
 One row per (kind, program, day, a, b, c) with a count `n`; a figure over a period sums its
 days, so it costs days, steps and sites, not enrolments, messages or entries. `program` 0
 counts everyone; a program's id counts only that program's people (code holders and referred
-friends, as services.dashboard._scope's program filter), so that filter costs days too:
+friends, as services.dashboard._scope's program filter); minus a segment's id counts only
+that segment's stored members (services.cohorts), so those filters cost days too:
 
  - funnel          day the enrolment entered the level (the cohort's day); a level, b stage
                    (eligible, asked, skipped, clicked, acted, featured, or "reason" with c the
@@ -37,12 +38,25 @@ all their counted rows move into that program's counts. Nobody leaves a program'
 (`recruiting`, and `joining`) when a code or invitation is made or an invitation message is
 sent, and for the whole plan when it is applied (its period may have moved).
 
+Segments follow services.cohorts' two hooks. The writers' recount above adds to each
+segment the customer is a stored member of (read in the same transaction). A customer the
+worker moves into or out of a segment (cohorts._move) has all their counts, recruits included,
+added to or taken out of it (`segment_moved`); a segment saved, or every membership judged
+again, recounts it from its members (`recount_segment`); a deleted one loses its rows. In
+the window before the worker judges the customers written since, a read adds what the dirty
+customers the filter selects now count and takes out what the dirty stored members count
+(`live=` cohorts.Members: `_live`, a few customers' rows), so the figure is the segment's
+members' now. With both a segment and a program, or too many dirty customers to judge live,
+the panels read the rows.
+
 Races. PostgreSQL: the customers behind the rows, then the rows, are locked first (FOR NO KEY
 UPDATE, in id order; the same customer lock as services.customer_aggregates), so two writers
 of one enrolment, or a write and a change of the customer's programs, queue instead of each
 counting what it saw; SQLite has one writer. Upserts add to the stored row (ON CONFLICT DO
-UPDATE), so writers of different rows never lose a count. `rebuild` recomputes everything
-(`advocado dashboard rebuild`, migration 0018). Only a segment filter reads the rows.
+UPDATE), so writers of different rows never lose a count. A segment's recount and the
+writers queue on services.cohorts' lock (cohort_dirty: EXCLUSIVE against the writers' ROW
+EXCLUSIVE), so a write counted under the old members is not lost by a recount. `rebuild`
+recomputes everything (`advocado dashboard rebuild`, migrations 0018 and 0020).
 """
 
 from __future__ import annotations
@@ -53,7 +67,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal_column, select, union
+from sqlalchemy import and_, case, delete, func, literal_column, select, text, union
 from sqlalchemy.orm import Session
 
 from advocado.domain import activation as rules
@@ -63,6 +77,7 @@ from advocado.store.models import (
     ActivationCount,
     ChallengeEntry,
     ChallengeInvitation,
+    CohortMember,
     Customer,
     Enrolment,
     EnrolmentStep,
@@ -121,7 +136,21 @@ def enrolments_of_code(session: Session, advocate_id: int | None, code_id: int |
 # (joined to the program people in SQL: the rebuild).
 
 EVERYONE, CUSTOMER, PROGRAM = "everyone", "customer", "program"
+SEGMENTS = "segment:%"  # every segment's members (a "segment:<id>" cohort: just that one)
 Row = tuple[str, int, date, str, str, str]  # kind, group (program / customer), day, a, b, c
+
+
+def segment_key(segment_id: int) -> int:
+    """The `program` a segment's members are counted under: minus the segment's id."""
+    return -int(segment_id)
+
+
+def _group(value: Any) -> int:
+    """A tally's leading column as the counts' group: a cohort name ("segment:12") is that
+    segment's key (-12), anything else an id."""
+    if isinstance(value, str) and value.startswith("segment:"):
+        return segment_key(int(value.split(":", 1)[1]))
+    return int(value)
 
 
 def _people() -> Any:
@@ -138,6 +167,10 @@ def _grouping(query: Any, customer: Any, by: str) -> tuple[Any, list[Any]]:
         return query, []
     if by == CUSTOMER:
         return query, [customer]
+    if by.startswith("segment:"):  # the stored members of every segment, or of one
+        member = CohortMember.cohort.like(SEGMENTS) if by == SEGMENTS else CohortMember.cohort == by
+        joined = query.join(CohortMember, and_(CohortMember.customer_id == customer, member))
+        return joined, [CohortMember.cohort]
     people = _people()
     return query.join(people, people.c.customer_id == customer), [people.c.program_id]
 
@@ -159,7 +192,7 @@ def _enrolment_tally(session: Session, ids: list[int] | None, by: str) -> Counte
     if ids is not None:
         query = query.where(EnrolmentStep.enrolment_id.in_(ids))
     for g, version_id, step, outcome, d, n in session.execute(query):
-        found[(STEP, int(g), as_date(d), str(version_id), step, outcome)] += int(n)
+        found[(STEP, _group(g), as_date(d), str(version_id), step, outcome)] += int(n)
     everything = dashboard._Scope(None, None, None, None, "")
     levels = dashboard_activation._level_map(session)
     names = ("asked", "skipped", "clicked", "acted", "featured")
@@ -187,12 +220,12 @@ def _enrolment_tally(session: Session, ids: list[int] | None, by: str) -> Counte
             counted.group_by(*lead, entered, reason)
         ):
             day_of = as_date(d)
-            found[(FUNNEL, int(g), day_of, level, "eligible", "")] += int(eligible or 0)
+            found[(FUNNEL, _group(g), day_of, level, "eligible", "")] += int(eligible or 0)
             for name, n in zip(names, counts, strict=True):
-                found[(FUNNEL, int(g), day_of, level, name, "")] += int(n or 0)
+                found[(FUNNEL, _group(g), day_of, level, name, "")] += int(n or 0)
             if why is not None:
                 code = rules.skip_reason_code(why)
-                found[(FUNNEL, int(g), day_of, level, REASON, code)] += int(counts[1] or 0)
+                found[(FUNNEL, _group(g), day_of, level, REASON, code)] += int(counts[1] or 0)
     return found
 
 
@@ -218,7 +251,7 @@ def _message_tally(session: Session, ids: list[int] | None, by: str) -> Counter[
         .where(mine)
         .group_by(*lead, day, Message.status)
     ):
-        key = (REVIEW, int(g), as_date(d), ALL_SITES)
+        key = (REVIEW, _group(g), as_date(d), ALL_SITES)
         if status == "skipped":
             found[(*key, "skipped", "")] += int(n)
         else:
@@ -243,7 +276,7 @@ def _message_tally(session: Session, ids: list[int] | None, by: str) -> Counter[
         .where(mine, Message.status != "skipped")
         .group_by(*link_lead, day, label)
     ):
-        key = (REVIEW, int(g), as_date(d), site)
+        key = (REVIEW, _group(g), as_date(d), site)
         found[(*key, "asked", "")] += int(n)
         found[(*key, "delivered", "")] += int(sent or 0)
         found[(*key, "clicked", "")] += int(clicked or 0)
@@ -253,14 +286,14 @@ def _message_tally(session: Session, ids: list[int] | None, by: str) -> Counter[
         .where(mine, Message.sent_at.is_not(None))
         .group_by(*lead, sent_day)
     ):
-        found[(REVIEW_SENT, int(g), as_date(d), "", "", "")] += int(n)
+        found[(REVIEW_SENT, _group(g), as_date(d), "", "", "")] += int(n)
     clicked_day = utc_day(session, Message.clicked_at)
     for g, d, n in session.execute(
         messages.with_only_columns(*first, clicked_day, func.count())
         .where(mine, Message.clicked_at.is_not(None), Message.status == "clicked")
         .group_by(*lead, clicked_day)
     ):
-        found[(REVIEW_CLICKED, int(g), as_date(d), "", "", "")] += int(n)
+        found[(REVIEW_CLICKED, _group(g), as_date(d), "", "", "")] += int(n)
     return found
 
 
@@ -274,7 +307,7 @@ def _invitation_tally(session: Session, ids: list[int] | None, by: str) -> Count
     if ids is not None:
         query = query.where(ChallengeInvitation.id.in_(ids))
     for g, d, challenge_id, n in session.execute(query):
-        found[(UGC_INVITED, int(g), as_date(d), str(challenge_id), "", "")] += int(n)
+        found[(UGC_INVITED, _group(g), as_date(d), str(challenge_id), "", "")] += int(n)
     return found
 
 
@@ -289,7 +322,7 @@ def _entry_tally(session: Session, ids: list[int] | None, by: str) -> Counter[Ro
     if ids is not None:
         query = query.where(ChallengeEntry.id.in_(ids))
     for g, d, challenge_id, status, star, n in session.execute(query):
-        found[(UGC_ENTRY, int(g), as_date(d), str(challenge_id), status, str(star))] += int(n)
+        found[(UGC_ENTRY, _group(g), as_date(d), str(challenge_id), status, str(star))] += int(n)
     return found
 
 
@@ -319,9 +352,33 @@ def _programs_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]
     return found
 
 
+def _segments_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:
+    """The segments each of these customers is a stored member of (services.cohorts), as
+    their keys (`segment_key`)."""
+    found: dict[int, set[int]] = {}
+    for chunk in _chunks(customer_ids):
+        for customer_id, cohort in session.execute(
+            select(CohortMember.customer_id, CohortMember.cohort).where(
+                CohortMember.customer_id.in_(chunk), CohortMember.cohort.like(SEGMENTS)
+            )
+        ):
+            found.setdefault(int(customer_id), set()).add(_group(cohort))
+    return found
+
+
+def _groups_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:
+    """Each customer's programs and segments (keys: program ids and segment keys)."""
+    found = _programs_of(session, customer_ids)
+    for customer_id, keys in _segments_of(session, customer_ids).items():
+        found.setdefault(customer_id, set()).update(keys)
+    return found
+
+
 def _spread(session: Session, rows: Counter[Row], *, everyone: bool = True) -> Counter[Key]:
-    """Per-customer rows to program 0 (unless not `everyone`) and each customer's programs."""
-    programs = _programs_of(session, {g for _kind, g, *_rest in rows})
+    """Per-customer rows to program 0 and each customer's programs and segments; not
+    `everyone`: to their programs only (`joining` moves counts into a program)."""
+    customers = {g for _kind, g, *_rest in rows}
+    programs = (_groups_of if everyone else _programs_of)(session, customers)
     found: Counter[Key] = Counter()
     for (kind, customer, day, a, b, c), n in rows.items():
         if everyone:
@@ -365,10 +422,19 @@ def _store(session: Session, delta: dict[Key, int]) -> None:
     _upsert_counts(session, ActivationCount.__table__, rows, counts=("n",))
 
 
+def _lock_cohorts(session: Session) -> None:
+    # The writers' lock of services.cohorts (ROW EXCLUSIVE on cohort_dirty): a segment saved
+    # or every membership recomputed (EXCLUSIVE) waits for this write, or it for them, then
+    # it reads the new members.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE cohort_dirty IN ROW EXCLUSIVE MODE"))
+
+
 def _lock_customers(session: Session, ids: Iterable[int | None]) -> None:
     # The same customer lock as customer_aggregates (FOR NO KEY UPDATE, id order): a change
-    # of a customer's programs and a write of their rows queue, so neither counts the other
-    # half-done.
+    # of a customer's programs or segments (the worker locks them too) and a write of their
+    # rows queue, so neither counts the other half-done.
+    _lock_cohorts(session)
     if session.get_bind().dialect.name == "postgresql":
         for chunk in _chunks(ids):
             session.execute(
@@ -445,10 +511,14 @@ def added(
         _store(session, dict(_tally(session, wanted, lock=False)))
 
 
-def _rows_of(session: Session, customer_ids: list[int]) -> dict[str, list[list[int]]]:
-    """Every row the counts follow of these customers, by kind."""
+def _rows_of(
+    session: Session, customer_ids: list[int], names: Iterable[str] | None = None
+) -> dict[str, list[list[int]]]:
+    """Every row the counts follow of these customers, by kind (`names`: only these)."""
     found: dict[str, list[list[int]]] = {}
     for name, (_tally_of, model) in _TALLIES.items():
+        if names is not None and name not in names:
+            continue
         where = model.customer_id.in_(customer_ids)
         if model is Message:
             where = where & Message.template.in_(rules.REVIEW_TEMPLATES)
@@ -486,43 +556,57 @@ def _program_people(program: int) -> Any:
     return select(in_program.union(referred).subquery().c[0])
 
 
+def _segment_people(key: int) -> Any:
+    return select(CohortMember.customer_id).where(CohortMember.cohort == f"segment:{-key}")
+
+
 def _recruit_tally(
     session: Session,
     customer_ids: list[int] | None,
-    programs: dict[int, set[int]],
+    groups: dict[int, set[int]],
     plan_id: int | None = None,
+    *,
+    every: list[int] | None = None,
 ) -> Counter[Key]:
-    """The plans' recruits per channel of these customers (None: everyone), for everyone
-    and per program (`programs`: each customer's; with None, every program)."""
+    """The plans' recruits per channel of these customers (None: everyone), for everyone (0),
+    per program and per segment (`groups`: each customer's keys; with None, every program
+    and segment). `every`: only these keys."""
     from advocado.services import dashboard, plans
     from advocado.services.nps import day_bounds
-    from advocado.store.models import Plan, Program
+    from advocado.store.models import Plan, Program, Segment
 
     found: Counter[Key] = Counter()
     query = select(Plan.id, Plan.starts_on, Plan.ends_on)
     if plan_id is not None:
         query = query.where(Plan.id == plan_id)
-    if customer_ids is None:
-        every = [0, *session.scalars(select(Program.id).order_by(Program.id))]
-    else:
-        every = sorted({0}.union(*programs.values()))
+    if every is None and customer_ids is None:
+        every = [
+            0,
+            *session.scalars(select(Program.id).order_by(Program.id)),
+            *(segment_key(i) for i in session.scalars(select(Segment.id).order_by(Segment.id))),
+        ]
+    elif every is None:
+        every = sorted({0}.union(*groups.values()))
     for plan, first, last in session.execute(query).all():
         start, end = day_bounds(first, last)
-        for program in every:
+        for key in every:
             ids: list[int] | None = None
             people = None
             if customer_ids is not None:
-                ids = [c for c in customer_ids if not program or program in programs.get(c, ())]
+                ids = [c for c in customer_ids if not key or key in groups.get(c, ())]
                 if not ids:
                     continue
-            elif program:
-                people = _program_people(program)
-            scope = dashboard._Scope(start, end, people, program or None, "")
+            elif key > 0:
+                people = _program_people(key)
+            elif key < 0:
+                people = _segment_people(key)
+            # A segment's recruits are everyone's recruits among its members (no program).
+            scope = dashboard._Scope(start, end, people, key if key > 0 else None, "")
             rows = plans._recruited(scope, ids).order_by(None).subquery()
             for channel, n in session.execute(
                 select(rows.c.channel, func.count()).group_by(rows.c.channel)
             ):
-                found[(RECRUIT, program, first, str(plan), str(channel), "")] += int(n)
+                found[(RECRUIT, key, first, str(plan), str(channel), "")] += int(n)
     return found
 
 
@@ -536,10 +620,10 @@ def recruiting(session: Session, customer_ids: Iterable[int | None]) -> Iterator
         return
     session.flush()
     _lock_customers(session, wanted)
-    before = _recruit_tally(session, wanted, _programs_of(session, set(wanted)))
+    before = _recruit_tally(session, wanted, _groups_of(session, set(wanted)))
     yield
     session.flush()
-    after = _recruit_tally(session, wanted, _programs_of(session, set(wanted)))
+    after = _recruit_tally(session, wanted, _groups_of(session, set(wanted)))
     _store(session, _delta(before, after))
 
 
@@ -550,7 +634,108 @@ def recount_plan(session: Session, plan_id: int) -> None:
             ActivationCount.kind == RECRUIT, ActivationCount.a == str(plan_id)
         )
     )
+    _lock_cohorts(session)
     _store(session, dict(_recruit_tally(session, None, {}, plan_id)))
+
+
+# --- segments: a customer entering or leaving one, and the dirty window ---------------------
+
+
+def _customer_rows(
+    session: Session, customer_ids: list[int], names: Iterable[str] | None = None
+) -> Counter[Row]:
+    """What these customers' rows count, per customer (`names`: only these tallies)."""
+    found: Counter[Row] = Counter()
+    for name, chunks in _rows_of(session, customer_ids, names).items():
+        tally = _TALLIES[name][0]
+        for chunk in chunks:
+            found.update(tally(session, chunk, CUSTOMER))
+    return found
+
+
+def segment_moved(
+    session: Session, segment_id: int, customer_ids: Iterable[int], sign: int
+) -> None:
+    """Membership hook (services.cohorts, same transaction, customers locked): these customers
+    entered (+1) or left (-1) the segment's stored members; their whole counts, recruits
+    included, are added to or taken out of the segment's."""
+    key = segment_key(segment_id)
+    delta: Counter[Key] = Counter()
+    for chunk in _chunks(customer_ids):
+        for (kind, _customer, day, a, b, c), n in _customer_rows(session, chunk).items():
+            delta[(kind, key, day, a, b, c)] += sign * n
+        for (kind, _all, day, a, b, c), n in _recruit_tally(session, chunk, {}, every=[0]).items():
+            delta[(kind, key, day, a, b, c)] += sign * n
+    _store(session, dict(delta))
+
+
+def recount_segment(session: Session, segment_id: int | None) -> None:
+    """A segment's counts (None: every segment's) from its stored members, after a whole
+    recompute of its members (services.cohorts.recompute / rebuild)."""
+    _lock_cohorts(session)
+    if segment_id is None:
+        gone = ActivationCount.program < 0
+        by, every = SEGMENTS, None
+    else:
+        gone = ActivationCount.program == segment_key(segment_id)
+        by, every = f"segment:{segment_id}", [segment_key(segment_id)]
+    session.execute(delete(ActivationCount).where(gone))
+    found: Counter[Key] = Counter()
+    for tally, _model in _TALLIES.values():
+        found.update(tally(session, None, by))
+    if every is None:
+        from advocado.store.models import Segment
+
+        every = [segment_key(i) for i in session.scalars(select(Segment.id))]
+    if every:
+        found.update(_recruit_tally(session, None, {}, every=every))
+    _store(session, dict(found))
+
+
+def forget_segment(session: Session, segment_id: int) -> None:
+    """A segment deleted: its counts go with it."""
+    session.execute(
+        delete(ActivationCount).where(ActivationCount.program == segment_key(segment_id))
+    )
+
+
+_TALLY_OF_KIND = {
+    FUNNEL: "enrolments",
+    STEP: "enrolments",
+    REVIEW: "messages",
+    REVIEW_SENT: "messages",
+    REVIEW_CLICKED: "messages",
+    UGC_INVITED: "invitations",
+    UGC_ENTRY: "entries",
+}
+
+
+def _live(
+    session: Session, live: Any, kind: str, start: Any, end: Any
+) -> Counter[tuple[date, str, str, str]]:
+    """What to add to a segment's stored counts of one kind so they are its members' now:
+    the dirty matching customers' rows (`live.into`, +) and the dirty stored members' (`live.out`,
+    -), from services.cohorts.segment_members."""
+    found: Counter[tuple[date, str, str, str]] = Counter()
+    if live is None or not (live.into or live.out):
+        return found
+    low = None if start is None else _as_day(start)
+    high = None if end is None else _as_day(end)
+    for ids, sign in ((live.into, +1), (live.out, -1)):
+        for chunk in _chunks(ids):
+            if kind == RECRUIT:
+                rows: Counter[Any] = _recruit_tally(session, chunk, {}, every=[0])
+            else:
+                rows = _customer_rows(session, chunk, [_TALLY_OF_KIND[kind]])
+            for (k, _g, day, a, b, c), n in rows.items():
+                if (
+                    k != kind
+                    or (low is not None and day < low)
+                    or (high is not None and day >= high)
+                ):
+                    continue
+                found[(day, a, b, c)] += sign * n
+    return found
 
 
 def rebuild(session: Session) -> dict[str, int]:
@@ -558,7 +743,7 @@ def rebuild(session: Session) -> dict[str, int]:
     session.execute(delete(ActivationCount))
     for tally, _model in _TALLIES.values():
         found: Counter[Key] = Counter()
-        for by in (EVERYONE, PROGRAM):
+        for by in (EVERYONE, PROGRAM, SEGMENTS):
             found.update(tally(session, None, by))
         _store(session, dict(found))
     _store(session, dict(_recruit_tally(session, None, {})))
@@ -577,10 +762,18 @@ def snapshot(session: Session) -> dict[Key, int]:
 
 
 def counts(
-    session: Session, kind: str, start: Any = None, end: Any = None, *, program: int = 0
+    session: Session,
+    kind: str,
+    start: Any = None,
+    end: Any = None,
+    *,
+    program: int = 0,
+    live: Any = None,
 ) -> list[tuple[date, str, str, str, int]]:
     """The stored rows of one kind whose day is in [start, end) (dates or UTC midnights;
-    None: open), of everyone (program 0) or of one program's people."""
+    None: open), of everyone (program 0), of one program's people or of one segment's
+    members (`program_of`); `live`: the filter's cohorts.Members, whose dirty customers
+    correct a segment's rows (`_live`)."""
     day = ActivationCount.day
     query = select(day, ActivationCount.a, ActivationCount.b, ActivationCount.c, ActivationCount.n)
     query = query.where(ActivationCount.kind == kind, ActivationCount.program == program)
@@ -588,7 +781,11 @@ def counts(
         query = query.where(day >= _as_day(start))
     if end is not None:
         query = query.where(day < _as_day(end))
-    return [(as_date(d), a, b, c, int(n or 0)) for d, a, b, c, n in session.execute(query)]
+    found: Counter[tuple[date, str, str, str]] = Counter()
+    for d, a, b, c, n in session.execute(query):
+        found[(as_date(d), a, b, c)] += int(n or 0)
+    found.update(_live(session, live, kind, start, end))
+    return [(d, a, b, c, n) for (d, a, b, c), n in found.items()]
 
 
 def totals(
@@ -599,6 +796,7 @@ def totals(
     *,
     program: int = 0,
     key: str | None = None,
+    live: Any = None,
 ) -> list[tuple[str, str, str, int]]:
     """As `counts`, summed over the days: (a, b, c, n); `key`: only rows with that `a`."""
     day = ActivationCount.day
@@ -612,14 +810,23 @@ def totals(
     if key is not None:
         query = query.where(ActivationCount.a == key)
     query = query.group_by(*keys)
-    return [(a, b, c, int(n or 0)) for a, b, c, n in session.execute(query)]
+    found: Counter[tuple[str, str, str]] = Counter()
+    for a, b, c, n in session.execute(query):
+        found[(a, b, c)] += int(n or 0)
+    for (_d, a, b, c), n in _live(session, live, kind, start, end).items():
+        if key is None or a == key:
+            found[(a, b, c)] += n
+    return [(a, b, c, n) for (a, b, c), n in found.items()]
 
 
 def program_of(scope: Any) -> int | None:
-    """Which counts answer a dashboard filter: 0 (everyone), a program's id (its people, no
-    segment), or None (a segment: the panels read the rows)."""
+    """Which counts answer a dashboard filter: 0 (everyone), a program's id (its people), a
+    segment's key (its members: read with `live=scope.cohort`), or None (a segment with a
+    program, or too many customers dirty to correct live: the panels read the rows)."""
     if scope.segmented:
-        return None
+        if scope.program_id is not None or scope.cohort is None:
+            return None
+        return _group(scope.cohort.cohort)
     return 0 if scope.program_id is None else int(scope.program_id)
 
 

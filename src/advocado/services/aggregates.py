@@ -25,8 +25,8 @@ REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     customer_aggregates.rebuild,
     customer_value.rebuild,
     referral_aggregates.rebuild,
-    activation_aggregates.rebuild,
-    cohorts.rebuild,  # after both: it reads customer_latest_responses and value_groups
+    cohorts.rebuild,  # after those: it reads customer_latest_responses and value_groups
+    activation_aggregates.rebuild,  # after cohorts: it counts per segment's stored members
 ]
 
 

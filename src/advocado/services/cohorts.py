@@ -51,7 +51,10 @@ the new members when they tally. A program join and an order tally take the writ
 SQLite has one writer.
 
 Another panel adopts this by reading `Members.ids` (what dashboard._scope does), or by
-keeping its own per-cohort counts with the two hooks above.
+keeping its own per-cohort counts with the two hooks above. services.activation_aggregates
+does (segments only: its program people are its own): its writers add to the customer's
+segments, `_move` calls `segment_moved`, a recompute `recount_segment` (insights_changing
+too, after a whole rebuild), a deleted segment `forget_segment`.
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.domain import segments as rules
+from advocado.services import activation_aggregates, segments
 from advocado.services import customer_aggregates as aggregates
-from advocado.services import segments
 from advocado.services.customer_value import ADVOCATE, ALL_PROGRAMS
 from advocado.store.db import unit_of_work, utc_day
 from advocado.store.models import (
@@ -367,8 +370,10 @@ def _response_query(session: Session, customer_ids: list[int]) -> Any:
 
 
 def _move(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
+    segment_id = int(cohort.split(":", 1)[1])  # the worker moves segment members only
     if out:
         _contribute(session, cohort, sorted(out), -1)
+        activation_aggregates.segment_moved(session, segment_id, out, -1)
         for chunk in aggregates._chunks(out):
             session.execute(
                 delete(CohortMember).where(
@@ -380,6 +385,7 @@ def _move(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
         for start in range(0, len(rows), CHUNK):
             session.execute(insert(CohortMember), rows[start : start + CHUNK])
         _contribute(session, cohort, sorted(into), +1)
+        activation_aggregates.segment_moved(session, segment_id, into, +1)
 
 
 def _segments(session: Session, *, lock: bool = False) -> list[tuple[int, rules.SegmentFilter]]:
@@ -522,11 +528,13 @@ def recompute(session: Session, segment_id: int) -> None:
     _clear(session, cohort)
     _fill_segment(session, segment_id, spec)
     _count_from_members(session, cohort)
+    activation_aggregates.recount_segment(session, segment_id)
 
 
 def forget_segment(session: Session, segment_id: int) -> None:
     """A segment deleted: its cohort goes with it."""
     _clear(session, segment_cohort(segment_id))
+    activation_aggregates.forget_segment(session, segment_id)
 
 
 def rebuild(session: Session, *, orders: bool = True) -> dict[str, int]:

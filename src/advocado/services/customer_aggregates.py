@@ -198,6 +198,9 @@ def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> I
         from advocado.services import cohorts
 
         cohorts.rebuild(session)  # segments filter on insights: every membership judged again
+        from advocado.services import activation_aggregates
+
+        activation_aggregates.recount_segment(session, None)  # and their activation counts
         return
     chunks = list(_chunks(customer_ids))
     for chunk in chunks:

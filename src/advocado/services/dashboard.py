@@ -32,10 +32,12 @@ time, the plan's leads / qualified referrals / revenue) read services.referral_a
 kept in the same transaction as every write of referrals, orders, rewards and codes; with a
 segment they are computed from the rows. The activation funnel, playbook steps, review asks,
 UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
-everyone and per program's people), which services.activation_aggregates adjusts in the same
-transaction as every write they count (that module lists the writers); with a segment they
-are computed from the rows. Everything else is computed from the rows at request time, on
-covering indexes, so a signup or refund is in the next request's figures.
+everyone, per program's people and per segment's stored members), which
+services.activation_aggregates adjusts in the same transaction as every write they count and
+every segment membership move (that module lists the writers); under a segment the few
+customers written since the worker judged them are corrected live; with a segment and a
+program they are computed from the rows. Everything else is computed from the rows at
+request time, on covering indexes, so a signup or refund is in the next request's figures.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).

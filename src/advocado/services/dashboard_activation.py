@@ -4,14 +4,15 @@ enrolments, the level-1 review asks per review site, and the UGC challenges. Eac
 Panel with a drill-down (registered in services.dashboard's PANELS / DRILLS), so the console,
 the JSON API and the CSV read the same function.
 
-The figures (no filter, a period, a program) sum `activation_counts` over the period's days
-(services.activation_aggregates keeps them exact, in the writers' transactions, by running
-`_cohort` below on the rows a write touches); a segment filter, and the drill-downs, read
-the rows: enrolment steps by step and time (ix_enrolment_steps_step_ran), messages by
-template and time (ix_messages_template_created), links by message, invitations and entries
-by challenge. The effect of a step ("message:12", "code:AB12", "invitation:tok", "task:4",
-written by the playbook runner) leads to its message, code, invitation or task by their
-unique keys.
+The figures (no filter, a period, a program, a segment) sum `activation_counts` over the
+period's days (services.activation_aggregates keeps them exact, in the writers' transactions,
+by running `_cohort` below on the rows a write touches; under a segment, corrected for the
+customers written since the worker judged them); a segment with a program, and the
+drill-downs, read the rows: enrolment steps by step and time (ix_enrolment_steps_step_ran),
+messages by template and time (ix_messages_template_created), links by message, invitations
+and entries by challenge. The effect of a step ("message:12", "code:AB12", "invitation:tok",
+"task:4", written by the playbook runner) leads to its message, code, invitation or task by
+their unique keys.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from advocado.store.models import (
     Challenge,
     ChallengeEntry,
     ChallengeInvitation,
+    CohortMember,
     Customer,
     Enrolment,
     EnrolmentStep,
@@ -325,7 +327,7 @@ def _stored_funnel(
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for level, stage, code, n in aggregates.totals(
-        session, aggregates.FUNNEL, scope.start, scope.end, program=program
+        session, aggregates.FUNNEL, scope.start, scope.end, program=program, live=scope.cohort
     ):
         if stage == aggregates.REASON:
             if n:
@@ -480,7 +482,7 @@ def activation_steps(session: Session, f: Filters) -> Panel:
     if program is not None:
         # activation_counts: the steps per version, step and outcome (cost: days).
         for version, step, outcome, n in aggregates.totals(
-            session, aggregates.STEP, scope.start, scope.end, program=program
+            session, aggregates.STEP, scope.start, scope.end, program=program, live=scope.cohort
         ):
             if n:
                 key = (int(version), step)
@@ -530,8 +532,18 @@ def activation_steps(session: Session, f: Filters) -> Panel:
 
 
 def _waiting_people(column: Any, scope: _Scope) -> Any:
-    """The people filter of the enrolments waiting now (few): a program's people probed per
-    enrolment by index (a code in the program, or referred in it), not the whole set."""
+    """The people filter of the enrolments waiting now (few): a program's people or a
+    segment's members probed per enrolment by index (a code in the program, or referred in
+    it; a stored member, corrected for the dirty customers), not the whole set."""
+    members = scope.cohort
+    if scope.segmented and scope.program_id is None and members is not None:
+        stored = (
+            select(CohortMember.customer_id)
+            .where(CohortMember.cohort == members.cohort, CohortMember.customer_id == column)
+            .exists()
+        )
+        found = and_(stored, column.not_in(members.out)) if members.out else stored
+        return or_(found, column.in_(members.into)) if members.into else found
     if scope.segmented or scope.program_id is None:
         return _in_customers(column, scope)
     return or_(
@@ -701,7 +713,7 @@ def reviews(session: Session, f: Filters) -> Panel:
     if program is not None:
         # activation_counts: the review asks per day, site and measure (cost: days, sites).
         for day_value, site, measure, _c, n in aggregates.counts(
-            session, aggregates.REVIEW, scope.start, scope.end, program=program
+            session, aggregates.REVIEW, scope.start, scope.end, program=program, live=scope.cohort
         ):
             counts[(dashboard_rules.bucket_start(day_value, f.bucket), site)][measure] += n
     else:
@@ -829,14 +841,14 @@ def _ugc_from_counts(
     """The UGC figures from activation_counts (cost: days and challenges)."""
     slugs = {str(i): slug for i, slug in session.execute(select(Challenge.id, Challenge.slug))}
     for day_value, challenge, _b, _c, n in aggregates.counts(
-        session, aggregates.UGC_INVITED, scope.start, scope.end, program=program
+        session, aggregates.UGC_INVITED, scope.start, scope.end, program=program, live=scope.cohort
     ):
         if n:
             counts[(dashboard_rules.bucket_start(day_value, bucket), slugs[challenge])][
                 "invitations"
             ] += n
     for day_value, challenge, status, star, n in aggregates.counts(
-        session, aggregates.UGC_ENTRY, scope.start, scope.end, program=program
+        session, aggregates.UGC_ENTRY, scope.start, scope.end, program=program, live=scope.cohort
     ):
         if not n:
             continue

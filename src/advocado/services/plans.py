@@ -263,7 +263,7 @@ def _actual(session: Session, goal: str, scope: Any) -> int:
         return sum(
             n
             for _a, _b, star, n in activation_aggregates.totals(
-                session, kind, scope.start, scope.end, program=program
+                session, kind, scope.start, scope.end, program=program, live=scope.cohort
             )
             if not featured_only or star == "1"
         )
@@ -332,7 +332,11 @@ def _recruited_by_channel(session: Session, scope: Any, plan: Plan) -> dict[str,
         # activation_counts keeps each plan's recruits per channel (cost: channels).
         found: dict[str, int] = {}
         for _a, channel, _c, n in activation_aggregates.totals(
-            session, activation_aggregates.RECRUIT, program=program, key=str(plan.id)
+            session,
+            activation_aggregates.RECRUIT,
+            program=program,
+            key=str(plan.id),
+            live=scope.cohort,
         ):
             if n:
                 found[channel] = n

@@ -1195,14 +1195,14 @@ class AdvocateFirst(Base):
 class ActivationCount(Base):
     """The activation side's per-day counts (services.activation_aggregates says what each
     `kind` counts and how they stay exact): `kind` names the figure, `program` whose rows
-    (0: everyone's; else the program's people), `day` the UTC day the figure files the row
-    under, `a`/`b`/`c` its keys (level, stage, reason; version, step, outcome; site,
-    measure; challenge, status, featured), `n` how many."""
+    (0: everyone's; > 0 that program's people; < 0 segment -program's members), `day` the
+    UTC day the figure files the row under, `a`/`b`/`c` its keys (level, stage, reason;
+    version, step, outcome; site, measure; challenge, status, featured), `n` how many."""
 
     __tablename__ = "activation_counts"
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    program: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: everyone
+    program: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: all; < 0: a segment
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     a: Mapped[str] = mapped_column(String(200), primary_key=True)
     b: Mapped[str] = mapped_column(String(200), primary_key=True)
