@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from advocado.services import (
     activation_aggregates,
+    cohort_referrals,
     cohorts,
     customer_aggregates,
     customer_value,
@@ -27,6 +28,7 @@ REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     customer_value.rebuild,
     referral_aggregates.rebuild,
     activation_aggregates.rebuild,
+    cohort_referrals.rebuild,  # after cohorts': it reads the stored members
 ]
 
 

@@ -58,8 +58,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.domain import segments as rules
+from advocado.services import cohort_referrals, segments
 from advocado.services import customer_aggregates as aggregates
-from advocado.services import segments
 from advocado.store.db import unit_of_work, utc_day
 from advocado.store.models import (
     CohortDirty,
@@ -257,6 +257,12 @@ def _response_query(session: Session, customer_ids: list[int]) -> Any:
 
 
 def _move(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
+    # membership hook of services.cohort_referrals: the movers' friends' referral figures
+    with cohort_referrals.advocates_moving(session, cohort, into | out):
+        _move_members(session, cohort, into, out)
+
+
+def _move_members(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
     if out:
         _contribute(session, cohort, sorted(out), -1)
         for chunk in aggregates._chunks(out):
@@ -401,11 +407,13 @@ def recompute(session: Session, segment_id: int) -> None:
     _clear(session, cohort)
     _fill_segment(session, segment_id, spec)
     _count_from_members(session, cohort)
+    cohort_referrals.recompute(session, cohort)
 
 
 def forget_segment(session: Session, segment_id: int) -> None:
     """A segment deleted: its cohort goes with it."""
     _clear(session, segment_cohort(segment_id))
+    cohort_referrals.forget(session, segment_cohort(segment_id))
 
 
 def rebuild(session: Session) -> dict[str, int]:

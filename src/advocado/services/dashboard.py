@@ -58,7 +58,14 @@ from advocado.domain import dashboard as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
-from advocado.services import audit, click_rollup, cohorts, customer_value, segments
+from advocado.services import (
+    audit,
+    click_rollup,
+    cohort_referrals,
+    cohorts,
+    customer_value,
+    segments,
+)
 from advocado.services import dashboard_activation as activation
 from advocado.services import referral_aggregates as referral_sums
 from advocado.services.nps import day_bounds
@@ -70,7 +77,10 @@ from advocado.store.models import (
     Click,
     CohortMember,
     CohortPromoterDayCount,
+    CohortReferralDayCount,
+    CohortReferredRevenueDay,
     CohortResponseDayCount,
+    CohortRewardCostDay,
     Customer,
     CustomerInsight,
     CustomerLatestResponse,
@@ -213,6 +223,45 @@ def _program_key(scope: _Scope) -> int:
     return referral_sums.ALL_PROGRAMS if scope.program_id is None else scope.program_id
 
 
+def _segment_sums(scope: _Scope) -> cohorts.Members | None:
+    """The segment whose per-cohort referral rows (services.cohort_referrals) answer the
+    referral figures: a segment alone (with or without a period), its members read from the
+    cohort (not the filter evaluated for too many dirty customers)."""
+    if scope.segmented and scope.program_id is None and scope.cohort is not None:
+        return scope.cohort
+    return None
+
+
+def _day_inside(day: date, scope: _Scope) -> bool:
+    return (scope.start is None or day >= scope.start.date()) and (
+        scope.end is None or day < scope.end.date()
+    )
+
+
+def _cohort_rows(session: Session, members: cohorts.Members, name: str, scope: _Scope,
+                 *where: Any) -> list[tuple[tuple[Any, ...], list[int]]]:  # fmt: skip
+    """(key without cohort, counts) of a cohort_referrals table in the period: the stored
+    rows of the cohort plus the corrections for its dirty customers, summed per key."""
+    table, keys, counts = cohort_referrals.TABLES[name]
+    columns = [table.c[k] for k in keys[1:]]
+    query = (
+        select(*columns, *(func.sum(table.c[c]) for c in counts))
+        .where(table.c.cohort == members.cohort, _in_days(table.c.day, scope), *where)
+        .group_by(*columns)
+    )
+    found: dict[tuple[Any, ...], list[int]] = {}
+    for row in session.execute(query):
+        key = tuple(as_date(v) if k == "day" else v for k, v in zip(keys[1:], row, strict=False))
+        found[key] = [int(v or 0) for v in row[len(columns) :]]
+    if members.into or members.out:
+        day = list(keys[1:]).index("day")
+        for key, values in cohort_referrals.corrections(session, members)[name].items():
+            if _day_inside(key[day], scope):
+                old = found.setdefault(key, [0] * len(values))
+                found[key] = [a + b for a, b in zip(old, values, strict=True)]
+    return list(found.items())
+
+
 def _referral_days(scope: _Scope, basis: str) -> Any:
     """referral_day_counts rows of the period and program (counts add up over programs)."""
     t = ReferralDayCount
@@ -223,6 +272,12 @@ def _referral_days(scope: _Scope, basis: str) -> Any:
 def referred_revenue(session: Session, scope: _Scope) -> int:
     """Paid orders in the period, in the scope's currency, of friends with a referral (in the
     program) that is not rejected; a friend counts once."""
+    members = _segment_sums(scope)
+    if members is not None:
+        t = CohortReferredRevenueDay
+        rows = _cohort_rows(session, members, "cohort_referred_revenue_days", scope,
+                            t.currency == scope.currency)  # fmt: skip
+        return sum(values[1] for key, values in rows if key[1] == scope.currency)
     if not _summed(scope):
         found = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
         return int(found or 0)
@@ -239,6 +294,15 @@ def referred_revenue(session: Session, scope: _Scope) -> int:
 
 def referral_signups(session: Session, scope: _Scope, *, leads: bool = False) -> int:
     """Referrals made in the period (leads: those not rejected)."""
+    members = _segment_sums(scope)
+    if members is not None:
+        rows = _cohort_rows(session, members, "cohort_referral_day_counts", scope,
+                            CohortReferralDayCount.basis == referral_sums.SIGNED_UP)  # fmt: skip
+        return sum(
+            values[0]
+            for (basis, _, status, _, _), values in rows
+            if basis == referral_sums.SIGNED_UP and not (leads and status == "rejected")
+        )
     if not _summed(scope):
         where = _referrals_where(scope)
         if leads:
@@ -254,6 +318,15 @@ def referral_signups(session: Session, scope: _Scope, *, leads: bool = False) ->
 def referrals_qualified_in(session: Session, scope: _Scope) -> int:
     """Referrals qualified in the period (qualified_at in it) and qualified or rewarded now."""
     statuses = referral_sums.QUALIFIED_STATUSES
+    members = _segment_sums(scope)
+    if members is not None:
+        rows = _cohort_rows(session, members, "cohort_referral_day_counts", scope,
+                            CohortReferralDayCount.basis == referral_sums.QUALIFIED)  # fmt: skip
+        return sum(
+            values[0]
+            for (basis, _, status, _, _), values in rows
+            if basis == referral_sums.QUALIFIED and status in statuses
+        )
     if not _summed(scope):
         where = and_(
             _between(Referral.qualified_at, scope),
@@ -734,6 +807,9 @@ def _funnel_counts(
 ) -> tuple[dict[str, int], int, list[dict[str, Any]]]:
     """Referrals made in the period per status; those qualified (qualified_at set, status
     qualified or rewarded); the rejected ones per reason, most first."""
+    members = _segment_sums(scope)
+    if members is not None:
+        return _cohort_funnel_counts(session, members, scope)
     if _summed(scope):
         t = ReferralDayCount
         where = _referral_days(scope, referral_sums.SIGNED_UP)
@@ -763,8 +839,44 @@ def _funnel_counts(
     return statuses, int(qualified or 0), reasons
 
 
+def _cohort_funnel_counts(
+    session: Session, members: cohorts.Members, scope: _Scope
+) -> tuple[dict[str, int], int, list[dict[str, Any]]]:
+    """_funnel_counts under a segment: the cohort's referral rows of the period."""
+    rows = _cohort_rows(session, members, "cohort_referral_day_counts", scope,
+                        CohortReferralDayCount.basis == referral_sums.SIGNED_UP)  # fmt: skip
+    statuses: dict[str, int] = defaultdict(int)
+    by_reason: dict[str, int] = defaultdict(int)
+    qualified = 0
+    for (basis, _, status, reason, has_qualified_at), values in rows:
+        if basis != referral_sums.SIGNED_UP:
+            continue
+        statuses[status] += values[0]
+        if has_qualified_at and status in referral_sums.QUALIFIED_STATUSES:
+            qualified += values[0]
+        if status == "rejected":
+            by_reason[reason or ""] += values[0]
+    reasons = [
+        {"reason": r, "referrals": n}
+        for r, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        if n
+    ]
+    return {k: v for k, v in statuses.items() if v}, qualified, reasons
+
+
 def _rewards_cost(session: Session, scope: _Scope) -> int:
     """Face value of the live credit and coupons issued in the period, in the currency."""
+    members = _segment_sums(scope)
+    if members is not None:
+        t = CohortRewardCostDay
+        kinds = ("credit", "coupon")
+        where = (t.currency == scope.currency, t.kind.in_(kinds))
+        rows = _cohort_rows(session, members, "cohort_reward_cost_days", scope, *where)
+        return sum(
+            values[1]
+            for (_, currency, kind), values in rows
+            if currency == scope.currency and kind in kinds
+        )
     if not _summed(scope):
         found = session.scalar(select(func.sum(Reward.amount)).where(_rewards_where(scope)))
         return int(found or 0)
