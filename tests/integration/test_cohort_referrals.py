@@ -7,6 +7,7 @@ in the dirty window before the worker runs and after. On SQLite and PostgreSQL."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 import test_referral_aggregates
 from sqlalchemy import Engine, func, select
 from test_referral_ops import refund
-from test_referrals import T0, order, signup
+from test_referrals import T0, order, setup, signup
 
 from advocado import clock
 from advocado.domain.dashboard import Filters
@@ -150,3 +151,50 @@ def test_writes_after_the_members_are_judged(
     with read_only(engine) as session:
         vip = dashboard.referral_funnel(session, Filters(segment="vip")).as_dict()
     assert vip["rows"][2]["count"] > 0  # adv-1's signups
+
+
+def test_racing_writers_taggers_and_worker(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signups and orders of friends of two advocates while the advocates are tagged in and
+    out of a segment and the worker moves them: the kept rows still equal the rebuilt ones
+    (PostgreSQL: the writers lock the friends' advocates, the worker the customers it moves)."""
+    code = setup(engine)
+    with unit_of_work(engine) as session:
+        code2 = programs.code_for(session, program_slug="friends", customer_external_id="adv-2")
+        codes = [code, code2.code]
+    _save_segments(engine)
+    clock.set_now(T0 + timedelta(days=1))
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for n in range(5):
+                friend = f"r{worker}-{n}"
+                when = T0 + timedelta(hours=worker * 5 + n)
+                signup(engine, friend, codes[(worker + n) % 2], occurred_at=when)
+                order(engine, friend, f"o-{friend}", 1000 * (n + 1),
+                      occurred_at=when + timedelta(minutes=30))  # fmt: skip
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    def tag() -> None:
+        try:
+            for n in range(6):
+                _tag(engine, {"adv-1": ("vip",) * (n % 2), "adv-2": ("vip",) * ((n + 1) % 2)})
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    def judge() -> None:
+        try:
+            for _ in range(10):
+                cohorts.settle(engine)
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(2)]
+    threads += [threading.Thread(target=tag), threading.Thread(target=judge)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    _settle_and_check(engine, monkeypatch)

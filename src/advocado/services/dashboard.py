@@ -27,8 +27,14 @@ click is in the next request's figures (that module says why the roll-up neither
 doubles a click). The referral figures (funnel counts and rejected reasons, referred revenue,
 rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
 time, the plan's leads / qualified referrals / revenue) read services.referral_aggregates,
-kept in the same transaction as every write of referrals, orders, rewards and codes; with a
-segment they are computed from the rows. The activation funnel, playbook steps, review asks,
+kept in the same transaction as every write of referrals, orders, rewards and codes. With a
+segment (alone, all time or a period) the funnel, revenue, rewards cost and the plan's
+referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
+same writes and by the segment's membership moves, corrected live for the advocates written
+since the worker judged them; that module says how); K-factor advocates / time to first
+referral and all-time top advocates read the per-advocate rows above, each advocate looked
+up in the segment's members (cost: advocates, not referrals). A segment with a program, top
+advocates of a period, or more dirty customers than cohorts judges live: from the rows. The activation funnel, playbook steps, review asks,
 UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
 everyone and per program's people), which services.activation_aggregates adjusts in the same
 transaction as every write they count (that module lists the writers); with a segment they
@@ -214,8 +220,7 @@ def _in_days(column: Any, scope: _Scope) -> Any:
 
 def _summed(scope: _Scope) -> bool:
     """Whether services.referral_aggregates answers the referral figures: any period (whole
-    days) and program; a segment is computed from the rows (the sums are per day and
-    program, the per-advocate ones all time)."""
+    days) and program. A segment: `_segment_sums` (services.cohort_referrals)."""
     return not scope.segmented
 
 
@@ -230,6 +235,20 @@ def _segment_sums(scope: _Scope) -> cohorts.Members | None:
     if scope.segmented and scope.program_id is None and scope.cohort is not None:
         return scope.cohort
     return None
+
+
+def _is_member(column: Any, members: cohorts.Members) -> Any:
+    """`column` (a customer id) is in the segment now: a stored member (looked up by the
+    cohort_members key, one probe per row walked, not the members gathered) and not dirty
+    out of it, or dirty into it."""
+    stored = (
+        select(CohortMember.customer_id)
+        .where(CohortMember.cohort == members.cohort, CohortMember.customer_id == column)
+        .exists()
+    )
+    if members.out:
+        stored = and_(stored, column.not_in(members.out))
+    return stored | column.in_(members.into) if members.into else stored
 
 
 def _day_inside(day: date, scope: _Scope) -> bool:
@@ -1103,11 +1122,14 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 def _advocates_by_end(session: Session, scope: _Scope) -> int:
     """Code holders (of the program) who had a code by the end of the period."""
-    if _summed(scope):
+    members = _segment_sums(scope)
+    if _summed(scope) or members is not None:
         t = AdvocateFirst
         query = select(func.count()).where(
             t.program_id == _program_key(scope), t.code_at.is_not(None)
         )
+        if members is not None:  # code holders (any program) in the segment
+            query = query.where(_is_member(t.advocate_id, members))
         if scope.end is not None:
             query = query.where(t.code_at < scope.end)
         return int(session.scalar(query) or 0)
@@ -1125,12 +1147,14 @@ def _time_to_first(session: Session, scope: _Scope) -> dict[str, float | None]:
     code holders (of the program) whose first referral falls in the period: median, mean,
     how many. Without a segment from advocate_firsts' gaps: counted, summed and the middle
     read off their index, not handed over one by one."""
-    if _summed(scope):
+    members = _segment_sums(scope)
+    if _summed(scope) or members is not None:
         t = AdvocateFirst
         where = and_(
             t.program_id == _program_key(scope),
             t.gap_us.is_not(None),
             _between(t.first_at, scope),
+            True if members is None else _is_member(t.advocate_id, members),
         )
         count, total = session.execute(select(func.count(), func.sum(t.gap_us)).where(where)).one()
         middle: list[int] = []
@@ -1485,15 +1509,18 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
     )
 
 
-def _top_from_counts(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
-    """_top_advocates all time (any program or one): the per-advocate counters. The limit-th
-    (qualified, signups) is read off their index; the advocates tied with or above it are
-    ordered with their friends' revenue, in one statement."""
+def _top_from_counts(session: Session, scope: _Scope, limit: int,
+                     members: cohorts.Members | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """_top_advocates all time (any program or one, or the advocates in a segment): the
+    per-advocate counters. The limit-th (qualified, signups) is read off their index (a
+    segment: walking it, each advocate looked up in the segment); the advocates tied with or
+    above it are ordered with their friends' revenue, in one statement."""
     t, money = AdvocateReferralCount, AdvocateReferredRevenue
     key = _program_key(scope)
+    inside = True if members is None else _is_member(t.advocate_id, members)
     last = session.execute(
         select(t.qualified, t.signups)
-        .where(t.program_id == key)
+        .where(t.program_id == key, inside)
         .order_by(t.qualified.desc(), t.signups.desc())
         .offset(limit - 1)
         .limit(1)
@@ -1524,7 +1551,7 @@ def _top_from_counts(session: Session, scope: _Scope, limit: int) -> list[dict[s
             ),
         )
         .join(Customer, Customer.id == t.advocate_id)
-        .where(t.program_id == key, at_least)
+        .where(t.program_id == key, at_least, inside)
         .order_by(t.qualified.desc(), t.signups.desc(), revenue.desc(), t.advocate_id)
         .limit(limit)
     )
@@ -1547,8 +1574,9 @@ def _top_advocates(session: Session, scope: _Scope, limit: int) -> list[dict[str
     advocate's friends' orders: the order is qualified, then signups, then revenue, so only
     the advocates tied with or above the limit-th (qualified, signups) can be in it, and
     revenue is summed for those alone. All time without a segment: the counters."""
-    if _summed(scope) and scope.start is None and scope.end is None:
-        return _top_from_counts(session, scope, limit)
+    members = _segment_sums(scope)
+    if (_summed(scope) or members is not None) and scope.start is None and scope.end is None:
+        return _top_from_counts(session, scope, limit, members)
     # rank() over (qualified, signups): an advocate ranks within the limit exactly when fewer
     # than `limit` are strictly ahead, i.e. when tied with or above the limit-th.
     per = _advocate_counts(scope).subquery()
