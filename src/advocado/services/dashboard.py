@@ -34,8 +34,8 @@ same writes and by the segment's membership moves, corrected live for the advoca
 since the worker judged them; that module says how); K-factor advocates / time to first
 referral and all-time top advocates read the per-advocate rows above, each advocate looked
 up in the segment's members (cost: advocates, not referrals). A segment with a program, top
-advocates of a period, or more dirty customers than cohorts judges live: from the rows. The activation funnel, playbook steps, review asks,
-UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
+advocates of a period, or more dirty customers than cohorts judges live: from the rows.
+The activation funnel, playbook steps, review asks, UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
 everyone and per program's people), which services.activation_aggregates adjusts in the same
 transaction as every write they count (that module lists the writers); with a segment they
 are computed from the rows. Everything else is computed from the rows at request time, on
@@ -259,25 +259,25 @@ def _day_inside(day: date, scope: _Scope) -> bool:
 
 def _cohort_rows(session: Session, members: cohorts.Members, name: str, scope: _Scope,
                  *where: Any) -> list[tuple[tuple[Any, ...], list[int]]]:  # fmt: skip
-    """(key without cohort, counts) of a cohort_referrals table in the period: the stored
-    rows of the cohort plus the corrections for its dirty customers, summed per key."""
+    """(key without cohort and day, counts) of a cohort_referrals table over the period: the
+    stored rows of the cohort summed over its days, plus the corrections for its dirty
+    customers."""
     table, keys, counts = cohort_referrals.TABLES[name]
-    columns = [table.c[k] for k in keys[1:]]
-    query = (
-        select(*columns, *(func.sum(table.c[c]) for c in counts))
-        .where(table.c.cohort == members.cohort, _in_days(table.c.day, scope), *where)
-        .group_by(*columns)
-    )
+    names = [k for k in keys[1:] if k != "day"]
+    columns = [table.c[k] for k in names]
+    query = select(*columns, *(func.sum(table.c[c]) for c in counts)).where(
+        table.c.cohort == members.cohort, _in_days(table.c.day, scope), *where
+    ).group_by(*columns)
     found: dict[tuple[Any, ...], list[int]] = {}
     for row in session.execute(query):
-        key = tuple(as_date(v) if k == "day" else v for k, v in zip(keys[1:], row, strict=False))
-        found[key] = [int(v or 0) for v in row[len(columns) :]]
+        found[tuple(row[: len(columns)])] = [int(v or 0) for v in row[len(columns) :]]
     if members.into or members.out:
         day = list(keys[1:]).index("day")
         for key, values in cohort_referrals.corrections(session, members)[name].items():
             if _day_inside(key[day], scope):
-                old = found.setdefault(key, [0] * len(values))
-                found[key] = [a + b for a, b in zip(old, values, strict=True)]
+                kept = key[:day] + key[day + 1 :]
+                old = found.setdefault(kept, [0] * len(values))
+                found[kept] = [a + b for a, b in zip(old, values, strict=True)]
     return list(found.items())
 
 
@@ -296,7 +296,7 @@ def referred_revenue(session: Session, scope: _Scope) -> int:
         t = CohortReferredRevenueDay
         rows = _cohort_rows(session, members, "cohort_referred_revenue_days", scope,
                             t.currency == scope.currency)  # fmt: skip
-        return sum(values[1] for key, values in rows if key[1] == scope.currency)
+        return sum(values[1] for key, values in rows if key[0] == scope.currency)
     if not _summed(scope):
         found = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
         return int(found or 0)
@@ -319,7 +319,7 @@ def referral_signups(session: Session, scope: _Scope, *, leads: bool = False) ->
                             CohortReferralDayCount.basis == referral_sums.SIGNED_UP)  # fmt: skip
         return sum(
             values[0]
-            for (basis, _, status, _, _), values in rows
+            for (basis, status, _, _), values in rows
             if basis == referral_sums.SIGNED_UP and not (leads and status == "rejected")
         )
     if not _summed(scope):
@@ -343,7 +343,7 @@ def referrals_qualified_in(session: Session, scope: _Scope) -> int:
                             CohortReferralDayCount.basis == referral_sums.QUALIFIED)  # fmt: skip
         return sum(
             values[0]
-            for (basis, _, status, _, _), values in rows
+            for (basis, status, _, _), values in rows
             if basis == referral_sums.QUALIFIED and status in statuses
         )
     if not _summed(scope):
@@ -867,7 +867,7 @@ def _cohort_funnel_counts(
     statuses: dict[str, int] = defaultdict(int)
     by_reason: dict[str, int] = defaultdict(int)
     qualified = 0
-    for (basis, _, status, reason, has_qualified_at), values in rows:
+    for (basis, status, reason, has_qualified_at), values in rows:
         if basis != referral_sums.SIGNED_UP:
             continue
         statuses[status] += values[0]
@@ -893,7 +893,7 @@ def _rewards_cost(session: Session, scope: _Scope) -> int:
         rows = _cohort_rows(session, members, "cohort_reward_cost_days", scope, *where)
         return sum(
             values[1]
-            for (_, currency, kind), values in rows
+            for (currency, kind), values in rows
             if currency == scope.currency and kind in kinds
         )
     if not _summed(scope):
