@@ -35,11 +35,12 @@ since the worker judged them; that module says how); K-factor advocates / time t
 referral and all-time top advocates read the per-advocate rows above, each advocate looked
 up in the segment's members (cost: advocates, not referrals). A segment with a program, top
 advocates of a period, or more dirty customers than cohorts judges live: from the rows.
-The activation funnel, playbook steps, review asks, UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
-everyone and per program's people), which services.activation_aggregates adjusts in the same
-transaction as every write they count (that module lists the writers); with a segment they
-are computed from the rows. Everything else is computed from the rows at request time, on
-covering indexes, so a signup or refund is in the next request's figures.
+The activation funnel, playbook steps, review asks, UGC and the plan's review/UGC goals and
+recruits read `activation_counts` (per day, for everyone and per program's people), which
+services.activation_aggregates adjusts in the same transaction as every write they count
+(that module lists the writers); with a segment they are computed from the rows. Everything
+else is computed from the rows at request time, on covering indexes, so a signup or refund
+is in the next request's figures.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
@@ -265,9 +266,11 @@ def _cohort_rows(session: Session, members: cohorts.Members, name: str, scope: _
     table, keys, counts = cohort_referrals.TABLES[name]
     names = [k for k in keys[1:] if k != "day"]
     columns = [table.c[k] for k in names]
-    query = select(*columns, *(func.sum(table.c[c]) for c in counts)).where(
-        table.c.cohort == members.cohort, _in_days(table.c.day, scope), *where
-    ).group_by(*columns)
+    query = (
+        select(*columns, *(func.sum(table.c[c]) for c in counts))
+        .where(table.c.cohort == members.cohort, _in_days(table.c.day, scope), *where)
+        .group_by(*columns)
+    )
     found: dict[tuple[Any, ...], list[int]] = {}
     for row in session.execute(query):
         found[tuple(row[: len(columns)])] = [int(v or 0) for v in row[len(columns) :]]
