@@ -15,11 +15,13 @@ All three are a function of one friend (their referrals, orders and rewards) and
 their referrals' advocates are members, so they follow two hooks, each "contribution before,
 write, contribution after, add the difference", in the write's transaction:
  - tally hook: services.referral_aggregates.friends_changing (every writer of referrals,
-   orders and rewards goes through it) also takes the friends' cohort contribution here
-   (`take`, `settle`), after locking their advocates (PostgreSQL: FOR NO KEY UPDATE on the
-   customer rows, as services.cohorts' worker locks the customers it moves): so an advocate's
-   memberships cannot move between the before and the after. A referral's new advocate is
-   locked before the after is read; their memberships did not count before.
+   orders and rewards goes through it, the friends locked) also takes the friends' cohort
+   contribution here (`take`, `settle`). An advocate's memberships cannot move between the
+   before and the after: the worker (services.cohorts.settle_batch) locks the referred
+   friends of the customers it judges together with them, in one sorted lock (PostgreSQL:
+   FOR NO KEY UPDATE on customers), so it queues with the friend's writer, not deadlocks. A
+   referral made now (its advocate new to the friend, so not among the friends the worker
+   locked) locks that advocate before the after is read: a move of them waits or is seen.
  - membership hook: services.cohorts moves advocates in or out of a segment inside
    `advocates_moving` (the moved advocates' friends, before and after the members change).
 A segment saved (cohorts.recompute) or `rebuild` recomputes a cohort's rows from the rows.
@@ -240,34 +242,44 @@ def _advocates_of(session: Session, friend_ids: list[int]) -> list[int]:
     return sorted(found)
 
 
-def _lock_advocates(session: Session, friend_ids: list[int]) -> None:
-    for chunk in _chunks(_advocates_of(session, friend_ids)):
-        customer_aggregates._lock(session, chunk)
-
-
 # --- the tally hook (services.referral_aggregates.friends_changing) ------------------------
 
 
-def take(session: Session, friend_ids: list[int]) -> Tally:
-    """Before a write of these (locked) friends: lock their advocates, read their part."""
+def take(session: Session, friend_ids: list[int]) -> tuple[Tally, set[int]]:
+    """Before a write of these (locked) friends: their part, and their advocates then."""
     if not friend_ids:
-        return empty()
+        return empty(), set()
     if session.get_bind().dialect.name == "postgresql":
         # the writers' lock of services.cohorts: a segment saved (a whole recompute) waits
         # for this write, or this write for it and then sees its members
         session.execute(text("LOCK TABLE cohort_dirty IN ROW EXCLUSIVE MODE"))
-    _lock_advocates(session, friend_ids)
-    return _contributions(session, friend_ids, stored_members(session))
+    advocates = set(_advocates_of(session, friend_ids))
+    return _contributions(session, friend_ids, stored_members(session)), advocates
 
 
-def settle(session: Session, friend_ids: list[int], before: Tally) -> None:
-    """After the write: lock the advocates (new ones too), read the part again, add the
-    difference."""
+def settle(session: Session, friend_ids: list[int], before: Tally, advocates: set[int]) -> None:
+    """After the write: lock the friends' new advocates (a referral made now), read the part
+    again, add the difference."""
     if not friend_ids:
         return
-    _lock_advocates(session, friend_ids)
+    new = sorted(set(_advocates_of(session, friend_ids)) - advocates)
+    for chunk in _chunks(new):
+        customer_aggregates._lock(session, chunk)
     after = _contributions(session, friend_ids, stored_members(session))
     _write(session, _difference(after, before))
+
+
+def friends_of(session: Session, advocate_ids: list[int]) -> list[int]:
+    """The referred friends of these customers (the worker locks them with the customers it
+    judges: their writers then queue behind a move)."""
+    found: set[int] = set()
+    for chunk in _chunks(sorted(set(advocate_ids))):
+        found.update(
+            session.scalars(
+                select(Referral.referee_id).where(Referral.advocate_id.in_(chunk)).distinct()
+            )
+        )
+    return sorted(found)
 
 
 # --- the membership hook (services.cohorts moves) -------------------------------------------
@@ -284,14 +296,7 @@ class advocates_moving:  # noqa: N801 - used as a context manager, like contextl
         ids = sorted(set(advocate_ids))
         if not cohort.startswith(SEGMENT_PREFIX) or not ids:
             return
-        found: set[int] = set()
-        for chunk in _chunks(ids):
-            found.update(
-                session.scalars(
-                    select(Referral.referee_id).where(Referral.advocate_id.in_(chunk)).distinct()
-                )
-            )
-        self.friends = sorted(found)
+        self.friends = friends_of(session, ids)
 
     def __enter__(self) -> advocates_moving:
         if self.friends:

@@ -298,7 +298,9 @@ def settle_batch(session: Session, limit: int = SETTLE_BATCH) -> int:
     # Segments first (FOR SHARE: one being saved finishes first, one saved later waits for
     # us), then the customers (their writers queue behind us), then their marks.
     found = _segments(session, lock=True)
-    _lock_customers(session, ids)
+    # with the referred friends of these customers (cohort_referrals' membership hook reads
+    # their part): one sorted lock, so a friend's writer and the worker queue, not deadlock
+    _lock_customers(session, sorted(set(ids) | set(cohort_referrals.friends_of(session, ids))))
     marks: dict[int, list[int]] = {}
     for chunk in aggregates._chunks(ids):
         for customer_id, n in session.execute(

@@ -241,6 +241,7 @@ class _Frame:
         self.ids: list[int] = []
         self.before: Tally = {name: {} for name in (*_TABLES, _FIRSTS)}
         self.cohort_before: cohort_referrals.Tally = cohort_referrals.empty()
+        self.advocates: set[int] = set()  # the friends' advocates before the write
 
 
 def _take(session: Session, frame: _Frame, friend_ids: Iterable[int | None]) -> None:
@@ -255,8 +256,10 @@ def _take(session: Session, frame: _Frame, friend_ids: Iterable[int | None]) -> 
     for start in range(0, len(ids), customer_aggregates.CHUNK):
         customer_aggregates._lock(session, ids[start : start + customer_aggregates.CHUNK])
     _merge_tally(frame.before, _chunked(session, ids))
-    # the same friends' part per segment cohort (their advocates locked first)
-    cohort_referrals.merge(frame.cohort_before, cohort_referrals.take(session, ids))
+    # the same friends' part per segment cohort
+    part, advocates = cohort_referrals.take(session, ids)
+    cohort_referrals.merge(frame.cohort_before, part)
+    frame.advocates |= advocates
 
 
 @contextmanager
@@ -274,7 +277,7 @@ def friends_changing(session: Session, friend_ids: Iterable[int | None]) -> Iter
             session.flush()
             after = _chunked(session, frame.ids)
             _write(session, after, frame.before)
-            cohort_referrals.settle(session, frame.ids, frame.cohort_before)
+            cohort_referrals.settle(session, frame.ids, frame.cohort_before, frame.advocates)
             counts = after["advocate_referral_counts"]
             old = frame.before["advocate_referral_counts"]
             if any(n[0] > old.get(key, [0])[0] for key, n in counts.items()):  # new referral
