@@ -297,6 +297,10 @@ class advocates_moving:  # noqa: N801 - used as a context manager, like contextl
         if not cohort.startswith(SEGMENT_PREFIX) or not ids:
             return
         self.friends = friends_of(session, ids)
+        # The worker locked the movers' friends with them; a friend referred since (its
+        # referral committed meanwhile) is locked here: its writer finishes first.
+        for chunk in _chunks(self.friends):
+            customer_aggregates._lock(session, chunk)
 
     def __enter__(self) -> advocates_moving:
         if self.friends:
