@@ -42,7 +42,10 @@ the new members when they tally. A program join takes the writers' lock (ROW EXC
 SQLite has one writer.
 
 Another panel adopts this by reading `Members.ids` (what dashboard._scope does), or by
-keeping its own per-cohort counts with the two hooks above.
+keeping its own per-cohort counts with the two hooks above. services.cohort_referrals does
+(the referral figures by the ADVOCATE's segments): its membership hook wraps `_move`, and
+the worker locks the referred friends of the customers it judges together with them (their
+writers hold the friend's lock, not the advocate's).
 """
 
 from __future__ import annotations
