@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from advocado.services import (
     activation_aggregates,
+    cohort_referrals,
     cohorts,
     customer_aggregates,
     customer_value,
@@ -27,6 +28,7 @@ REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     referral_aggregates.rebuild,
     cohorts.rebuild,  # after those: it reads customer_latest_responses and value_groups
     activation_aggregates.rebuild,  # after cohorts: it counts per segment's stored members
+    cohort_referrals.rebuild,  # after cohorts': it reads the stored members
 ]
 
 

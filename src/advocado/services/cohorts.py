@@ -54,7 +54,10 @@ Another panel adopts this by reading `Members.ids` (what dashboard._scope does),
 keeping its own per-cohort counts with the two hooks above. services.activation_aggregates
 does (segments only: its program people are its own): its writers add to the customer's
 segments, `_move` calls `segment_moved`, a recompute `recount_segment` (insights_changing
-too, after a whole rebuild), a deleted segment `forget_segment`.
+too, after a whole rebuild), a deleted segment `forget_segment`. services.cohort_referrals does too
+(the referral figures by the ADVOCATE's segments): its membership hook wraps `_move`, and
+the worker locks the referred friends of the customers it judges together with them (their
+writers hold the friend's lock, not the advocate's).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.domain import segments as rules
-from advocado.services import activation_aggregates, segments
+from advocado.services import activation_aggregates, cohort_referrals, segments
 from advocado.services import customer_aggregates as aggregates
 from advocado.services.customer_value import ADVOCATE, ALL_PROGRAMS
 from advocado.store.db import unit_of_work, utc_day
@@ -370,6 +373,12 @@ def _response_query(session: Session, customer_ids: list[int]) -> Any:
 
 
 def _move(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
+    # membership hook of services.cohort_referrals: the movers' friends' referral figures
+    with cohort_referrals.advocates_moving(session, cohort, into | out):
+        _move_members(session, cohort, into, out)
+
+
+def _move_members(session: Session, cohort: str, into: set[int], out: set[int]) -> None:
     segment_id = int(cohort.split(":", 1)[1])  # the worker moves segment members only
     if out:
         _contribute(session, cohort, sorted(out), -1)
@@ -408,7 +417,9 @@ def settle_batch(session: Session, limit: int = SETTLE_BATCH) -> int:
     # Segments first (FOR SHARE: one being saved finishes first, one saved later waits for
     # us), then the customers (their writers queue behind us), then their marks.
     found = _segments(session, lock=True)
-    _lock_customers(session, ids)
+    # with the referred friends of these customers (cohort_referrals' membership hook reads
+    # their part): one sorted lock, so a friend's writer and the worker queue, not deadlock
+    _lock_customers(session, sorted(set(ids) | set(cohort_referrals.friends_of(session, ids))))
     marks: dict[int, list[int]] = {}
     for chunk in aggregates._chunks(ids):
         for customer_id, n in session.execute(
@@ -529,12 +540,14 @@ def recompute(session: Session, segment_id: int) -> None:
     _fill_segment(session, segment_id, spec)
     _count_from_members(session, cohort)
     activation_aggregates.recount_segment(session, segment_id)
+    cohort_referrals.recompute(session, cohort)
 
 
 def forget_segment(session: Session, segment_id: int) -> None:
     """A segment deleted: its cohort goes with it."""
     _clear(session, segment_cohort(segment_id))
     activation_aggregates.forget_segment(session, segment_id)
+    cohort_referrals.forget(session, segment_cohort(segment_id))
 
 
 def rebuild(session: Session, *, orders: bool = True) -> dict[str, int]:

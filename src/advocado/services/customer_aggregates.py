@@ -195,12 +195,13 @@ def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> I
         yield
         session.flush()
         rebuild_promoter_counts(session)
-        from advocado.services import cohorts
+        from advocado.services import cohort_referrals, cohorts
 
         cohorts.rebuild(session)  # segments filter on insights: every membership judged again
         from advocado.services import activation_aggregates
 
         activation_aggregates.recount_segment(session, None)  # and their activation counts
+        cohort_referrals.recompute(session, None)  # their members' referral figures too
         return
     chunks = list(_chunks(customer_ids))
     for chunk in chunks:

@@ -29,8 +29,15 @@ click is in the next request's figures (that module says why the roll-up neither
 doubles a click). The referral figures (funnel counts and rejected reasons, referred revenue,
 rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
 time, the plan's leads / qualified referrals / revenue) read services.referral_aggregates,
-kept in the same transaction as every write of referrals, orders, rewards and codes; with a
-segment they are computed from the rows. The activation funnel, playbook steps, review asks,
+kept in the same transaction as every write of referrals, orders, rewards and codes. With a
+segment (alone, all time or a period) the funnel, revenue, rewards cost and the plan's
+referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
+same writes and by the segment's membership moves, corrected live for the advocates written
+since the worker judged them; that module says how); K-factor advocates / time to first
+referral and all-time top advocates read the per-advocate rows above, each advocate looked
+up in the segment's members (cost: advocates, not referrals). A segment with a program, top
+advocates of a period, or more dirty customers than cohorts judges live: from the rows.
+The activation funnel, playbook steps, review asks,
 UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
 everyone, per program's people and per segment's stored members), which
 services.activation_aggregates adjusts in the same transaction as every write they count and
@@ -62,7 +69,14 @@ from advocado.domain import dashboard as rules
 from advocado.domain.dashboard import Filters
 from advocado.domain.nps import NpsFigures, category
 from advocado.domain.records import FieldError
-from advocado.services import audit, click_rollup, cohorts, customer_value, segments
+from advocado.services import (
+    audit,
+    click_rollup,
+    cohort_referrals,
+    cohorts,
+    customer_value,
+    segments,
+)
 from advocado.services import dashboard_activation as activation
 from advocado.services import referral_aggregates as referral_sums
 from advocado.services.nps import day_bounds
@@ -75,7 +89,10 @@ from advocado.store.models import (
     CohortMember,
     CohortPaidOrderDay,
     CohortPromoterDayCount,
+    CohortReferralDayCount,
+    CohortReferredRevenueDay,
     CohortResponseDayCount,
+    CohortRewardCostDay,
     Customer,
     CustomerInsight,
     CustomerLatestResponse,
@@ -209,13 +226,67 @@ def _in_days(column: Any, scope: _Scope) -> Any:
 
 def _summed(scope: _Scope) -> bool:
     """Whether services.referral_aggregates answers the referral figures: any period (whole
-    days) and program; a segment is computed from the rows (the sums are per day and
-    program, the per-advocate ones all time)."""
+    days) and program. A segment: `_segment_sums` (services.cohort_referrals)."""
     return not scope.segmented
 
 
 def _program_key(scope: _Scope) -> int:
     return referral_sums.ALL_PROGRAMS if scope.program_id is None else scope.program_id
+
+
+def _segment_sums(scope: _Scope) -> cohorts.Members | None:
+    """The segment whose per-cohort referral rows (services.cohort_referrals) answer the
+    referral figures: a segment alone (with or without a period), its members read from the
+    cohort (not the filter evaluated for too many dirty customers)."""
+    if scope.segmented and scope.program_id is None and scope.cohort is not None:
+        return scope.cohort
+    return None
+
+
+def _is_member(column: Any, members: cohorts.Members) -> Any:
+    """`column` (a customer id) is in the segment now: a stored member (looked up by the
+    cohort_members key, one probe per row walked, not the members gathered) and not dirty
+    out of it, or dirty into it."""
+    stored = (
+        select(CohortMember.customer_id)
+        .where(CohortMember.cohort == members.cohort, CohortMember.customer_id == column)
+        .exists()
+    )
+    if members.out:
+        stored = and_(stored, column.not_in(members.out))
+    return stored | column.in_(members.into) if members.into else stored
+
+
+def _day_inside(day: date, scope: _Scope) -> bool:
+    return (scope.start is None or day >= scope.start.date()) and (
+        scope.end is None or day < scope.end.date()
+    )
+
+
+def _cohort_rows(session: Session, members: cohorts.Members, name: str, scope: _Scope,
+                 *where: Any) -> list[tuple[tuple[Any, ...], list[int]]]:  # fmt: skip
+    """(key without cohort and day, counts) of a cohort_referrals table over the period: the
+    stored rows of the cohort summed over its days, plus the corrections for its dirty
+    customers."""
+    table, keys, counts = cohort_referrals.TABLES[name]
+    names = [k for k in keys[1:] if k != "day"]
+    columns = [table.c[k] for k in names]
+    query = (
+        select(*columns, *(func.sum(table.c[c]) for c in counts))
+        .where(table.c.cohort == members.cohort, _in_days(table.c.day, scope), *where)
+        .group_by(*columns)
+    )
+    found: dict[tuple[Any, ...], list[int]] = {}
+    for row in session.execute(query):
+        found[tuple(row[: len(columns)])] = [int(v or 0) for v in row[len(columns) :]]
+    if members.into or members.out:
+        day = list(keys[1:]).index("day")
+        for key, values in cohort_referrals.corrections(session, members)[name].items():
+            if _day_inside(key[day], scope):
+                kept = key[:day] + key[day + 1 :]
+                old = found.setdefault(kept, [0] * len(values))
+                found[kept] = [a + b for a, b in zip(old, values, strict=True)]
+    return list(found.items())
 
 
 def _referral_days(scope: _Scope, basis: str) -> Any:
@@ -228,6 +299,12 @@ def _referral_days(scope: _Scope, basis: str) -> Any:
 def referred_revenue(session: Session, scope: _Scope) -> int:
     """Paid orders in the period, in the scope's currency, of friends with a referral (in the
     program) that is not rejected; a friend counts once."""
+    members = _segment_sums(scope)
+    if members is not None:
+        t = CohortReferredRevenueDay
+        rows = _cohort_rows(session, members, "cohort_referred_revenue_days", scope,
+                            t.currency == scope.currency)  # fmt: skip
+        return sum(values[1] for key, values in rows if key[0] == scope.currency)
     if not _summed(scope):
         found = session.scalar(select(func.sum(Order.amount)).where(_referred_orders_where(scope)))
         return int(found or 0)
@@ -244,6 +321,15 @@ def referred_revenue(session: Session, scope: _Scope) -> int:
 
 def referral_signups(session: Session, scope: _Scope, *, leads: bool = False) -> int:
     """Referrals made in the period (leads: those not rejected)."""
+    members = _segment_sums(scope)
+    if members is not None:
+        rows = _cohort_rows(session, members, "cohort_referral_day_counts", scope,
+                            CohortReferralDayCount.basis == referral_sums.SIGNED_UP)  # fmt: skip
+        return sum(
+            values[0]
+            for (basis, status, _, _), values in rows
+            if basis == referral_sums.SIGNED_UP and not (leads and status == "rejected")
+        )
     if not _summed(scope):
         where = _referrals_where(scope)
         if leads:
@@ -259,6 +345,15 @@ def referral_signups(session: Session, scope: _Scope, *, leads: bool = False) ->
 def referrals_qualified_in(session: Session, scope: _Scope) -> int:
     """Referrals qualified in the period (qualified_at in it) and qualified or rewarded now."""
     statuses = referral_sums.QUALIFIED_STATUSES
+    members = _segment_sums(scope)
+    if members is not None:
+        rows = _cohort_rows(session, members, "cohort_referral_day_counts", scope,
+                            CohortReferralDayCount.basis == referral_sums.QUALIFIED)  # fmt: skip
+        return sum(
+            values[0]
+            for (basis, status, _, _), values in rows
+            if basis == referral_sums.QUALIFIED and status in statuses
+        )
     if not _summed(scope):
         where = and_(
             _between(Referral.qualified_at, scope),
@@ -739,6 +834,9 @@ def _funnel_counts(
 ) -> tuple[dict[str, int], int, list[dict[str, Any]]]:
     """Referrals made in the period per status; those qualified (qualified_at set, status
     qualified or rewarded); the rejected ones per reason, most first."""
+    members = _segment_sums(scope)
+    if members is not None:
+        return _cohort_funnel_counts(session, members, scope)
     if _summed(scope):
         t = ReferralDayCount
         where = _referral_days(scope, referral_sums.SIGNED_UP)
@@ -768,8 +866,44 @@ def _funnel_counts(
     return statuses, int(qualified or 0), reasons
 
 
+def _cohort_funnel_counts(
+    session: Session, members: cohorts.Members, scope: _Scope
+) -> tuple[dict[str, int], int, list[dict[str, Any]]]:
+    """_funnel_counts under a segment: the cohort's referral rows of the period."""
+    rows = _cohort_rows(session, members, "cohort_referral_day_counts", scope,
+                        CohortReferralDayCount.basis == referral_sums.SIGNED_UP)  # fmt: skip
+    statuses: dict[str, int] = defaultdict(int)
+    by_reason: dict[str, int] = defaultdict(int)
+    qualified = 0
+    for (basis, status, reason, has_qualified_at), values in rows:
+        if basis != referral_sums.SIGNED_UP:
+            continue
+        statuses[status] += values[0]
+        if has_qualified_at and status in referral_sums.QUALIFIED_STATUSES:
+            qualified += values[0]
+        if status == "rejected":
+            by_reason[reason or ""] += values[0]
+    reasons = [
+        {"reason": r, "referrals": n}
+        for r, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        if n
+    ]
+    return {k: v for k, v in statuses.items() if v}, qualified, reasons
+
+
 def _rewards_cost(session: Session, scope: _Scope) -> int:
     """Face value of the live credit and coupons issued in the period, in the currency."""
+    members = _segment_sums(scope)
+    if members is not None:
+        t = CohortRewardCostDay
+        kinds = ("credit", "coupon")
+        where = (t.currency == scope.currency, t.kind.in_(kinds))
+        rows = _cohort_rows(session, members, "cohort_reward_cost_days", scope, *where)
+        return sum(
+            values[1]
+            for (currency, kind), values in rows
+            if currency == scope.currency and kind in kinds
+        )
     if not _summed(scope):
         found = session.scalar(select(func.sum(Reward.amount)).where(_rewards_where(scope)))
         return int(found or 0)
@@ -996,11 +1130,14 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 def _advocates_by_end(session: Session, scope: _Scope) -> int:
     """Code holders (of the program) who had a code by the end of the period."""
-    if _summed(scope):
+    members = _segment_sums(scope)
+    if _summed(scope) or members is not None:
         t = AdvocateFirst
         query = select(func.count()).where(
             t.program_id == _program_key(scope), t.code_at.is_not(None)
         )
+        if members is not None:  # code holders (any program) in the segment
+            query = query.where(_is_member(t.advocate_id, members))
         if scope.end is not None:
             query = query.where(t.code_at < scope.end)
         return int(session.scalar(query) or 0)
@@ -1018,12 +1155,14 @@ def _time_to_first(session: Session, scope: _Scope) -> dict[str, float | None]:
     code holders (of the program) whose first referral falls in the period: median, mean,
     how many. Without a segment from advocate_firsts' gaps: counted, summed and the middle
     read off their index, not handed over one by one."""
-    if _summed(scope):
+    members = _segment_sums(scope)
+    if _summed(scope) or members is not None:
         t = AdvocateFirst
         where = and_(
             t.program_id == _program_key(scope),
             t.gap_us.is_not(None),
             _between(t.first_at, scope),
+            True if members is None else _is_member(t.advocate_id, members),
         )
         count, total = session.execute(select(func.count(), func.sum(t.gap_us)).where(where)).one()
         middle: list[int] = []
@@ -1407,15 +1546,18 @@ def _advocate_table(session: Session, scope: _Scope) -> Select[Any]:
     )
 
 
-def _top_from_counts(session: Session, scope: _Scope, limit: int) -> list[dict[str, Any]]:
-    """_top_advocates all time (any program or one): the per-advocate counters. The limit-th
-    (qualified, signups) is read off their index; the advocates tied with or above it are
-    ordered with their friends' revenue, in one statement."""
+def _top_from_counts(session: Session, scope: _Scope, limit: int,
+                     members: cohorts.Members | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """_top_advocates all time (any program or one, or the advocates in a segment): the
+    per-advocate counters. The limit-th (qualified, signups) is read off their index (a
+    segment: walking it, each advocate looked up in the segment); the advocates tied with or
+    above it are ordered with their friends' revenue, in one statement."""
     t, money = AdvocateReferralCount, AdvocateReferredRevenue
     key = _program_key(scope)
+    inside = True if members is None else _is_member(t.advocate_id, members)
     last = session.execute(
         select(t.qualified, t.signups)
-        .where(t.program_id == key)
+        .where(t.program_id == key, inside)
         .order_by(t.qualified.desc(), t.signups.desc())
         .offset(limit - 1)
         .limit(1)
@@ -1446,7 +1588,7 @@ def _top_from_counts(session: Session, scope: _Scope, limit: int) -> list[dict[s
             ),
         )
         .join(Customer, Customer.id == t.advocate_id)
-        .where(t.program_id == key, at_least)
+        .where(t.program_id == key, at_least, inside)
         .order_by(t.qualified.desc(), t.signups.desc(), revenue.desc(), t.advocate_id)
         .limit(limit)
     )
@@ -1469,8 +1611,9 @@ def _top_advocates(session: Session, scope: _Scope, limit: int) -> list[dict[str
     advocate's friends' orders: the order is qualified, then signups, then revenue, so only
     the advocates tied with or above the limit-th (qualified, signups) can be in it, and
     revenue is summed for those alone. All time without a segment: the counters."""
-    if _summed(scope) and scope.start is None and scope.end is None:
-        return _top_from_counts(session, scope, limit)
+    members = _segment_sums(scope)
+    if (_summed(scope) or members is not None) and scope.start is None and scope.end is None:
+        return _top_from_counts(session, scope, limit, members)
     # rank() over (qualified, signups): an advocate ranks within the limit exactly when fewer
     # than `limit` are strictly ahead, i.e. when tied with or above the limit-th.
     per = _advocate_counts(scope).subquery()

@@ -43,7 +43,7 @@ from sqlalchemy import case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from advocado.services import customer_aggregates
+from advocado.services import cohort_referrals, customer_aggregates
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     AdvocateFirst,
@@ -240,6 +240,8 @@ class _Frame:
     def __init__(self) -> None:
         self.ids: list[int] = []
         self.before: Tally = {name: {} for name in (*_TABLES, _FIRSTS)}
+        self.cohort_before: cohort_referrals.Tally = cohort_referrals.empty()
+        self.advocates: set[int] = set()  # the friends' advocates before the write
 
 
 def _take(session: Session, frame: _Frame, friend_ids: Iterable[int | None]) -> None:
@@ -254,6 +256,10 @@ def _take(session: Session, frame: _Frame, friend_ids: Iterable[int | None]) -> 
     for start in range(0, len(ids), customer_aggregates.CHUNK):
         customer_aggregates._lock(session, ids[start : start + customer_aggregates.CHUNK])
     _merge_tally(frame.before, _chunked(session, ids))
+    # the same friends' part per segment cohort
+    part, advocates = cohort_referrals.take(session, ids)
+    cohort_referrals.merge(frame.cohort_before, part)
+    frame.advocates |= advocates
 
 
 @contextmanager
@@ -271,6 +277,7 @@ def friends_changing(session: Session, friend_ids: Iterable[int | None]) -> Iter
             session.flush()
             after = _chunked(session, frame.ids)
             _write(session, after, frame.before)
+            cohort_referrals.settle(session, frame.ids, frame.cohort_before, frame.advocates)
             counts = after["advocate_referral_counts"]
             old = frame.before["advocate_referral_counts"]
             if any(n[0] > old.get(key, [0])[0] for key, n in counts.items()):  # new referral

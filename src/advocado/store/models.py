@@ -979,6 +979,48 @@ class CohortResponseDayCount(Base):
     responses: Mapped[int] = mapped_column(Integer)
 
 
+class CohortReferralDayCount(Base):
+    """referral_day_counts (no program) per segment cohort: the referrals whose advocate is a
+    member (services.cohort_referrals)."""
+
+    __tablename__ = "cohort_referral_day_counts"
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    basis: Mapped[str] = mapped_column(String(10), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, primary_key=True)
+    qualified: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    referrals: Mapped[int] = mapped_column(Integer)
+
+
+class CohortReferredRevenueDay(Base):
+    """Paid orders per segment cohort, UTC day and currency of the friends with a referral
+    (not rejected) from a member; a friend counts once per cohort."""
+
+    __tablename__ = "cohort_referred_revenue_days"
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class CohortRewardCostDay(Base):
+    """Live rewards per segment cohort (of referrals whose advocate is a member), UTC day,
+    currency and kind."""
+
+    __tablename__ = "cohort_reward_cost_days"
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    rewards: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
 class CohortPromoterDayCount(Base):
     """promoter_day_counts per cohort: the cohort's members whose latest response is a
     promoter's."""
