@@ -71,7 +71,7 @@ from sqlalchemy import and_, case, delete, func, literal_column, select, text, u
 from sqlalchemy.orm import Session
 
 from advocado.domain import activation as rules
-from advocado.services.customer_aggregates import _upsert_counts
+from advocado.services.customer_aggregates import upsert_counts
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     ActivationCount,
@@ -419,7 +419,7 @@ def _store(session: Session, delta: dict[Key, int]) -> None:
         for (kind, program, day, a, b, c), n in sorted(delta.items())
         if n
     ]
-    _upsert_counts(session, ActivationCount.__table__, rows, counts=("n",))
+    upsert_counts(session, ActivationCount.__table__, rows, counts=("n",))
 
 
 def _lock_cohorts(session: Session) -> None:

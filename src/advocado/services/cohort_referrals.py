@@ -228,7 +228,7 @@ def _write(session: Session, delta: Tally) -> None:
             {**dict(zip(keys, key, strict=True)), **dict(zip(counts, values, strict=True))}
             for key, values in sorted(delta[name].items(), key=lambda kv: repr(kv[0]))
         ]
-        customer_aggregates._upsert_counts(session, table, rows, counts=counts)
+        customer_aggregates.upsert_counts(session, table, rows, counts=counts)
 
 
 def _advocates_of(session: Session, friend_ids: list[int]) -> list[int]:

@@ -194,9 +194,7 @@ def _add_responses(session: Session, delta: Counter[tuple[str, date, str, int]])
         for (c, d, s, n), k in sorted(delta.items())  # one lock order: no deadlocks
         if k
     ]
-    aggregates._upsert_counts(
-        session, CohortResponseDayCount.__table__, rows, counts=("responses",)
-    )
+    aggregates.upsert_counts(session, CohortResponseDayCount.__table__, rows, counts=("responses",))
 
 
 def _promoter_query(session: Session) -> Any:
@@ -236,9 +234,7 @@ def _add_promoters(session: Session, delta: Counter[tuple[str, date, str, str, b
         for (c, d, p, t, h), n in sorted(delta.items())  # one lock order: no deadlocks
         if n
     ]
-    aggregates._upsert_counts(
-        session, CohortPromoterDayCount.__table__, rows, counts=("customers",)
-    )
+    aggregates.upsert_counts(session, CohortPromoterDayCount.__table__, rows, counts=("customers",))
 
 
 _OrderKey = tuple[str, str, date, date, bool]  # cohort, currency, day, previous day, advocate
@@ -306,7 +302,7 @@ def _order_rows(delta: dict[_OrderKey, list[int]]) -> list[dict[str, Any]]:
 
 
 def _add_orders(session: Session, delta: dict[_OrderKey, list[int]]) -> None:
-    aggregates._upsert_counts(
+    aggregates.upsert_counts(
         session, CohortPaidOrderDay.__table__, _order_rows(delta), counts=("orders", "revenue")
     )
 

@@ -95,10 +95,10 @@ def _add(session: Session, delta: Counter[tuple[date, str, str, bool]]) -> None:
         for (d, p, t, h), n in sorted(delta.items())  # one lock order: no deadlocks
         if n
     ]
-    _upsert_counts(session, PromoterDayCount.__table__, rows, counts=("customers",))
+    upsert_counts(session, PromoterDayCount.__table__, rows, counts=("customers",))
 
 
-def _upsert_counts(session: Session, table: Any, rows: list[dict[str, Any]],
+def upsert_counts(session: Session, table: Any, rows: list[dict[str, Any]],
                    *, counts: tuple[str, ...]) -> None:  # fmt: skip
     """Add each row's `counts` to the stored row with the same key (the other columns). Only
     a take-out (a negative count) can bring a row to zero, so only those rows are looked up
@@ -239,7 +239,7 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
         for (d, c, b), (n, r) in sorted(delta.items())  # one lock order: no deadlocks
         if n or r
     ]
-    _upsert_counts(session, PaidOrderDay.__table__, rows, counts=("orders", "revenue"))
+    upsert_counts(session, PaidOrderDay.__table__, rows, counts=("orders", "revenue"))
 
 
 @contextmanager

@@ -153,7 +153,7 @@ def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
         for (p, r, c, d, b), (n, v) in sorted(delta.items())  # one lock order: no deadlocks
         if n or v
     ]
-    aggregates._upsert_counts(session, ValueGroupDay.__table__, rows, counts=("orders", "revenue"))
+    aggregates.upsert_counts(session, ValueGroupDay.__table__, rows, counts=("orders", "revenue"))
 
 
 def _buyer_days(session: Session, customer_ids: list[int] | None) -> None:

@@ -215,7 +215,7 @@ def _write(session: Session, after: Tally, before: Tally | None) -> None:
             if any(diff):
                 rows.append({**dict(zip(keys, key, strict=True)),
                              **dict(zip(counts, diff, strict=True))})  # fmt: skip
-        customer_aggregates._upsert_counts(session, table, rows, counts=counts)
+        customer_aggregates.upsert_counts(session, table, rows, counts=counts)
 
 
 def _merge_tally(total: Tally, part: Tally) -> None:
