@@ -84,3 +84,20 @@ def test_demo_admin_can_sign_in_and_describe_says_how(engine: Engine) -> None:
     assert f"{summary.customers} customers" in text
     with unit_of_work(engine) as session:
         assert verify_login(session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD) is not None
+
+
+def test_the_demo_has_segments_to_filter_the_dashboard_by(engine: Engine) -> None:
+    from advocado.domain.dashboard import Filters
+    from advocado.services import dashboard, segments
+    from advocado.services.demo import DEMO_SEGMENTS
+    from advocado.store.db import read_only
+
+    load_demo(engine, customers=300, seed=5)
+    with read_only(engine) as session:
+        for _name, slug, filters in DEMO_SEGMENTS:
+            spec = segments.segment_filter(session, slug=slug)[1]
+            members = segments.count_members(session, spec)
+            assert members > 0, slug
+            promoters = dashboard.panel(session, "promoters", Filters(segment=slug))
+            if "nps_category" in filters:  # every member is a promoter: all of them counted
+                assert promoters.summary["promoters"] == members

@@ -180,6 +180,7 @@ def load_demo(engine: Engine, *, customers: int = 3000, seed: int = 7) -> DemoSu
     load_activation_activity(engine, seed=seed, today=_today())  # the activation panels
     with unit_of_work(engine) as session:
         _demo_plan(session, today=_today(), customers=customers)
+        _demo_segments(session)
     scores = Counter(r.score for r in data.responses)
     return DemoSummary(
         brand=BRAND,
@@ -215,6 +216,24 @@ def _demo_plan(session: Session, *, today: datetime, customers: int) -> None:
             "personas": ["emotional", "high_influence"],
             "recruitment": {"email": 2 * scale, "wecom": scale, "events": 1}}  # fmt: skip
     plans.apply_plan(session, data=plan, actor=audit.SYSTEM)
+
+
+# Saved segments, so the dashboard's segment filter has something to pick (seed 001's
+# promoters split by how to ask them, and the high-value customers).
+DEMO_SEGMENTS = (
+    ("Emotional promoters / 感性推荐者", "emotional-promoters",
+     {"nps_category": ["promoter"], "persona": ["emotional"]}),
+    ("Rational promoters / 理性推荐者", "rational-promoters",
+     {"nps_category": ["promoter"], "persona": ["rational"]}),
+    ("High-value customers / 高价值客户", "high-value", {"value_tier": ["high"]}),
+)  # fmt: skip
+
+
+def _demo_segments(session: Session) -> None:
+    from advocado.services import segments
+
+    for name, slug, filters in DEMO_SEGMENTS:
+        segments.create_segment(session, name=name, slug=slug, filters=filters)
 
 
 @dataclass(frozen=True)
