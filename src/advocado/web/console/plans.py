@@ -17,10 +17,9 @@ from advocado.services import plans
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import User
 from advocado.web.console.routes import (
-    _csrf_ok,
     _to_login,
     actor_of,
-    permitted,
+    permitted_form,
     render,
     signed_in_user,
 )
@@ -45,12 +44,10 @@ def plan_list(request: Request) -> Response:
 
 @router.post("/plans")
 async def plan_apply(request: Request) -> Response:
-    user = permitted(request, Action.EDIT_PLANS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/plans", status_code=303)
+    found = await permitted_form(request, Action.EDIT_PLANS, back="/plans")
+    if isinstance(found, Response):
+        return found
+    user, form = found
     source = str(form.get("source") or "")
     try:
         data = plans.read_plan_text(source, source="line")

@@ -18,6 +18,7 @@ from advocado.web.console.routes import (
     actor_of,
     locale_of,
     permitted,
+    permitted_form,
     render,
     signed_in_user,
 )
@@ -45,12 +46,10 @@ def playbook_list(request: Request) -> Response:
 
 @router.post("/playbooks/{name}/switch")
 async def playbook_switch(request: Request, name: str) -> Response:
-    user = permitted(request, Action.EDIT_PLAYBOOKS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/playbooks", status_code=303)
+    found = await permitted_form(request, Action.EDIT_PLAYBOOKS, back="/playbooks")
+    if isinstance(found, Response):
+        return found
+    user, form = found
     try:
         with unit_of_work(request.app.state.engine) as session:
             playbooks.set_enabled(session, name=name, enabled=form.get("enabled") == "yes",

@@ -17,10 +17,9 @@ from advocado.services import programs, referrals
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import User
 from advocado.web.console.routes import (
-    _csrf_ok,
     _to_login,
     actor_of,
-    permitted,
+    permitted_form,
     render,
     signed_in_user,
 )
@@ -52,12 +51,10 @@ def program_list(request: Request) -> Response:
 
 @router.post("/programs")
 async def program_apply(request: Request) -> Response:
-    user = permitted(request, Action.EDIT_PROGRAMS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/programs", status_code=303)
+    found = await permitted_form(request, Action.EDIT_PROGRAMS, back="/programs")
+    if isinstance(found, Response):
+        return found
+    user, form = found
     source = str(form.get("source") or "")
     try:
         data = yaml.safe_load(source)
@@ -91,12 +88,10 @@ def review_queue(request: Request) -> Response:
 
 @router.post("/referrals/{referral_id}/decide")
 async def review_decide(request: Request, referral_id: int) -> Response:
-    user = permitted(request, Action.REVIEW_REFERRALS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/referrals/review", status_code=303)
+    found = await permitted_form(request, Action.REVIEW_REFERRALS, back="/referrals/review")
+    if isinstance(found, Response):
+        return found
+    user, form = found
     decision = str(form.get("decision") or "")
     if decision not in ("approve", "reject"):
         return Response("decision: approve or reject / 请选择通过或拒绝", 400)

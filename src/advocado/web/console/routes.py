@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 
 from advocado import clock
 from advocado.domain.roles import Action, may, refusal
@@ -130,6 +131,21 @@ def permitted(request: Request, action: Action) -> User | Response:
         page = {"user": user, "page": "", "reason": reason}
         return render(request, "forbidden.html", page, status_code=403)
     return user
+
+
+async def permitted_form(
+    request: Request, action: Action, *, back: str
+) -> tuple[User, FormData] | Response:
+    """permitted(), then the posted form with its CSRF token checked: (user, form), or the
+    response to send (sign in, 403, or back to `back` with nothing changed when the token is
+    missing or wrong). The one check every console form handler makes."""
+    user = permitted(request, action)
+    if not isinstance(user, User):
+        return user
+    form = await request.form()
+    if not _csrf_ok(request, str(form.get("csrf") or "")):
+        return RedirectResponse(back, status_code=303)
+    return user, form
 
 
 def actor_of(user: User) -> str:

@@ -22,6 +22,7 @@ from advocado.web.console.routes import (
     _to_login,
     actor_of,
     permitted,
+    permitted_form,
     render,
     signed_in_user,
 )
@@ -48,12 +49,10 @@ def user_list(request: Request) -> Response:
 
 @router.post("/users")
 async def user_create(request: Request) -> Response:
-    user = permitted(request, Action.MANAGE_USERS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/users", status_code=303)
+    found = await permitted_form(request, Action.MANAGE_USERS, back="/users")
+    if isinstance(found, Response):
+        return found
+    user, form = found
     email = str(form.get("email") or "")
     try:
         with unit_of_work(request.app.state.engine) as session:
@@ -65,18 +64,21 @@ async def user_create(request: Request) -> Response:
     return RedirectResponse("/users", status_code=303)
 
 
+def _target(request: Request, user_id: int) -> User | None:
+    """The user a handler acts on (the path's id)."""
+    with read_only(request.app.state.engine) as session:
+        return session.get(User, user_id)
+
+
 @router.post("/users/{user_id}/disabled")
 async def user_disable(request: Request, user_id: int) -> Response:
-    user = permitted(request, Action.MANAGE_USERS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/users", status_code=303)
-    with read_only(request.app.state.engine) as session:
-        target = session.get(User, user_id)
+    found = await permitted_form(request, Action.MANAGE_USERS, back="/users")
+    if isinstance(found, Response):
+        return found
+    user, form = found
+    target = _target(request, user_id)
     if target is None:
-        return Response("no such user", 404)
+        return Response("no such user / 没有该用户", 404)
     if target.id == user.id:
         return Response("you cannot disable yourself / 不能停用自己的账号", 400)
     with unit_of_work(request.app.state.engine) as session:
@@ -134,14 +136,11 @@ async def account_weekly(request: Request) -> Response:
 
 @router.post("/users/{user_id}/weekly-summary")
 async def user_weekly(request: Request, user_id: int) -> Response:
-    user = permitted(request, Action.MANAGE_USERS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/users", status_code=303)
-    with read_only(request.app.state.engine) as session:
-        target = session.get(User, user_id)
+    found = await permitted_form(request, Action.MANAGE_USERS, back="/users")
+    if isinstance(found, Response):
+        return found
+    user, form = found
+    target = _target(request, user_id)
     if target is None:
         return Response("no such user / 没有该用户", 404)
     error = _set_weekly(request, user, target.email, form.get("weekly_summary") == "on",
@@ -153,12 +152,10 @@ async def user_weekly(request: Request, user_id: int) -> Response:
 
 @router.post("/users/weekly-schedule")
 async def weekly_schedule(request: Request) -> Response:
-    user = permitted(request, Action.MANAGE_SETTINGS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse("/users", status_code=303)
+    found = await permitted_form(request, Action.MANAGE_SETTINGS, back="/users")
+    if isinstance(found, Response):
+        return found
+    user, form = found
     try:
         with unit_of_work(request.app.state.engine) as session:
             weekly.set_schedule(session, day=str(form.get("day") or ""),

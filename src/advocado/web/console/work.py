@@ -24,6 +24,7 @@ from advocado.web.console.routes import (
     _to_login,
     locale_of,
     permitted,
+    permitted_form,
     render,
     signed_in_user,
 )
@@ -79,12 +80,10 @@ def task_page(request: Request, task_id: int) -> Response:
 
 @router.post("/tasks/{task_id}/outcome")
 async def task_outcome(request: Request, task_id: int) -> Response:
-    user = permitted(request, Action.EDIT_TASKS)
-    if not isinstance(user, User):
-        return user
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf") or "")):
-        return RedirectResponse(f"/tasks/{task_id}", status_code=303)
+    found = await permitted_form(request, Action.EDIT_TASKS, back=f"/tasks/{task_id}")
+    if isinstance(found, Response):
+        return found
+    user, form = found
     try:
         with unit_of_work(request.app.state.engine) as session:
             tasks.record_outcome(session, task_id=task_id, outcome=str(form.get("outcome") or ""),
