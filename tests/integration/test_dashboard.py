@@ -4,21 +4,21 @@ the service, the JSON API and the CSV export (which must agree), on SQLite and P
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Date, Engine, literal, select
 
 from advocado import clock
-from advocado.domain.dashboard import Filters, parse_filters
+from advocado.domain.dashboard import Filters, bucket_start, parse_filters
 from advocado.domain.records import CustomerRecord, FieldError, OrderRecord, ResponseRecord
 from advocado.services import dashboard, programs, referrals, segments
 from advocado.services.apikeys import create_api_key
 from advocado.services.clicks import fingerprint
 from advocado.services.records import save_customers, save_orders, save_responses
-from advocado.store.db import read_only, unit_of_work
+from advocado.store.db import as_date, bucket_day, read_only, unit_of_work
 from advocado.store.models import Click
 from advocado.web.app import create_app
 
@@ -345,3 +345,16 @@ def test_figures_follow_new_events(data: Engine) -> None:
     )
     after = {r["stage"]: r["count"] for r in figure(data, "referrals").rows}["signups"]
     assert after == before + 1
+
+
+@pytest.mark.parametrize("bucket", ["week", "month"])
+def test_sql_buckets_are_the_charts_weeks_and_months(engine: Engine, bucket: str) -> None:
+    """NPS over time buckets its day rows in SQL (store.db.bucket_day): for every day of two
+    years, the database gives the same Monday or first of the month as the chart's rule."""
+    days = [date(2024, 1, 1) + timedelta(days=n) for n in range(731)]
+    with read_only(engine) as session:
+        found = [
+            as_date(session.scalar(select(bucket_day(session, literal(d, Date), bucket))))
+            for d in days
+        ]
+    assert found == [bucket_start(d, bucket) for d in days]

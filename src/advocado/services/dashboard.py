@@ -80,7 +80,7 @@ from advocado.services import (
 from advocado.services import dashboard_activation as activation
 from advocado.services import referral_aggregates as referral_sums
 from advocado.services.nps import day_bounds
-from advocado.store.db import as_date, utc_day
+from advocado.store.db import as_date, bucket_day, utc_day
 from advocado.store.models import (
     AdvocateFirst,
     AdvocateReferralCount,
@@ -409,8 +409,9 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
     corrections: dict[tuple[date, str, int], int] = {}
     if scope.customers is None:
         t = ResponseDayCount
-        query = select(t.day, t.survey, t.score, func.sum(t.responses)).group_by(
-            t.day, t.survey, t.score
+        period = bucket_day(session, t.day, f.bucket)
+        query = select(period, t.survey, t.score, func.sum(t.responses)).group_by(
+            period, t.survey, t.score
         )
         if f.start:
             query = query.where(t.day >= f.start)
@@ -420,10 +421,11 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
         # One segment or program: its per-day counts (cost: days), corrected for the few
         # customers written since their segments were judged (services.cohorts).
         c = CohortResponseDayCount
+        period = bucket_day(session, c.day, f.bucket)
         query = (
-            select(c.day, c.survey, c.score, func.sum(c.responses))
+            select(period, c.survey, c.score, func.sum(c.responses))
             .where(c.cohort == scope.cohort.cohort)
-            .group_by(c.day, c.survey, c.score)
+            .group_by(period, c.survey, c.score)
         )
         if f.start:
             query = query.where(c.day >= f.start)
@@ -431,17 +433,19 @@ def nps_over_time(session: Session, f: Filters) -> Panel:
             query = query.where(c.day <= f.end)
         corrections = cohorts.response_corrections(session, scope.cohort, scope.start, scope.end)
     else:
-        day = utc_day(session, Response.submitted_at)
+        period = bucket_day(session, utc_day(session, Response.submitted_at), f.bucket)
         survey = func.coalesce(Response.survey, "")
         query = (
-            select(day, survey, Response.score, func.count())
+            select(period, survey, Response.score, func.count())
             .where(
                 _between(Response.submitted_at, scope), _in_customers(Response.customer_id, scope)
             )
-            .group_by(day, survey, Response.score)
+            .group_by(period, survey, Response.score)
         )
     counts: dict[tuple[date, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[int, int] = defaultdict(int)
+    # rows are per bucket (bucketed in SQL); the few corrections per day: bucket_start is
+    # the same rule and leaves a bucket's first day as it is
     found = list(session.execute(query))
     found += [(d, s, score, n) for (d, s, score), n in corrections.items() if n]
     for day_value, survey_name, score, n in found:
