@@ -716,7 +716,13 @@ def _in_codes(column: Any, scope: _Scope) -> Any:
 
 def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
     """(all clicks, unique clicks) from the click aggregates and the clicks not rolled up yet
-    (services.click_rollup, whose doc defines unique clicks and says why they stay exact)."""
+    (services.click_rollup, whose doc defines unique clicks and says why they stay exact).
+    A segment alone: its own per-day sums (cost: days, not its members' codes)."""
+    members = _segment_sums(scope)
+    if members is not None:
+        return click_rollup.cohort_click_counts(
+            session, start=scope.start, end=scope.end, members=members
+        )
     return click_rollup.click_counts(
         session,
         start=scope.start,
