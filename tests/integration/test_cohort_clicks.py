@@ -39,6 +39,24 @@ def _figures(session: Any, f: Filters) -> tuple[int, int, int]:
     return counts["clicks"], counts["unique_clicks"], invitations
 
 
+def _check_drills(session: Any, f: Filters, clicks: int, unique: int) -> None:
+    """The click drill-downs list what the figures count; a page is their first rows, read in
+    time order (each click's holder probed) or from the members' codes."""
+    full = {}
+    for stage, count in (("clicks", clicks), ("unique_clicks", unique)):
+        full[stage] = dashboard.drill(session, "referrals", f, {"stage": stage}, limit=None).rows
+        assert len(full[stage]) == count
+    saved = dashboard.DENSE_CLICKS
+    try:
+        for dense in (0, 10**9):
+            dashboard.DENSE_CLICKS = dense
+            for stage, rows in full.items():
+                page = dashboard.drill(session, "referrals", f, {"stage": stage}, limit=5)
+                assert page.rows == rows[:5], (stage, dense)
+    finally:
+        dashboard.DENSE_CLICKS = saved
+
+
 def _check(engine: Engine) -> int:
     """Every segment x period: the cohort's figures (through the dashboard too) equal the scan
     of the codes held by the customers its filter selects now; the kept rows equal a
@@ -68,6 +86,7 @@ def _check(engine: Engine) -> int:
                 session, start=scope.start, end=scope.end, codes=held
             )
             assert _figures(session, f) == (clicks, unique, unique)
+            _check_drills(session, f, clicks, unique)
     with read_only(engine) as session:
         kept = click_rollup.cohort_snapshot(session)
     with unit_of_work(engine) as session:

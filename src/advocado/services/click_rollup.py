@@ -62,7 +62,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from advocado import clock
 from advocado.services import customer_aggregates
@@ -493,13 +493,19 @@ def rolled_up_clicks(
     program_id: int | None,
     codes: Any,
     by_program: bool,
+    cohort: str | None = None,
 ) -> int:
-    """All clicks in the aggregates alone (without the live tail): a cheap size estimate."""
+    """All clicks in the aggregates alone (without the live tail): a cheap size estimate.
+    `cohort`: a segment cohort's stored rows answer (`codes` are its members')."""
     table: Any = ClickProgramDay if by_program else ClickDayCount
+    if cohort is not None:
+        table = CohortClickDayCount
     query = select(func.coalesce(func.sum(table.clicks), 0)).where(
         _inside(table.day, start and _day_of(start), end and _day_of(end))
     )
-    if by_program and program_id is not None:
+    if cohort is not None:
+        query = query.where(table.cohort == cohort)
+    elif by_program and program_id is not None:
         query = query.where(table.program_id == program_id)
     elif not by_program and codes is not None:
         query = query.where(table.code_id.in_(codes))
@@ -577,10 +583,13 @@ def held_by(members: Any) -> Callable[[Any], Any]:
     services.cohorts.Members) now. An index probe per row tested: for the live tail and pages
     walked in time order, not for gathering every member's codes."""
 
+    code = aliased(ReferralCode)  # its own: the outer query may join referral_codes too
+
     def held(code_id: Any) -> Any:
         return (
-            select(ReferralCode.id)
-            .where(ReferralCode.id == code_id, members.holds(ReferralCode.customer_id))
+            select(code.id)
+            .where(code.id == code_id, members.holds(code.customer_id))
+            .correlate_except(code)
             .exists()
         )
 
@@ -658,13 +667,16 @@ def first_visits(
     codes: Any,
     limit: int | None,
     walk_time: bool = False,
+    held: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
     """The first human clicks that unique clicks count, in (time, id) order, as rows of `base`
     (a SELECT over clicks and what joins them, with `clicked_at` and `click_id` columns): they
     agree with `click_counts`. The stored first visits in the period, minus those the live
-    tail moved earlier, plus the tail's own first visits."""
+    tail moved earlier, plus the tail's own first visits. `held` (a segment's: `held_by`)
+    tests each code of the tail, and of a time walk, instead of gathering `codes`."""
     last = session.scalar(select(_watermark())) or 0
-    firsts = _firsts(_tail(last, codes), few=True)
+    tail = _tail(last, codes) if held is None else and_(_tail(last, None), held(Click.code_id))
+    firsts = _firsts(tail, few=True)
     seen = ClickVisitor
     added, dropped = [], set()
     for code_id, print_, at, click_id, before in session.execute(
@@ -684,14 +696,17 @@ def first_visits(
     if limit is not None:
         added = added[:limit]  # a page needs no more of them
     keyed = base.add_columns(Click.code_id.label("_code"), Click.fingerprint.label("_print"))
+    # walk_time: read first visits in time order, skip other codes (`+ 0`: not through the
+    # code index; `held`: a probe per visit walked), for a scope holding most visits
+    if codes is None:
+        in_scope: Any = True
+    elif walk_time and held is not None:
+        in_scope = held(seen.code_id)
+    else:
+        in_scope = (seen.code_id + 0 if walk_time else seen.code_id).in_(codes)
     stored = (
         keyed.join(seen, seen.first_click_id == Click.id)
-        .where(
-            _inside(seen.first_at, start, end),
-            # walk_time: read first visits in time order, skip other codes (`+ 0`: not
-            # through the code index), for a scope holding most visits
-            True if codes is None else (seen.code_id + 0 if walk_time else seen.code_id).in_(codes),
-        )
+        .where(_inside(seen.first_at, start, end), in_scope)
         .order_by(seen.first_at, seen.first_click_id)
     )
     if limit is not None:

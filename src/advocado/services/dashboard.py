@@ -753,6 +753,7 @@ def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
     codes = _click_codes(scope)
     if limit is None or codes is None:
         return False
+    members = _segment_sums(scope)
     found = click_rollup.rolled_up_clicks(
         session,
         start=scope.start,
@@ -760,8 +761,16 @@ def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
         program_id=scope.program_id,
         codes=codes,
         by_program=not scope.segmented,
+        cohort=None if members is None else members.cohort,  # a segment's rows: days
     )
     return found >= DENSE_CLICKS
+
+
+def _held(scope: _Scope) -> Callable[[Any], Any] | None:
+    """A segment alone: a per-row test that a code's holder is a member (an index probe per
+    click walked or in the live tail), not every member's codes gathered first."""
+    members = _segment_sums(scope)
+    return None if members is None else click_rollup.held_by(members)
 
 
 _CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
@@ -792,6 +801,7 @@ def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> P
         codes=_click_codes(scope),
         limit=limit,
         walk_time=_walk_time(session, scope, limit),
+        held=_held(scope),
     )
     rows = [_plain_row(r._mapping, _CLICK_COLUMNS) for r in found]
     return Panel("referrals", _CLICK_COLUMNS, rows)
@@ -980,8 +990,12 @@ def drill_referrals(
         codes = _click_codes(scope)
         clicks = select(Click).where(_between(Click.clicked_at, scope))
         if codes is not None:
-            code = Click.code_id + 0 if _walk_time(session, scope, limit) else Click.code_id
-            clicks = clicks.where(code.in_(codes))
+            walk, held = _walk_time(session, scope, limit), _held(scope)
+            if walk and held is not None:
+                clicks = clicks.where(held(Click.code_id))
+            else:
+                code = Click.code_id + 0 if walk else Click.code_id
+                clicks = clicks.where(code.in_(codes))
         sub = clicks.subquery()
         query = (
             select(
