@@ -26,7 +26,9 @@ walked) and stops once nobody further can enter; with both a segment and a progr
 computed from the orders. Click figures read services.click_rollup's aggregates plus the
 clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
-doubles a click). The referral figures (funnel counts and rejected reasons, referred revenue,
+doubles a click); a segment alone reads its own per-day click rows, kept by the roll-up and
+the membership moves, corrected live for its dirty customers (cost: days, not its members'
+codes), and its click drill pages probe each click's holder when they walk time order. The referral figures (funnel counts and rejected reasons, referred revenue,
 rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
 time, the plan's leads / qualified referrals / revenue) read services.referral_aggregates,
 kept in the same transaction as every write of referrals, orders, rewards and codes. With a
