@@ -28,9 +28,10 @@ clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
 doubles a click); a segment alone reads its own per-day click rows, kept by the roll-up and
 the membership moves, corrected live for its dirty customers (cost: days, not its members'
-codes), and its click drill pages probe each click's holder when they walk time order. The referral figures (funnel counts and rejected reasons, referred revenue,
-rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
-time, the plan's leads / qualified referrals / revenue) read services.referral_aggregates,
+codes), and its click drill pages probe each click's holder when they walk time order.
+The referral figures (funnel counts and rejected reasons, referred revenue, rewards cost,
+K-factor signups / advocates / time to first referral, top advocates of all time, the plan's
+leads / qualified referrals / revenue) read services.referral_aggregates,
 kept in the same transaction as every write of referrals, orders, rewards and codes. With a
 segment (alone, all time or a period) the funnel, revenue, rewards cost and the plan's
 referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
