@@ -3,7 +3,8 @@
 Each aggregate is maintained in the same transaction as the writes it follows (its module
 says how); `rebuild` recomputes them all from the rows, for repair or after a bulk load that
 went around the services (`advocado dashboard rebuild`, bench/dashboard.py). The click side
-has its own roll-up (services.click_rollup) and is rebuilt separately: it is the slow one.
+has its own roll-up (services.click_rollup) and is rebuilt separately: it is the slow one
+(only its per-segment sums, from click_day_counts and the members, are rebuilt here).
 A new aggregate adds its rebuild function to REBUILDERS.
 """
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from advocado.services import (
     activation_aggregates,
+    click_rollup,
     cohort_referrals,
     cohorts,
     customer_aggregates,
@@ -29,6 +31,7 @@ REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     cohorts.rebuild,  # after those: it reads customer_latest_responses and value_groups
     activation_aggregates.rebuild,  # after cohorts: it counts per segment's stored members
     cohort_referrals.rebuild,  # after cohorts': it reads the stored members
+    click_rollup.rebuild_cohorts,  # after cohorts': clicks per segment's stored members
 ]
 
 

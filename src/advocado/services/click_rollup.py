@@ -4,7 +4,9 @@ The tables (store.models):
  - click_day_counts: per code and UTC day, all clicks, human (non-bot) clicks and new visitors;
  - click_program_days: the same summed per program (what figures without a segment read);
  - click_visitors: per code and visitor fingerprint, the first human click (time and id);
- - rollup_watermarks["clicks"]: clicks with id <= last_id are folded into the three above.
+ - cohort_click_day_counts: the same summed per segment cohort, over the codes whose holder
+   (referral_codes.customer_id) is a stored member (what figures under a segment read);
+ - rollup_watermarks["clicks"]: clicks with id <= last_id are folded into the tables above.
 
 Unique clicks (the funnel's `unique_clicks`, the K-factor's invitations) in a period are the
 visitors whose FIRST human click on a link falls in the period, counted per link: a visitor
@@ -25,11 +27,22 @@ commit (and holds new ones back until the roll-up commits), so max(id) read afte
 every id below it. On SQLite there is one writer at a time, so ids commit in order. Two
 roll-ups at once: the watermark row is locked (FOR UPDATE on PostgreSQL, the write lock on
 SQLite) before anything is read, so the second folds from where the first stopped.
+
+Segment cohorts (services.cohorts keeps the members): a roll-up adds each code's deltas to
+every stored cohort of its holder; a holder entering or leaving a segment adds or takes out
+their codes' click_day_counts rows (`holders_moved`, called by the cohorts' membership
+moves); a segment saved recounts its rows (`recount_cohorts`). Both the move and the recount
+lock the watermark row first, as a roll-up does, so a roll-up either sees the new members
+or has committed its rows before the move reads them (never neither, never both). A code
+issued has no rolled-up clicks yet, so nothing moves then. A read under a segment
+(`cohort_click_counts`) takes the stored rows, the live tail on the codes of the members
+now, and the rows of the customers not judged yet (Members.into / out), in one statement.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -49,20 +62,25 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from advocado import clock
+from advocado.services import customer_aggregates
 from advocado.store.db import as_date, read_only, unit_of_work, utc_day
 from advocado.store.models import (
     Click,
     ClickDayCount,
     ClickProgramDay,
     ClickVisitor,
+    CohortClickDayCount,
+    CohortMember,
     ReferralCode,
     RollupWatermark,
 )
 
 WATERMARK = "clicks"
+SEGMENT_PREFIX = "segment:"  # services.cohorts' segment cohorts (programs: click_program_days)
+COUNTS = ("clicks", "human_clicks", "new_visitors")
 CHUNK = 200_000  # clicks folded per transaction: keeps a catch-up's locks and memory short
 
 
@@ -83,9 +101,14 @@ def _human() -> Any:
     return case((Click.is_bot.is_(False), 1), else_=0)
 
 
-def _lock(session: Session) -> int:
-    """Takes the roll-up's locks (module doc) and returns the watermark."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _lock_watermark(session: Session) -> int:
+    """Locks the watermark row (roll-ups, and cohort moves and recounts, queue on it) and
+    returns the watermark."""
+    postgres = _postgres(session)
     dialect: Any = postgresql if postgres else sqlite
     session.execute(
         dialect.insert(RollupWatermark)
@@ -93,10 +116,15 @@ def _lock(session: Session) -> int:
         .on_conflict_do_nothing(index_elements=[RollupWatermark.name])
     )
     query = select(RollupWatermark.last_id).where(RollupWatermark.name == WATERMARK)
-    last = session.scalar(query.with_for_update() if postgres else query)
-    if postgres:
+    return int(session.scalar(query.with_for_update() if postgres else query) or 0)
+
+
+def _lock(session: Session) -> int:
+    """Takes the roll-up's locks (module doc) and returns the watermark."""
+    last = _lock_watermark(session)
+    if _postgres(session):
         session.connection().exec_driver_sql("LOCK TABLE clicks IN SHARE MODE")
-    return int(last or 0)
+    return last
 
 
 def _move(session: Session, high: int) -> None:
@@ -177,26 +205,37 @@ def roll_up_clicks(session: Session, *, limit: int = CHUNK) -> RollUp:
 
 
 def _add(session: Session, deltas: dict[tuple[int, date], list[int]]) -> None:
-    """Adds the deltas to click_day_counts and click_program_days (upserts)."""
+    """Adds the deltas to click_day_counts, click_program_days and cohort_click_day_counts
+    (upserts; each code's to every stored segment cohort of its holder)."""
     if not deltas:
         return
+    codes = {code for code, _ in deltas}
     programs = dict(
         session.execute(
-            select(ReferralCode.id, ReferralCode.program_id).where(
-                ReferralCode.id.in_({code for code, _ in deltas})
-            )
+            select(ReferralCode.id, ReferralCode.program_id).where(ReferralCode.id.in_(codes))
         ).all()
     )
+    cohorts_of: dict[int, list[str]] = defaultdict(list)
+    for code_id, cohort in session.execute(
+        select(ReferralCode.id, CohortMember.cohort)
+        .join(CohortMember, CohortMember.customer_id == ReferralCode.customer_id)
+        .where(ReferralCode.id.in_(codes), CohortMember.cohort.like(SEGMENT_PREFIX + "%"))
+    ):
+        cohorts_of[code_id].append(cohort)
     per_program: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (code_id, day), (n, human, visitors) in deltas.items():
-        total = per_program[(programs[code_id], day)]
-        total[0] += n
-        total[1] += human
-        total[2] += visitors
-    for table, key, found in (
+    per_cohort: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (code_id, day), values in deltas.items():
+        for total in [per_program[(programs[code_id], day)]] + [
+            per_cohort[(cohort, day)] for cohort in cohorts_of.get(code_id, ())
+        ]:
+            for i, value in enumerate(values):
+                total[i] += value
+    found_by_table: tuple[tuple[Any, str, Any], ...] = (
         (ClickDayCount, "code_id", deltas),
         (ClickProgramDay, "program_id", per_program),
-    ):
+        (CohortClickDayCount, "cohort", per_cohort),
+    )
+    for table, key, found in found_by_table:
         rows = [
             {key: owner, "day": day, "clicks": n, "human_clicks": h, "new_visitors": v}
             for (owner, day), (n, h, v) in sorted(found.items())
@@ -205,10 +244,7 @@ def _add(session: Session, deltas: dict[tuple[int, date], list[int]]) -> None:
         statement = dialect.insert(table)
         statement = statement.on_conflict_do_update(
             index_elements=[key, "day"],
-            set_={
-                c: getattr(table, c) + getattr(statement.excluded, c)
-                for c in ("clicks", "human_clicks", "new_visitors")
-            },
+            set_={c: getattr(table, c) + getattr(statement.excluded, c) for c in COUNTS},
         )
         for start in range(0, len(rows), 5000):
             session.execute(statement, rows[start : start + 5000])
@@ -222,7 +258,7 @@ def rebuild_clicks(session: Session, *, upto: int | None = None) -> RollUp:
     high = session.scalar(select(func.max(Click.id))) or 0
     if upto is not None:
         high = max(0, min(high, upto))
-    for table in (ClickProgramDay, ClickDayCount, ClickVisitor):
+    for table in (CohortClickDayCount, ClickProgramDay, ClickDayCount, ClickVisitor):
         session.execute(delete(table))
     in_range = Click.id <= high
     firsts = _firsts(in_range)
@@ -276,6 +312,7 @@ def rebuild_clicks(session: Session, *, upto: int | None = None) -> RollUp:
             .group_by(ReferralCode.program_id, d.day),
         )
     )
+    _count_cohorts(session, None)
     _move(session, high)
     total = session.scalar(select(func.coalesce(func.sum(ClickProgramDay.clicks), 0)))
     return RollUp(0, high, int(total or 0))
@@ -305,6 +342,95 @@ def catch_up(engine: Engine, *, limit: int = CHUNK) -> RollUp:
 def rebuild(engine: Engine) -> RollUp:
     with unit_of_work(engine) as session:
         return rebuild_clicks(session)
+
+
+# --- segment cohorts (module doc) ----------------------------------------------------------
+
+
+def _holders_rows(customer_ids: list[int] | None, cohort: str | None) -> Select[Any]:
+    """(cohort, day, clicks, human clicks, new visitors): click_day_counts summed per day over
+    the codes these customers hold (under `cohort`), or (customer_ids None) per stored
+    segment cohort of each code's holder (only `cohort`'s if given)."""
+    d, m = ClickDayCount, CohortMember
+    sums = (func.sum(d.clicks), func.sum(d.human_clicks), func.sum(d.new_visitors))
+    if customer_ids is not None:
+        return (
+            select(literal(cohort or ""), d.day, *sums)
+            .join(ReferralCode, ReferralCode.id == d.code_id)
+            .where(ReferralCode.customer_id.in_(customer_ids))
+            .group_by(d.day)
+        )
+    where = m.cohort.like(SEGMENT_PREFIX + "%") if cohort is None else m.cohort == cohort
+    return (
+        select(m.cohort, d.day, *sums)
+        .join(ReferralCode, ReferralCode.id == d.code_id)
+        .join(m, m.customer_id == ReferralCode.customer_id)
+        .where(where)
+        .group_by(m.cohort, d.day)
+    )
+
+
+def holders_moved(session: Session, cohort: str, customer_ids: list[int], sign: int) -> None:
+    """Membership hook (services.cohorts, same transaction): these customers enter (+1) or
+    leave (-1) a segment cohort, so their codes' rolled-up clicks are added or taken out."""
+    if not cohort.startswith(SEGMENT_PREFIX) or not customer_ids:
+        return
+    _lock_watermark(session)  # a roll-up running commits first, or waits and sees the move
+    for start in range(0, len(customer_ids), customer_aggregates.CHUNK):
+        chunk = sorted(customer_ids)[start : start + customer_aggregates.CHUNK]
+        rows = [
+            {"cohort": cohort, "day": as_date(day), **{
+                name: sign * int(value or 0) for name, value in zip(COUNTS, values, strict=True)}}
+            for _, day, *values in session.execute(_holders_rows(chunk, cohort))
+        ]  # fmt: skip
+        rows.sort(key=lambda row: row["day"])  # one lock order: no deadlocks
+        customer_aggregates.upsert_counts(
+            session, CohortClickDayCount.__table__, rows, counts=COUNTS
+        )
+
+
+def _count_cohorts(session: Session, cohort: str | None) -> None:
+    """A segment cohort's rows (None: every segment cohort's) from its stored members and
+    click_day_counts (the caller holds the watermark lock)."""
+    query = delete(CohortClickDayCount)
+    if cohort is not None:
+        query = query.where(CohortClickDayCount.cohort == cohort)
+    session.execute(query)
+    if cohort is not None and not cohort.startswith(SEGMENT_PREFIX):
+        return
+    session.execute(
+        insert(CohortClickDayCount).from_select(
+            ["cohort", "day", *COUNTS], _holders_rows(None, cohort)
+        )
+    )
+
+
+def recount_cohorts(session: Session, cohort: str | None) -> None:
+    """A segment saved (its members recomputed) or deleted (no members left): its rows again,
+    in the caller's transaction. None: every segment cohort."""
+    _lock_watermark(session)
+    _count_cohorts(session, cohort)
+
+
+def rebuild_cohorts(session: Session) -> dict[str, int]:
+    """cohort_click_day_counts from click_day_counts and the stored members (after cohorts'
+    rebuild: services.aggregates.REBUILDERS)."""
+    session.flush()
+    recount_cohorts(session, None)
+    found = session.scalar(select(func.count()).select_from(CohortClickDayCount))
+    return {"cohort_click_day_counts": int(found or 0)}
+
+
+def cohort_snapshot(session: Session) -> dict[tuple[str, date], tuple[int, int, int]]:
+    """cohort_click_day_counts as plain data (tests compare maintained with rebuilt)."""
+    c = CohortClickDayCount
+    return {
+        (cohort, as_date(day)): (int(n), int(h), int(v))
+        for cohort, day, n, h, v in session.execute(
+            select(c.cohort, c.day, c.clicks, c.human_clicks, c.new_visitors)
+        )
+        if n or h or v
+    }
 
 
 # --- reading: aggregates + the live tail ---------------------------------------------------
@@ -367,13 +493,19 @@ def rolled_up_clicks(
     program_id: int | None,
     codes: Any,
     by_program: bool,
+    cohort: str | None = None,
 ) -> int:
-    """All clicks in the aggregates alone (without the live tail): a cheap size estimate."""
+    """All clicks in the aggregates alone (without the live tail): a cheap size estimate.
+    `cohort`: a segment cohort's stored rows answer (`codes` are its members')."""
     table: Any = ClickProgramDay if by_program else ClickDayCount
+    if cohort is not None:
+        table = CohortClickDayCount
     query = select(func.coalesce(func.sum(table.clicks), 0)).where(
         _inside(table.day, start and _day_of(start), end and _day_of(end))
     )
-    if by_program and program_id is not None:
+    if cohort is not None:
+        query = query.where(table.cohort == cohort)
+    elif by_program and program_id is not None:
         query = query.where(table.program_id == program_id)
     elif not by_program and codes is not None:
         query = query.where(table.code_id.in_(codes))
@@ -404,7 +536,16 @@ def _counts(
         agg.append(table.program_id == program_id)
     elif not by_program and codes is not None:
         agg.append(table.code_id.in_(codes))
-    tail = _tail(last, codes)
+    # one pass over the aggregate rows for both sums (a segment's codes: many rows)
+    rolled = select(table.clicks.label("clicks"), table.new_visitors.label("visitors")).where(*agg)
+    return _with_tail(rolled, _tail(last, codes), start, end)
+
+
+def _with_tail(rolled: Select[Any], tail: Any, start: datetime | None,
+               end: datetime | None) -> Select[Any]:  # fmt: skip
+    """(clicks, unique clicks, the watermark): the sums of `rolled`'s (clicks, visitors) rows
+    (aggregates of the period) plus the live tail (`tail`: the clicks above the watermark in
+    scope), in one statement, so in one snapshot."""
     firsts = _firsts(tail, few=True)
     seen = ClickVisitor
     at, before = firsts.c.clicked_at, seen.first_at
@@ -419,17 +560,13 @@ def _counts(
         )
         .scalar_subquery()
     )
-    # one pass over the aggregate rows for both sums (a segment's codes: many rows)
-    rolled = (
-        select(
-            func.coalesce(func.sum(table.clicks), 0).label("clicks"),
-            func.coalesce(func.sum(table.new_visitors), 0).label("visitors"),
-        )
-        .where(*agg)
-        .subquery("rolled")
-    )
+    rows = rolled.subquery("rows")
+    summed = select(
+        func.coalesce(func.sum(rows.c.clicks), 0).label("clicks"),
+        func.coalesce(func.sum(rows.c.visitors), 0).label("visitors"),
+    ).subquery("rolled")
     raw = (
-        rolled.c.clicks
+        summed.c.clicks
         # the period in a CASE, not the WHERE: the tail is read by id, never by time
         + select(
             func.coalesce(func.sum(case((_inside(Click.clicked_at, start, end), 1), else_=0)), 0)
@@ -437,8 +574,70 @@ def _counts(
         .where(tail)
         .scalar_subquery()
     )
-    unique = rolled.c.visitors + correction
-    return select(raw, unique, _watermark()).select_from(rolled)
+    unique = summed.c.visitors + correction
+    return select(raw, unique, _watermark()).select_from(summed)
+
+
+def held_by(members: Any) -> Callable[[Any], Any]:
+    """SQL test of a code id column: its holder is a member of `members` (a
+    services.cohorts.Members) now. An index probe per row tested: for the live tail and pages
+    walked in time order, not for gathering every member's codes."""
+
+    code = aliased(ReferralCode)  # its own: the outer query may join referral_codes too
+
+    def held(code_id: Any) -> Any:
+        return (
+            select(code.id)
+            .where(code.id == code_id, members.holds(code.customer_id))
+            .correlate_except(code)
+            .exists()
+        )
+
+    return held
+
+
+def cohort_click_counts(
+    session: Session, *, start: datetime | None, end: datetime | None, members: Any
+) -> tuple[int, int]:
+    """`click_counts` on the codes held by a segment's members now (`members`: a
+    services.cohorts.Members of a segment cohort): the cohort's stored rows, plus the rows of
+    its customers not judged yet (into: added, out: taken out), plus the live tail on the
+    members' codes. One statement per try, as `click_counts`."""
+    if not _whole_days(start, end):
+        codes = select(ReferralCode.id).where(ReferralCode.customer_id.in_(members.ids))
+        return scan_counts(session, start=start, end=end, codes=codes)
+    days = (start and _day_of(start), end and _day_of(end))
+    c = CohortClickDayCount
+    parts = [
+        select(c.clicks.label("clicks"), c.new_visitors.label("visitors")).where(
+            c.cohort == members.cohort, _inside(c.day, *days)
+        )
+    ]
+    into, out = sorted(set(members.into)), sorted(set(members.out))
+    if into or out:  # one in both (judged and still a member) is added and taken out
+        holder = ReferralCode.customer_id
+        sign: Any = literal(0)
+        if into:
+            sign = sign + case((holder.in_(into), 1), else_=0)
+        if out:
+            sign = sign - case((holder.in_(out), 1), else_=0)
+        d = ClickDayCount
+        parts.append(
+            select((sign * d.clicks).label("clicks"), (sign * d.new_visitors).label("visitors"))
+            .join(ReferralCode, ReferralCode.id == d.code_id)
+            .where(holder.in_(sorted(set(into) | set(out))), _inside(d.day, *days))
+        )
+    rolled: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+    if len(parts) > 1:
+        rolled = select(rolled.subquery("parts"))
+    held = held_by(members)
+    last = session.scalar(select(_watermark())) or 0
+    while True:
+        tail = and_(_tail(last, None), held(Click.code_id))
+        clicks, visitors, seen_last = session.execute(_with_tail(rolled, tail, start, end)).one()
+        if seen_last == last:  # else a roll-up committed in between (PostgreSQL): again
+            return int(clicks or 0), int(visitors or 0)
+        last = seen_last
 
 
 def scan_counts(
@@ -468,13 +667,16 @@ def first_visits(
     codes: Any,
     limit: int | None,
     walk_time: bool = False,
+    held: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
     """The first human clicks that unique clicks count, in (time, id) order, as rows of `base`
     (a SELECT over clicks and what joins them, with `clicked_at` and `click_id` columns): they
     agree with `click_counts`. The stored first visits in the period, minus those the live
-    tail moved earlier, plus the tail's own first visits."""
+    tail moved earlier, plus the tail's own first visits. `held` (a segment's: `held_by`)
+    tests each code of the tail, and of a time walk, instead of gathering `codes`."""
     last = session.scalar(select(_watermark())) or 0
-    firsts = _firsts(_tail(last, codes), few=True)
+    tail = _tail(last, codes) if held is None else and_(_tail(last, None), held(Click.code_id))
+    firsts = _firsts(tail, few=True)
     seen = ClickVisitor
     added, dropped = [], set()
     for code_id, print_, at, click_id, before in session.execute(
@@ -494,14 +696,17 @@ def first_visits(
     if limit is not None:
         added = added[:limit]  # a page needs no more of them
     keyed = base.add_columns(Click.code_id.label("_code"), Click.fingerprint.label("_print"))
+    # walk_time: read first visits in time order, skip other codes (`+ 0`: not through the
+    # code index; `held`: a probe per visit walked), for a scope holding most visits
+    if codes is None:
+        in_scope: Any = True
+    elif walk_time and held is not None:
+        in_scope = held(seen.code_id)
+    else:
+        in_scope = (seen.code_id + 0 if walk_time else seen.code_id).in_(codes)
     stored = (
         keyed.join(seen, seen.first_click_id == Click.id)
-        .where(
-            _inside(seen.first_at, start, end),
-            # walk_time: read first visits in time order, skip other codes (`+ 0`: not
-            # through the code index), for a scope holding most visits
-            True if codes is None else (seen.code_id + 0 if walk_time else seen.code_id).in_(codes),
-        )
+        .where(_inside(seen.first_at, start, end), in_scope)
         .order_by(seen.first_at, seen.first_click_id)
     )
     if limit is not None:

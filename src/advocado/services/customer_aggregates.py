@@ -202,6 +202,9 @@ def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> I
 
         activation_aggregates.recount_segment(session, None)  # and their activation counts
         cohort_referrals.recompute(session, None)  # their members' referral figures too
+        from advocado.services import click_rollup
+
+        click_rollup.recount_cohorts(session, None)  # and their codes' clicks
         return
     chunks = list(_chunks(customer_ids))
     for chunk in chunks:

@@ -26,9 +26,12 @@ walked) and stops once nobody further can enter; with both a segment and a progr
 computed from the orders. Click figures read services.click_rollup's aggregates plus the
 clicks not rolled up yet, in one statement, so a
 click is in the next request's figures (that module says why the roll-up neither skips nor
-doubles a click). The referral figures (funnel counts and rejected reasons, referred revenue,
-rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
-time, the plan's leads / qualified referrals / revenue) read services.referral_aggregates,
+doubles a click); a segment alone reads its own per-day click rows, kept by the roll-up and
+the membership moves, corrected live for its dirty customers (cost: days, not its members'
+codes), and its click drill pages probe each click's holder when they walk time order.
+The referral figures (funnel counts and rejected reasons, referred revenue, rewards cost,
+K-factor signups / advocates / time to first referral, top advocates of all time, the plan's
+leads / qualified referrals / revenue) read services.referral_aggregates,
 kept in the same transaction as every write of referrals, orders, rewards and codes. With a
 segment (alone, all time or a period) the funnel, revenue, rewards cost and the plan's
 referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
@@ -720,7 +723,13 @@ def _in_codes(column: Any, scope: _Scope) -> Any:
 
 def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
     """(all clicks, unique clicks) from the click aggregates and the clicks not rolled up yet
-    (services.click_rollup, whose doc defines unique clicks and says why they stay exact)."""
+    (services.click_rollup, whose doc defines unique clicks and says why they stay exact).
+    A segment alone: its own per-day sums (cost: days, not its members' codes)."""
+    members = _segment_sums(scope)
+    if members is not None:
+        return click_rollup.cohort_click_counts(
+            session, start=scope.start, end=scope.end, members=members
+        )
     return click_rollup.click_counts(
         session,
         start=scope.start,
@@ -751,6 +760,7 @@ def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
     codes = _click_codes(scope)
     if limit is None or codes is None:
         return False
+    members = _segment_sums(scope)
     found = click_rollup.rolled_up_clicks(
         session,
         start=scope.start,
@@ -758,8 +768,16 @@ def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
         program_id=scope.program_id,
         codes=codes,
         by_program=not scope.segmented,
+        cohort=None if members is None else members.cohort,  # a segment's rows: days
     )
     return found >= DENSE_CLICKS
+
+
+def _held(scope: _Scope) -> Callable[[Any], Any] | None:
+    """A segment alone: a per-row test that a code's holder is a member (an index probe per
+    click walked or in the live tail), not every member's codes gathered first."""
+    members = _segment_sums(scope)
+    return None if members is None else click_rollup.held_by(members)
 
 
 _CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
@@ -790,6 +808,7 @@ def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> P
         codes=_click_codes(scope),
         limit=limit,
         walk_time=_walk_time(session, scope, limit),
+        held=_held(scope),
     )
     rows = [_plain_row(r._mapping, _CLICK_COLUMNS) for r in found]
     return Panel("referrals", _CLICK_COLUMNS, rows)
@@ -978,8 +997,12 @@ def drill_referrals(
         codes = _click_codes(scope)
         clicks = select(Click).where(_between(Click.clicked_at, scope))
         if codes is not None:
-            code = Click.code_id + 0 if _walk_time(session, scope, limit) else Click.code_id
-            clicks = clicks.where(code.in_(codes))
+            walk, held = _walk_time(session, scope, limit), _held(scope)
+            if walk and held is not None:
+                clicks = clicks.where(held(Click.code_id))
+            else:
+                code = Click.code_id + 0 if walk else Click.code_id
+                clicks = clicks.where(code.in_(codes))
         sub = clicks.subquery()
         query = (
             select(

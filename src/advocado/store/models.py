@@ -358,6 +358,19 @@ class ClickProgramDay(Base):
     new_visitors: Mapped[int] = mapped_column(Integer)
 
 
+class CohortClickDayCount(Base):
+    """ClickDayCount summed per segment cohort: the rows of the codes whose holder is a stored
+    member (services.click_rollup keeps it; programs have ClickProgramDay)."""
+
+    __tablename__ = "cohort_click_day_counts"
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    clicks: Mapped[int] = mapped_column(Integer)
+    human_clicks: Mapped[int] = mapped_column(Integer)
+    new_visitors: Mapped[int] = mapped_column(Integer)
+
+
 class ClickVisitor(Base):
     """A visitor's (fingerprint's) first human click on a code: what unique clicks count and
     their drill-down lists. Kept by services.click_rollup with ClickDayCount."""
