@@ -18,7 +18,7 @@ their unique keys.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,15 @@ def _between(column: Any, scope: _Scope) -> Any:
 
 def _in_customers(column: Any, scope: _Scope) -> Any:
     return _base()._in_customers(column, scope)
+
+
+def _probed(column: Any, scope: _Scope) -> Any:
+    """The people filter tested per row walked (the cohort's key probed by index), for a walk
+    that stops after a page: not every member gathered first. Both a segment and a program
+    (no one cohort): the members' ids."""
+    if scope.cohort is not None:
+        return scope.cohort.holds(column)
+    return _in_customers(column, scope)
 
 
 def _effect_id(column: Any, prefix: str) -> Any:
@@ -166,13 +175,15 @@ def _cohort(
     *,
     lean: bool = False,
     only: list[int] | None = None,
+    probe: bool = False,
 ) -> Select[Any] | None:
     """One row per enrolment that entered `level` in the period, with what became of it:
     asked, skipped (and why), clicked, acted, featured (flags 0/1) and the ids behind them.
     None when no playbook version has the level. `lean` (counting, no drill-down): leaves
     out the enrolment when nothing needs it (no customer filter, and the step ids alone say
     the level), which saves a lookup per row. `only`: just these enrolments (what one write
-    touched: services.activation_aggregates)."""
+    touched: services.activation_aggregates). `probe`: the people filter tested per row
+    (a drill-down page walks a few rows)."""
     versions = (levels if levels is not None else _level_map(session)).get(level)
     if not versions:
         return None
@@ -209,7 +220,8 @@ def _cohort(
     if not lean:
         query = query.add_columns(Enrolment.customer_id.label("customer_id"))
         query = query.join(Enrolment, Enrolment.id == entry.enrolment_id)
-        query = query.where(_in_customers(Enrolment.customer_id, scope))
+        people = _probed if probe else _in_customers
+        query = query.where(people(Enrolment.customer_id, scope))
     if not same:
         query = query.outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
     skipped = ask.outcome == "skipped"
@@ -413,31 +425,62 @@ def drill_activation(
     levels, stage = _level_key(key)
     scope = _scope(session, f)
     mapping = _level_map(session)
-    reason = key.get("reason")
+    reason = key.get("reason") if stage == "skipped" else None
     rows: list[dict[str, Any]] = []
-    for level in levels:
-        cohort = _cohort(session, scope, level, mapping)
+    for level in levels:  # level by level, each in (entered_at, enrolment) order
+        want = None if limit is None else limit - len(rows)
+        if want == 0:
+            break
+        cohort = _cohort(session, scope, level, mapping, probe=True)
         if cohort is None:
             continue
         sub = cohort.subquery()
-        query = (
-            select(sub, Customer.external_id, Customer.name)
-            .join(Customer, Customer.id == sub.c.customer_id)
-            .order_by(sub.c.entered_at, sub.c.enrolment_id)
+        query = select(sub, Customer.external_id, Customer.name).join(
+            Customer, Customer.id == sub.c.customer_id
         )
         if stage != "eligible":
             query = query.where(sub.c[stage] == 1)
+        if reason:  # the reason must hold its code (the exact test is below)
+            query = query.where(sub.c.ask_reason.contains(reason, autoescape=True))
         seen: set[int] = set()
-        for r in session.execute(query):
-            if reason and stage == "skipped" and rules.skip_reason_code(r.ask_reason) != reason:
+        for r in _in_order(session, query, (sub.c.entered_at, sub.c.enrolment_id), want):
+            if reason and rules.skip_reason_code(r.ask_reason) != reason:
                 continue
             if r.enrolment_id in seen:  # two ask steps of one level in one enrolment: once
                 continue
             seen.add(r.enrolment_id)
+            rows.append(_drill_row(level, r))
             if limit is not None and len(rows) >= limit:
                 break
-            rows.append(_drill_row(level, r))
     return _panel("activation", DRILL_ACTIVATION_COLUMNS, rows)
+
+
+def _in_order(session: Session, query: Select[Any], keys: tuple[Any, Any], want: int | None
+              ) -> Iterator[Any]:  # fmt: skip
+    """The rows of `query` in `keys` order, for a caller that may stop after `want` rows:
+    read `want` at a time (then twice as many), each batch starting at the last key read, so
+    the database walks an index in that order and stops, instead of gathering and sorting
+    the whole list. Rows with the last key read come again in the next batch (>=, so none is
+    lost when the caller skips some): the caller skips repeats (the keys end with the
+    enrolment, which the caller lists once)."""
+    ordered = query.order_by(*keys)
+    if want is None:
+        yield from session.execute(ordered)
+        return
+    first, second = keys
+    batch, after = max(want, 1), None
+    while True:
+        page = ordered
+        if after is not None:
+            page = page.where(
+                first >= after[0], or_(first > after[0], second >= after[1])
+            )  # the first test alone bounds the index range
+        found = session.execute(page.limit(batch)).all()
+        yield from found
+        if len(found) < batch:
+            return
+        after = (found[-1]._mapping[first], found[-1]._mapping[second])
+        batch *= 2
 
 
 def _drill_row(level: str, r: Any) -> dict[str, Any]:
@@ -630,7 +673,7 @@ def drill_activation_steps(
         query.join(Customer, Customer.id == Enrolment.customer_id)
         .join(PlaybookVersion, PlaybookVersion.id == Enrolment.version_id)
         .join(Playbook, Playbook.id == PlaybookVersion.playbook_id)
-        .where(Enrolment.version_id.in_(versions), _in_customers(Enrolment.customer_id, scope))
+        .where(Enrolment.version_id.in_(versions), _probed(Enrolment.customer_id, scope))
     )
     if limit is not None:
         query = query.limit(limit)
