@@ -175,15 +175,15 @@ def _cohort(
     *,
     lean: bool = False,
     only: list[int] | None = None,
-    probe: bool = False,
+    walk: bool = False,
 ) -> Select[Any] | None:
     """One row per enrolment that entered `level` in the period, with what became of it:
     asked, skipped (and why), clicked, acted, featured (flags 0/1) and the ids behind them.
     None when no playbook version has the level. `lean` (counting, no drill-down): leaves
     out the enrolment when nothing needs it (no customer filter, and the step ids alone say
     the level), which saves a lookup per row. `only`: just these enrolments (what one write
-    touched: services.activation_aggregates). `probe`: the people filter tested per row
-    (a drill-down page walks a few rows)."""
+    touched: services.activation_aggregates). `walk` (a drill-down page, which walks the entry
+    steps in time order and stops): the enrolment and the people filter looked up per row."""
     versions = (levels if levels is not None else _level_map(session)).get(level)
     if not versions:
         return None
@@ -219,8 +219,11 @@ def _cohort(
         query = query.where(entry.enrolment_id.in_(only))
     if not lean:
         query = query.add_columns(Enrolment.customer_id.label("customer_id"))
-        query = query.join(Enrolment, Enrolment.id == entry.enrolment_id)
-        people = _probed if probe else _in_customers
+        # Walking: "+ 0" keeps the planner from reading every enrolment first (SQLite would,
+        # then sort the whole cohort).
+        enrolment = entry.enrolment_id + 0 if walk else entry.enrolment_id
+        query = query.join(Enrolment, Enrolment.id == enrolment)
+        people = _probed if walk else _in_customers
         query = query.where(people(Enrolment.customer_id, scope))
     if not same:
         query = query.outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
@@ -431,12 +434,13 @@ def drill_activation(
         want = None if limit is None else limit - len(rows)
         if want == 0:
             break
-        cohort = _cohort(session, scope, level, mapping, probe=True)
+        cohort = _cohort(session, scope, level, mapping, walk=True)
         if cohort is None:
             continue
         sub = cohort.subquery()
         query = select(sub, Customer.external_id, Customer.name).join(
-            Customer, Customer.id == sub.c.customer_id
+            Customer,
+            Customer.id == sub.c.customer_id + 0,  # looked up per row walked
         )
         if stage != "eligible":
             query = query.where(sub.c[stage] == 1)
