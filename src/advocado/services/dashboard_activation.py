@@ -12,7 +12,10 @@ drill-downs, read the rows: enrolment steps by step and time (ix_enrolment_steps
 messages by template and time (ix_messages_template_created), links by message, invitations
 and entries by challenge. The effect of a step ("message:12", "code:AB12", "invitation:tok",
 "task:4", written by the playbook runner) leads to its message, code, invitation or task by
-their unique keys.
+their unique keys. A drill-down page of the funnel or the steps walks the steps in time order
+on an index (ix_enrolment_steps_step_ran, ix_enrolment_steps_ran_at), looks up each row's
+enrolment, customer and filter (the segment's or program's members probed by key) and stops
+after the page; its CSV is the same walk to the end.
 """
 
 from __future__ import annotations
