@@ -25,6 +25,7 @@ from advocado.services import (
     challenges,
     cohorts,
     dashboard,
+    dashboard_activation,
     messaging,
     playbooks,
     referrals,
@@ -38,6 +39,7 @@ from advocado.store.models import (
     ChallengeInvitation,
     Customer,
     CustomerInsight,
+    EnrolmentStep,
     Message,
     MessageLink,
     ReferralCode,
@@ -368,9 +370,15 @@ PAGE_SEGMENTS = {"promoters": {"nps_category": ["promoter"]}, "consenting": {"co
 
 
 @pytest.fixture
-def dirty(funnel: Engine) -> Engine:
+def dirty(funnel: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
     """Two segments judged by the worker, then customers written since: n2 turns detractor
-    (dirty, out of "promoters"), r2 gives consent (dirty, into "consenting")."""
+    (dirty, out of "promoters"), r2 gives consent (dirty, into "consenting"). The steps
+    spread over a few seconds of their day (some still at one instant), and a page read a
+    window of one entry step per step id at a time (then 2, 4 …), so pages cross windows."""
+    with unit_of_work(funnel) as session:
+        for step in session.scalars(select(EnrolmentStep)):
+            step.ran_at += timedelta(seconds=step.enrolment_id % 3)
+    monkeypatch.setattr(dashboard_activation, "WINDOW", 1)
     with unit_of_work(funnel) as session:
         for slug, filters in PAGE_SEGMENTS.items():
             segments.create_segment(session, name=slug, slug=slug, filters=filters)

@@ -179,6 +179,7 @@ def _cohort(
     lean: bool = False,
     only: list[int] | None = None,
     walk: bool = False,
+    stage: str = "eligible",
 ) -> Select[Any] | None:
     """One row per enrolment that entered `level` in the period, with what became of it:
     asked, skipped (and why), clicked, acted, featured (flags 0/1) and the ids behind them.
@@ -186,7 +187,9 @@ def _cohort(
     out the enrolment when nothing needs it (no customer filter, and the step ids alone say
     the level), which saves a lookup per row. `only`: just these enrolments (what one write
     touched: services.activation_aggregates). `walk` (a drill-down page, which walks the entry
-    steps in time order and stops): the enrolment and the people filter looked up per row."""
+    steps in time order and stops): the enrolment and the people filter looked up per row.
+    `stage` other than eligible: only the rows at that stage (asked, skipped …; None if
+    the level has no such stage)."""
     versions = (levels if levels is not None else _level_map(session)).get(level)
     if not versions:
         return None
@@ -231,14 +234,15 @@ def _cohort(
     if not same:
         query = query.outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
     skipped = ask.outcome == "skipped"
+    never = false()  # a stage the level does not have
     if level == "L4":
         task_id = _effect_id(entry.effect, "task")
         query = query.outerjoin(Task, Task.id == task_id)
         asked = Task.done.is_(True)
-        clicked = false()
+        clicked = never
         acted = and_(Task.done.is_(True), Task.outcome.in_(rules.POSITIVE_TASK_OUTCOMES))
         detail = Task.outcome
-        skipped = false()
+        skipped = never
         message_id = literal(None, Integer)
         message_status = literal(None, String)
         clicked_at = literal(None)
@@ -250,7 +254,7 @@ def _cohort(
         clicked = Message.clicked_at.is_not(None)
         message_status, clicked_at, ask_effect = Message.status, Message.clicked_at, ask.effect
         detail = literal(None, String)
-        acted = false()
+        acted = never
         if level == "L2":
             # The code the step issued (by its unique code); a friend's signup with it comes
             # after the step by construction (the code did not exist before).
@@ -276,11 +280,17 @@ def _cohort(
             acted = and_(asked, ChallengeEntry.id.is_not(None))
             detail = ChallengeEntry.status
     # Only L3 has entries; featured ones are among the acted.
-    featured = and_(acted, ChallengeEntry.featured.is_(True)) if level == "L3" else false()
+    featured = and_(acted, ChallengeEntry.featured.is_(True)) if level == "L3" else never
 
     def flag(condition: Any) -> Any:
         return case((condition, 1), else_=0)
 
+    stages = {"asked": asked, "skipped": skipped, "clicked": clicked, "acted": acted,
+              "featured": featured}  # fmt: skip
+    if stage in stages:  # a plain condition, which PostgreSQL's statistics can estimate
+        if stages[stage] is never:
+            return None
+        query = query.where(stages[stage])
     return query.add_columns(
         flag(asked).label("asked"),
         flag(skipped).label("skipped"),
@@ -437,7 +447,7 @@ def drill_activation(
         want = None if limit is None else limit - len(rows)
         if want == 0:
             break
-        cohort = _cohort(session, scope, level, mapping, walk=True)
+        cohort = _cohort(session, scope, level, mapping, walk=True, stage=stage)
         if cohort is None:
             continue
         sub = cohort.subquery()
@@ -445,12 +455,11 @@ def drill_activation(
             Customer,
             Customer.id == sub.c.customer_id + 0,  # looked up per row walked
         )
-        if stage != "eligible":
-            query = query.where(sub.c[stage] == 1)
         if reason:  # the reason must hold its code (the exact test is below)
             query = query.where(sub.c.ask_reason.contains(reason, autoescape=True))
+        entered = sorted({s for _v, steps in mapping[level] for s in steps.entry})
         seen: set[int] = set()
-        for r in _in_order(session, query, (sub.c.entered_at, sub.c.enrolment_id), want):
+        for r in _walk(session, query, sub.c, entered, scope, want):
             if reason and rules.skip_reason_code(r.ask_reason) != reason:
                 continue
             if r.enrolment_id in seen:  # two ask steps of one level in one enrolment: once
@@ -462,32 +471,51 @@ def drill_activation(
     return _panel("activation", DRILL_ACTIVATION_COLUMNS, rows)
 
 
-def _in_order(session: Session, query: Select[Any], keys: tuple[Any, Any], want: int | None
-              ) -> Iterator[Any]:  # fmt: skip
-    """The rows of `query` in `keys` order, for a caller that may stop after `want` rows:
-    read `want` at a time (then twice as many), each batch starting at the last key read, so
-    the database walks an index in that order and stops, instead of gathering and sorting
-    the whole list. Rows with the last key read come again in the next batch (>=, so none is
-    lost when the caller skips some): the caller skips repeats (the keys end with the
-    enrolment, which the caller lists once)."""
-    ordered = query.order_by(*keys)
+WINDOW = 500  # entry steps per step id in a page's first window of time (then twice as many)
+
+
+def _walk(session: Session, query: Select[Any], cohort: Any, entered: list[str], scope: _Scope,
+          want: int | None) -> Iterator[Any]:  # fmt: skip
+    """The rows of `query` (a level's cohort, its columns `cohort`) in (entered_at,
+    enrolment) order. For a page (`want` rows, the caller stops when it has them): a window
+    of time at a time, each holding the next WINDOW entry steps of each step id (then
+    twice as many), so the database sorts a window, never the whole cohort, whatever its
+    planner guesses of how rare the stage is. The windows follow one another on entered_at,
+    so the rows come in the same order as the whole list's (the CSV: `want` None)."""
+    ordered = query.order_by(cohort.entered_at, cohort.enrolment_id)
     if want is None:
         yield from session.execute(ordered)
         return
-    first, second = keys
-    batch, after = max(want, 1), None
+    after, size = None, max(WINDOW, want)
     while True:
-        page = ordered
+        upto = _window_end(session, entered, scope, after, size)
+        window = ordered
         if after is not None:
-            page = page.where(
-                first >= after[0], or_(first > after[0], second >= after[1])
-            )  # the first test alone bounds the index range
-        found = session.execute(page.limit(batch)).all()
-        yield from found
-        if len(found) < batch:
+            window = window.where(cohort.entered_at > after)
+        if upto is not None:
+            window = window.where(cohort.entered_at <= upto)
+        yield from session.execute(window)
+        if upto is None:
             return
-        after = (found[-1]._mapping[first], found[-1]._mapping[second])
-        batch *= 2
+        after, size = upto, size * 2
+
+
+def _window_end(session: Session, entered: list[str], scope: _Scope, after: datetime | None,
+                size: int) -> datetime | None:  # fmt: skip
+    """The time of the `size`-th entry step after `after` (in the period), the earliest over
+    the step ids (each read off ix_enrolment_steps_step_ran); None when none has that many
+    left: the window runs to the period's end."""
+    ends = []
+    for step in entered:
+        query = select(EnrolmentStep.ran_at).where(
+            EnrolmentStep.step == step, _between(EnrolmentStep.ran_at, scope)
+        )
+        if after is not None:
+            query = query.where(EnrolmentStep.ran_at > after)
+        end = session.scalar(query.order_by(EnrolmentStep.ran_at).offset(size - 1).limit(1))
+        if end is not None:
+            ends.append(end)
+    return min(ends, default=None)
 
 
 def _drill_row(level: str, r: Any) -> dict[str, Any]:
