@@ -37,6 +37,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
 )
 from sqlalchemy.orm import Session, aliased
@@ -471,22 +472,32 @@ def drill_activation(
     return _panel("activation", DRILL_ACTIVATION_COLUMNS, rows)
 
 
-WINDOW = 500  # entry steps per step id in a page's first window of time (then twice as many)
+WINDOW = 200  # entry steps per step id in a page's first window of time (then twice as many)
 
 
 def _walk(session: Session, query: Select[Any], cohort: Any, entered: list[str], scope: _Scope,
           want: int | None) -> Iterator[Any]:  # fmt: skip
     """The rows of `query` (a level's cohort, its columns `cohort`) in (entered_at,
     enrolment) order. For a page (`want` rows, the caller stops when it has them): a window
-    of time at a time, each holding the next WINDOW entry steps of each step id (then
-    twice as many), so the database sorts a window, never the whole cohort, whatever its
-    planner guesses of how rare the stage is. The windows follow one another on entered_at,
-    so the rows come in the same order as the whole list's (the CSV: `want` None)."""
+    of time at a time, the first holding the next WINDOW entry steps of each step id, the
+    next sized for the rows still wanted at the share of steps found so far, so the database
+    reads about as many steps as the page needs and sorts a window, never the whole cohort,
+    whatever its planner guesses of how rare the stage is. The windows follow one another
+    on entered_at, so the rows come in the whole list's order (the CSV: `want` None)."""
     ordered = query.order_by(cohort.entered_at, cohort.enrolment_id)
     if want is None:
         yield from session.execute(ordered)
         return
+    if session.get_bind().dialect.name == "postgresql":
+        # A window is a few hundred rows: look up each row's ask, message, code … by index.
+        # PostgreSQL would otherwise hash whole tables for a stage it guesses rare (all of
+        # a level's asks, every referral code), and keep a generic plan after a few runs.
+        for setting in ("enable_hashjoin = off", "enable_mergejoin = off",
+                        "max_parallel_workers_per_gather = 0",
+                        "plan_cache_mode = force_custom_plan"):  # fmt: skip
+            session.execute(text(f"SET LOCAL {setting}"))
     after, size = None, max(WINDOW, want)
+    walked = found = 0
     while True:
         upto = _window_end(session, entered, scope, after, size)
         window = ordered
@@ -494,10 +505,16 @@ def _walk(session: Session, query: Select[Any], cohort: Any, entered: list[str],
             window = window.where(cohort.entered_at > after)
         if upto is not None:
             window = window.where(cohort.entered_at <= upto)
-        yield from session.execute(window)
+        for row in session.execute(window):
+            found += 1
+            yield row
         if upto is None:
             return
-        after, size = upto, size * 2
+        walked += size
+        # Enough steps for the rows still wanted at the share found so far (+ a fifth).
+        still = max(want - found, 1)
+        size = max(WINDOW, still * walked * 6 // (5 * found)) if found else size * 4
+        after = upto
 
 
 def _window_end(session: Session, entered: list[str], scope: _Scope, after: datetime | None,
