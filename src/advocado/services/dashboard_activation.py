@@ -472,7 +472,7 @@ def drill_activation(
     return _panel("activation", DRILL_ACTIVATION_COLUMNS, rows)
 
 
-WINDOW = 200  # entry steps per step id in a page's first window of time (then twice as many)
+WINDOW = 200  # entry steps per step id in the first window of time a page reads
 
 
 def _walk(session: Session, query: Select[Any], cohort: Any, entered: list[str], scope: _Scope,
