@@ -21,7 +21,17 @@ from ugc_support import challenge_data
 from advocado import clock
 from advocado.domain.dashboard import Filters
 from advocado.domain.records import CustomerRecord, FieldError, ResponseRecord
-from advocado.services import challenges, dashboard, messaging, playbooks, referrals, tasks
+from advocado.services import (
+    challenges,
+    cohorts,
+    dashboard,
+    dashboard_activation,
+    messaging,
+    playbooks,
+    referrals,
+    segments,
+    tasks,
+)
 from advocado.services.apikeys import create_api_key
 from advocado.services.records import save_customers, save_responses
 from advocado.store.db import read_only, unit_of_work
@@ -29,6 +39,7 @@ from advocado.store.models import (
     ChallengeInvitation,
     Customer,
     CustomerInsight,
+    EnrolmentStep,
     Message,
     MessageLink,
     ReferralCode,
@@ -351,3 +362,102 @@ def test_a_step_id_shared_with_another_playbook_is_told_apart(funnel: Engine) ->
     assert [(r["step"], r["ran"], r["outcomes"]) for r in steps if r["playbook"] == "other"] == [
         ("review-ask", 2, "tagged: 2")
     ]
+
+
+# --- drill-down pages: a page is the head of the whole list, under every filter ----------
+
+PAGE_SEGMENTS = {"promoters": {"nps_category": ["promoter"]}, "consenting": {"consent": True}}
+
+
+@pytest.fixture
+def dirty(funnel: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """Two segments judged by the worker, then customers written since: n2 turns detractor
+    (dirty, out of "promoters"), r2 gives consent (dirty, into "consenting"). The steps
+    spread over a few seconds of their day (some still at one instant), and a page read a
+    window of one entry step per step id at a time (then 2, 4 …), so pages cross windows."""
+    with unit_of_work(funnel) as session:
+        for step in session.scalars(select(EnrolmentStep)):
+            step.ran_at += timedelta(seconds=step.enrolment_id % 3)
+    monkeypatch.setattr(dashboard_activation, "WINDOW", 1)
+    with unit_of_work(funnel) as session:
+        for slug, filters in PAGE_SEGMENTS.items():
+            segments.create_segment(session, name=slug, slug=slug, filters=filters)
+    cohorts.settle(funnel)
+    with unit_of_work(funnel) as session:
+        save_responses(session, [ResponseRecord(
+            external_id="nps2-n2", customer_external_id="n2", score=2, comment="meh",
+            submitted_at=T0 + timedelta(hours=30))])  # fmt: skip
+        save_customers(session, [CustomerRecord(
+            external_id="r2", name="R2", email="r2@example.com", locale="zh-CN",
+            marketing_consent=True)])  # fmt: skip
+    for slug in PAGE_SEGMENTS:
+        with read_only(funnel) as session:
+            members = dashboard._scope(session, Filters(segment=slug)).cohort
+            assert members is not None and (members.out or members.into), slug  # dirty
+    return funnel
+
+
+PAGE_FILTERS: list[dict[str, Any]] = [
+    {},
+    {"start": DAY + timedelta(days=1)},
+    {"end": DAY + timedelta(days=1)},
+    {"program": "double-sided"},
+    {"segment": "promoters"},
+    {"segment": "consenting"},
+    {"segment": "promoters", "start": DAY},
+    {"segment": "consenting", "program": "double-sided"},
+]
+
+
+def _page(engine: Engine, name: str, key: dict[str, str], limit: int | None,
+          **filters: Any) -> list[dict[str, Any]]:  # fmt: skip
+    with read_only(engine) as session:
+        return dashboard.drill(session, name, Filters(**filters), key, limit=limit).rows
+
+
+def _heads_agree(engine: Engine, name: str, key: dict[str, str], filters: dict[str, Any]
+                 ) -> list[dict[str, Any]]:  # fmt: skip
+    whole = _page(engine, name, key, None, **filters)
+    for limit in range(1, len(whole) + 2):
+        assert _page(engine, name, key, limit, **filters) == whole[:limit], (key, filters, limit)
+    return whole
+
+
+def test_activation_pages_are_the_head_of_the_list_the_figure_counts(dirty: Engine) -> None:
+    for filters in PAGE_FILTERS:
+        found = panel(dirty, "activation", **filters)
+        everyone: dict[str, list[dict[str, Any]]] = {}
+        for row in found.rows:
+            for stage in ("eligible", "asked", "skipped", "clicked", "acted", "featured"):
+                key = {"level": row["level"], "stage": stage}
+                whole = _heads_agree(dirty, "activation", key, filters)
+                everyone.setdefault(stage, []).extend(whole)
+                if row[stage] is not None:
+                    assert row[stage] == len(whole), (key, filters)
+        for stage, rows in everyone.items():  # no level: the levels one after the other
+            assert _heads_agree(dirty, "activation", {"stage": stage}, filters) == rows
+        for skip in found.summary["skipped"]:
+            key = {"level": skip["level"], "stage": "skipped", "reason": skip["reason"]}
+            assert len(_heads_agree(dirty, "activation", key, filters)) == skip["count"]
+    promoters = {r["customer"] for r in _page(dirty, "activation", {}, None, segment="promoters")}
+    assert "n2" not in promoters and "n1" in promoters  # the dirty member is judged live
+    consenting = {r["customer"] for r in _page(dirty, "activation", {}, None, segment="consenting")}
+    assert "r2" in consenting and "n3" not in consenting
+
+
+def test_step_pages_are_the_head_of_the_list_the_figure_counts(dirty: Engine) -> None:
+    for filters in PAGE_FILTERS:
+        found = panel(dirty, "activation_steps", **filters)
+        assert len(_heads_agree(dirty, "activation_steps", {}, filters)) == sum(
+            r["ran"] for r in found.rows
+        )
+        for row in found.rows:
+            key = {"playbook": row["playbook"], "version": str(row["version"]),
+                   "step": row["step"]}  # fmt: skip
+            assert len(_heads_agree(dirty, "activation_steps", key, filters)) == row["ran"]
+            waiting = _heads_agree(dirty, "activation_steps", {**key, "stage": "waiting"}, filters)
+            assert len(waiting) == row["waiting"], (key, filters)
+            for outcome_count in filter(None, row["outcomes"].split("; ")):
+                outcome, n = outcome_count.split(": ")
+                rows = _heads_agree(dirty, "activation_steps", {**key, "outcome": outcome}, filters)
+                assert len(rows) == int(n), (key, outcome, filters)

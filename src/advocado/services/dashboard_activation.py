@@ -12,13 +12,16 @@ drill-downs, read the rows: enrolment steps by step and time (ix_enrolment_steps
 messages by template and time (ix_messages_template_created), links by message, invitations
 and entries by challenge. The effect of a step ("message:12", "code:AB12", "invitation:tok",
 "task:4", written by the playbook runner) leads to its message, code, invitation or task by
-their unique keys.
+their unique keys. A drill-down page of the funnel or the steps walks the steps in time order
+on an index (ix_enrolment_steps_step_ran, ix_enrolment_steps_ran_at), looks up each row's
+enrolment, customer and filter (the segment's or program's members probed by key) and stops
+after the page; its CSV is the same walk to the end.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
 )
 from sqlalchemy.orm import Session, aliased
@@ -87,6 +91,15 @@ def _between(column: Any, scope: _Scope) -> Any:
 
 def _in_customers(column: Any, scope: _Scope) -> Any:
     return _base()._in_customers(column, scope)
+
+
+def _probed(column: Any, scope: _Scope) -> Any:
+    """The people filter tested per row walked (the cohort's key probed by index), for a walk
+    that stops after a page: not every member gathered first. Both a segment and a program
+    (no one cohort): the members' ids."""
+    if scope.cohort is not None:
+        return scope.cohort.holds(column)
+    return _in_customers(column, scope)
 
 
 def _effect_id(column: Any, prefix: str) -> Any:
@@ -166,13 +179,18 @@ def _cohort(
     *,
     lean: bool = False,
     only: list[int] | None = None,
+    walk: bool = False,
+    stage: str = "eligible",
 ) -> Select[Any] | None:
     """One row per enrolment that entered `level` in the period, with what became of it:
     asked, skipped (and why), clicked, acted, featured (flags 0/1) and the ids behind them.
     None when no playbook version has the level. `lean` (counting, no drill-down): leaves
     out the enrolment when nothing needs it (no customer filter, and the step ids alone say
     the level), which saves a lookup per row. `only`: just these enrolments (what one write
-    touched: services.activation_aggregates)."""
+    touched: services.activation_aggregates). `walk` (a drill-down page, which walks the entry
+    steps in time order and stops): the enrolment and the people filter looked up per row.
+    `stage` other than eligible: only the rows at that stage (asked, skipped …; None if
+    the level has no such stage)."""
     versions = (levels if levels is not None else _level_map(session)).get(level)
     if not versions:
         return None
@@ -208,19 +226,24 @@ def _cohort(
         query = query.where(entry.enrolment_id.in_(only))
     if not lean:
         query = query.add_columns(Enrolment.customer_id.label("customer_id"))
-        query = query.join(Enrolment, Enrolment.id == entry.enrolment_id)
-        query = query.where(_in_customers(Enrolment.customer_id, scope))
+        # Walking: "+ 0" keeps the planner from reading every enrolment first (SQLite would,
+        # then sort the whole cohort).
+        enrolment = entry.enrolment_id + 0 if walk else entry.enrolment_id
+        query = query.join(Enrolment, Enrolment.id == enrolment)
+        people = _probed if walk else _in_customers
+        query = query.where(people(Enrolment.customer_id, scope))
     if not same:
         query = query.outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
     skipped = ask.outcome == "skipped"
+    never = false()  # a stage the level does not have
     if level == "L4":
         task_id = _effect_id(entry.effect, "task")
         query = query.outerjoin(Task, Task.id == task_id)
         asked = Task.done.is_(True)
-        clicked = false()
+        clicked = never
         acted = and_(Task.done.is_(True), Task.outcome.in_(rules.POSITIVE_TASK_OUTCOMES))
         detail = Task.outcome
-        skipped = false()
+        skipped = never
         message_id = literal(None, Integer)
         message_status = literal(None, String)
         clicked_at = literal(None)
@@ -232,7 +255,7 @@ def _cohort(
         clicked = Message.clicked_at.is_not(None)
         message_status, clicked_at, ask_effect = Message.status, Message.clicked_at, ask.effect
         detail = literal(None, String)
-        acted = false()
+        acted = never
         if level == "L2":
             # The code the step issued (by its unique code); a friend's signup with it comes
             # after the step by construction (the code did not exist before).
@@ -258,11 +281,17 @@ def _cohort(
             acted = and_(asked, ChallengeEntry.id.is_not(None))
             detail = ChallengeEntry.status
     # Only L3 has entries; featured ones are among the acted.
-    featured = and_(acted, ChallengeEntry.featured.is_(True)) if level == "L3" else false()
+    featured = and_(acted, ChallengeEntry.featured.is_(True)) if level == "L3" else never
 
     def flag(condition: Any) -> Any:
         return case((condition, 1), else_=0)
 
+    stages = {"asked": asked, "skipped": skipped, "clicked": clicked, "acted": acted,
+              "featured": featured}  # fmt: skip
+    if stage in stages:  # a plain condition, which PostgreSQL's statistics can estimate
+        if stages[stage] is never:
+            return None
+        query = query.where(stages[stage])
     return query.add_columns(
         flag(asked).label("asked"),
         flag(skipped).label("skipped"),
@@ -413,31 +442,97 @@ def drill_activation(
     levels, stage = _level_key(key)
     scope = _scope(session, f)
     mapping = _level_map(session)
-    reason = key.get("reason")
+    reason = key.get("reason") if stage == "skipped" else None
     rows: list[dict[str, Any]] = []
-    for level in levels:
-        cohort = _cohort(session, scope, level, mapping)
+    for level in levels:  # level by level, each in (entered_at, enrolment) order
+        want = None if limit is None else limit - len(rows)
+        if want == 0:
+            break
+        cohort = _cohort(session, scope, level, mapping, walk=True, stage=stage)
         if cohort is None:
             continue
         sub = cohort.subquery()
-        query = (
-            select(sub, Customer.external_id, Customer.name)
-            .join(Customer, Customer.id == sub.c.customer_id)
-            .order_by(sub.c.entered_at, sub.c.enrolment_id)
+        query = select(sub, Customer.external_id, Customer.name).join(
+            Customer,
+            Customer.id == sub.c.customer_id + 0,  # looked up per row walked
         )
-        if stage != "eligible":
-            query = query.where(sub.c[stage] == 1)
+        if reason:  # the reason must hold its code (the exact test is below)
+            query = query.where(sub.c.ask_reason.contains(reason, autoescape=True))
+        entered = sorted({s for _v, steps in mapping[level] for s in steps.entry})
         seen: set[int] = set()
-        for r in session.execute(query):
-            if reason and stage == "skipped" and rules.skip_reason_code(r.ask_reason) != reason:
+        for r in _walk(session, query, sub.c, entered, scope, want):
+            if reason and rules.skip_reason_code(r.ask_reason) != reason:
                 continue
             if r.enrolment_id in seen:  # two ask steps of one level in one enrolment: once
                 continue
             seen.add(r.enrolment_id)
+            rows.append(_drill_row(level, r))
             if limit is not None and len(rows) >= limit:
                 break
-            rows.append(_drill_row(level, r))
     return _panel("activation", DRILL_ACTIVATION_COLUMNS, rows)
+
+
+WINDOW = 200  # entry steps per step id in the first window of time a page reads
+
+
+def _walk(session: Session, query: Select[Any], cohort: Any, entered: list[str], scope: _Scope,
+          want: int | None) -> Iterator[Any]:  # fmt: skip
+    """The rows of `query` (a level's cohort, its columns `cohort`) in (entered_at,
+    enrolment) order. For a page (`want` rows, the caller stops when it has them): a window
+    of time at a time, the first holding the next WINDOW entry steps of each step id, the
+    next sized for the rows still wanted at the share of steps found so far, so the database
+    reads about as many steps as the page needs and sorts a window, never the whole cohort,
+    whatever its planner guesses of how rare the stage is. The windows follow one another
+    on entered_at, so the rows come in the whole list's order (the CSV: `want` None)."""
+    ordered = query.order_by(cohort.entered_at, cohort.enrolment_id)
+    if want is None:
+        yield from session.execute(ordered)
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # A window is a few hundred rows: look up each row's ask, message, code … by index.
+        # PostgreSQL would otherwise hash whole tables for a stage it guesses rare (all of
+        # a level's asks, every referral code), and keep a generic plan after a few runs.
+        for setting in ("enable_hashjoin = off", "enable_mergejoin = off",
+                        "max_parallel_workers_per_gather = 0",
+                        "plan_cache_mode = force_custom_plan"):  # fmt: skip
+            session.execute(text(f"SET LOCAL {setting}"))
+    after, size = None, max(WINDOW, want)
+    walked = found = 0
+    while True:
+        upto = _window_end(session, entered, scope, after, size)
+        window = ordered
+        if after is not None:
+            window = window.where(cohort.entered_at > after)
+        if upto is not None:
+            window = window.where(cohort.entered_at <= upto)
+        for row in session.execute(window):
+            found += 1
+            yield row
+        if upto is None:
+            return
+        walked += size
+        # Enough steps for the rows still wanted at the share found so far (+ a fifth).
+        still = max(want - found, 1)
+        size = max(WINDOW, still * walked * 6 // (5 * found)) if found else size * 4
+        after = upto
+
+
+def _window_end(session: Session, entered: list[str], scope: _Scope, after: datetime | None,
+                size: int) -> datetime | None:  # fmt: skip
+    """The time of the `size`-th entry step after `after` (in the period), the earliest over
+    the step ids (each read off ix_enrolment_steps_step_ran); None when none has that many
+    left: the window runs to the period's end."""
+    ends = []
+    for step in entered:
+        query = select(EnrolmentStep.ran_at).where(
+            EnrolmentStep.step == step, _between(EnrolmentStep.ran_at, scope)
+        )
+        if after is not None:
+            query = query.where(EnrolmentStep.ran_at > after)
+        end = session.scalar(query.order_by(EnrolmentStep.ran_at).offset(size - 1).limit(1))
+        if end is not None:
+            ends.append(end)
+    return min(ends, default=None)
 
 
 def _drill_row(level: str, r: Any) -> dict[str, Any]:
@@ -630,7 +725,7 @@ def drill_activation_steps(
         query.join(Customer, Customer.id == Enrolment.customer_id)
         .join(PlaybookVersion, PlaybookVersion.id == Enrolment.version_id)
         .join(Playbook, Playbook.id == PlaybookVersion.playbook_id)
-        .where(Enrolment.version_id.in_(versions), _in_customers(Enrolment.customer_id, scope))
+        .where(Enrolment.version_id.in_(versions), _probed(Enrolment.customer_id, scope))
     )
     if limit is not None:
         query = query.limit(limit)

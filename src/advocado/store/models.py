@@ -860,6 +860,8 @@ class EnrolmentStep(Base):
         Index("ix_enrolment_steps_step_ran", "step", "ran_at", "outcome", "effect", "enrolment_id"),
         # dashboard, playbook steps: counted from the index alone, already in group order
         Index("ix_enrolment_steps_ran", "step", "outcome", "ran_at", "enrolment_id"),
+        # dashboard, a step's drill-down: the steps in time order, a page read, whatever step
+        Index("ix_enrolment_steps_ran_at", "ran_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
