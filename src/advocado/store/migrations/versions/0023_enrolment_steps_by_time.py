@@ -1,15 +1,15 @@
 """enrolment_steps in time order (ran_at, id): the playbook-steps drill-down walks it and
 stops after a page, whatever the step
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-11-26 07:00:00
 """
 
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
