@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy import Select, and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from advocado import clock
@@ -243,18 +243,30 @@ def _segment_sums(scope: _Scope) -> cohorts.Members | None:
     return None
 
 
-def _is_member(column: Any, members: cohorts.Members) -> Any:
-    """`column` (a customer id) is in the segment now: a stored member (looked up by the
-    cohort_members key, one probe per row walked, not the members gathered) and not dirty
-    out of it, or dirty into it."""
-    stored = (
-        select(CohortMember.customer_id)
-        .where(CohortMember.cohort == members.cohort, CohortMember.customer_id == column)
-        .exists()
-    )
-    if members.out:
-        stored = and_(stored, column.not_in(members.out))
-    return stored | column.in_(members.into) if members.into else stored
+LARGE_COHORT = 20_000  # members from which a drill page probes each row walked (see _on_page)
+
+
+def _large(session: Session, members: cohorts.Members) -> bool:
+    """Whether the cohort has LARGE_COHORT members or more (counted on its key, stopping there)."""
+    m = CohortMember
+    found = select(m.customer_id).where(m.cohort == members.cohort).limit(LARGE_COHORT).subquery()
+    return (session.scalar(select(func.count()).select_from(found)) or 0) >= LARGE_COHORT
+
+
+def _probed(session: Session, scope: _Scope, limit: int | None) -> cohorts.Members | None:
+    """The cohort a drill-down page probes per row walked: a page (`limit` rows, in the
+    rows' own order) under a large segment or program tests each row walked for membership
+    (Members.holds: an index probe), so it stops once the page is full instead of gathering
+    every member first. None: a small cohort, a segment with a program, or the whole list
+    (CSV) reads the rows of the members (IN). Same rows either way."""
+    if limit is None or scope.customers is None or scope.cohort is None:
+        return None
+    return scope.cohort if _large(session, scope.cohort) else None
+
+
+def _in_page(column: Any, scope: _Scope, probed: cohorts.Members | None) -> Any:
+    """`column` (a customer id) is one of the scope's customers: probed per row, or IN."""
+    return _in_customers(column, scope) if probed is None else probed.holds(column)
 
 
 def _day_inside(day: date, scope: _Scope) -> bool:
@@ -483,7 +495,10 @@ def drill_nps(session: Session, f: Filters, key: Mapping[str, str], limit: int |
             Customer.name,
         )
         .outerjoin(Customer, Customer.id == Response.customer_id)
-        .where(_between(Response.submitted_at, scope), _in_customers(Response.customer_id, scope))
+        .where(
+            _between(Response.submitted_at, scope),
+            _in_page(Response.customer_id, scope, _probed(session, scope, limit)),
+        )
         .order_by(Response.submitted_at, Response.id)
     )
     if key.get("period"):
@@ -551,13 +566,18 @@ def _latest_covers(session: Session, scope: _Scope) -> bool:
     return newest is None or newest < scope.end
 
 
-def _latest_in_period(session: Session, scope: _Scope) -> Any:
-    """Each customer's latest response in the period (subquery: customer_id, score, persona)."""
+def _latest_in_period(session: Session, scope: _Scope,
+                      probed: cohorts.Members | None = None) -> Any:  # fmt: skip
+    """Each customer's latest response in the period (subquery: customer_id, score, persona).
+    `probed`: the scope's customers tested per row (see _probed)."""
     if _latest_covers(session, scope):
         latest = CustomerLatestResponse
         return (
             select(latest.customer_id, latest.score, latest.persona)
-            .where(_between(latest.submitted_at, scope), _in_customers(latest.customer_id, scope))
+            .where(
+                _between(latest.submitted_at, scope),
+                _in_page(latest.customer_id, scope, probed),
+            )
             .subquery("latest")
         )
     rank = func.row_number().over(
@@ -576,11 +596,17 @@ def _latest_in_period(session: Session, scope: _Scope) -> Any:
     return select(ranked).where(ranked.c.rank == 1).subquery("latest")
 
 
-def _promoters(session: Session, scope: _Scope) -> Select[Any]:
-    latest = _latest_in_period(session, scope)
+def _promoters(session: Session, scope: _Scope, *, walk: bool = False,
+               probed: cohorts.Members | None = None) -> Select[Any]:  # fmt: skip
+    """The promoters (customer_id, persona, value_tier, high_influence). `walk`: for a page
+    in customer order: the score is not read through its index (`+ 0`), so the latest
+    responses are walked by customer and the page stops when full, not every promoter
+    gathered and sorted."""
+    latest = _latest_in_period(session, scope, probed)
     persona = func.coalesce(latest.c.persona, "unknown")
     tier = func.coalesce(CustomerInsight.value_tier, "unknown")
     high = func.coalesce(CustomerInsight.high_influence, False)
+    score = latest.c.score + 0 if walk else latest.c.score
     return (
         select(
             latest.c.customer_id,
@@ -590,7 +616,7 @@ def _promoters(session: Session, scope: _Scope) -> Select[Any]:
         )
         .select_from(latest)
         .outerjoin(CustomerInsight, CustomerInsight.customer_id == latest.c.customer_id)
-        .where(latest.c.score >= 9)
+        .where(score >= 9)
     )
 
 
@@ -655,7 +681,10 @@ def drill_promoters(
 ) -> Panel:
     """The promoters behind a bar: ?dimension=persona|value_tier|influence&value=..."""
     scope = _scope(session, f)
-    found = _promoters(session, scope).subquery()
+    # A page: walk the latest responses in customer order (its members probed), stop when full.
+    walk = limit is not None
+    found = _promoters(session, scope, walk=walk, probed=_probed(session, scope, limit))
+    found = found.subquery()
     query = (
         select(
             Customer.external_id,
@@ -666,7 +695,7 @@ def drill_promoters(
             found.c.high_influence,
         )
         .join(found, found.c.customer_id == Customer.id)
-        .order_by(Customer.id)
+        .order_by(found.c.customer_id)  # = Customer.id, but the walked table's order
     )
     dimension, value = key.get("dimension", ""), key.get("value", "")
     if dimension == "persona" and value:
@@ -697,15 +726,16 @@ def drill_promoters(
 # --- the referral funnel, its money, K-factor ------------------------------------------------
 
 
-def _codes(scope: _Scope) -> Any:
-    """Referral codes in scope (program, and advocates in the segment); None: all codes."""
+def _codes(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
+    """Referral codes in scope (program, and advocates in the segment); None: all codes.
+    `probed`: each code's holder tested (see _probed), not every member gathered."""
     if scope.program_id is None and scope.customers is None:
         return None
     query = select(ReferralCode.id)
     if scope.program_id is not None:
         query = query.where(ReferralCode.program_id == scope.program_id)
     if scope.customers is not None:
-        query = query.where(ReferralCode.customer_id.in_(scope.customers))
+        query = query.where(_in_page(ReferralCode.customer_id, scope, probed))
     return query
 
 
@@ -727,11 +757,11 @@ def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
     )
 
 
-def _click_codes(scope: _Scope) -> Any:
+def _click_codes(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
     """The codes in scope, as `_codes`; without a segment simply the program's codes (every
     code holder is one of the program's people), which the per-program counts answer."""
     if scope.segmented:
-        return _codes(scope)
+        return _codes(scope, probed)
     if scope.program_id is not None:
         return select(ReferralCode.id).where(ReferralCode.program_id == scope.program_id)
     return None
@@ -761,7 +791,8 @@ def _walk_time(session: Session, scope: _Scope, limit: int | None) -> bool:
 _CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
 
 
-def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> Panel:
+def _drill_first_visits(session: Session, scope: _Scope, limit: int | None,
+                        probed: cohorts.Members | None = None) -> Panel:  # fmt: skip
     """The clicks unique clicks count: each visitor's first human click on a link, when it
     falls in the period (services.click_rollup.first_visits, which agrees with the figure)."""
     base = (
@@ -783,24 +814,26 @@ def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> P
         base,
         start=scope.start,
         end=scope.end,
-        codes=_click_codes(scope),
+        codes=_click_codes(scope, probed),
         limit=limit,
-        walk_time=_walk_time(session, scope, limit),
+        walk_time=probed is not None or _walk_time(session, scope, limit),
     )
     rows = [_plain_row(r._mapping, _CLICK_COLUMNS) for r in found]
     return Panel("referrals", _CLICK_COLUMNS, rows)
 
 
-def _referrals_where(scope: _Scope) -> Any:
+def _referrals_where(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
+    """Referrals signed up in the period, of the program, by advocates in scope (`probed`:
+    tested per row, see _probed)."""
     conditions = [_between(Referral.signed_up_at, scope)]
     if scope.program_id is not None:
         conditions.append(Referral.program_id == scope.program_id)
     if scope.customers is not None:
-        conditions.append(Referral.advocate_id.in_(scope.customers))
+        conditions.append(_in_page(Referral.advocate_id, scope, probed))
     return and_(*conditions)
 
 
-def _rewards_where(scope: _Scope) -> Any:
+def _rewards_where(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
     conditions = [
         _between(Reward.created_at, scope),
         Reward.reversed_at.is_(None),
@@ -809,20 +842,32 @@ def _rewards_where(scope: _Scope) -> Any:
     ]
     if scope.program_id is not None:
         conditions.append(Reward.program_id == scope.program_id)
-    if scope.customers is not None:
+    if probed is not None:  # the reward's referral looked up per reward walked
+        conditions.append(
+            exists().where(Referral.id == Reward.referral_id, probed.holds(Referral.advocate_id))
+        )
+    elif scope.customers is not None:
         referral_ids = select(Referral.id).where(Referral.advocate_id.in_(scope.customers))
         conditions.append(Reward.referral_id.in_(referral_ids))
     return and_(*conditions)
 
 
-def _referred_orders_where(scope: _Scope) -> Any:
-    friends = select(Referral.referee_id).where(Referral.status != "rejected")
+def _referred_orders_where(scope: _Scope, *, walk: bool = False,
+                           probed: cohorts.Members | None = None) -> Any:  # fmt: skip
+    """Paid orders in the period and currency of friends with a referral not rejected (of
+    the program, by an advocate in scope). `walk`: each order's friend looked up per order
+    walked (a drill page in time order), not every friend gathered first."""
+    referred = [Referral.status != "rejected"]
     if scope.program_id is not None:
-        friends = friends.where(Referral.program_id == scope.program_id)
+        referred.append(Referral.program_id == scope.program_id)
     if scope.customers is not None:
-        friends = friends.where(Referral.advocate_id.in_(scope.customers))
+        referred.append(_in_page(Referral.advocate_id, scope, probed))
+    if walk:
+        friend = exists().where(Referral.referee_id == Order.customer_id, *referred)
+    else:
+        friend = Order.customer_id.in_(select(Referral.referee_id).where(*referred))
     return and_(
-        Order.customer_id.in_(friends),
+        friend,
         Order.status == PAID,
         Order.currency == scope.currency,
         _between(Order.placed_at, scope),
@@ -968,13 +1013,15 @@ def drill_referrals(
     scope = _scope(session, f)
     stage = key.get("stage") or "signups"
     query: Select[Any]
+    probed = _probed(session, scope, limit)
     if stage == "unique_clicks":
-        return _drill_first_visits(session, scope, limit)
+        return _drill_first_visits(session, scope, limit, probed)
     if stage == "clicks":
-        codes = _click_codes(scope)
+        codes = _click_codes(scope, probed)
         clicks = select(Click).where(_between(Click.clicked_at, scope))
         if codes is not None:
-            code = Click.code_id + 0 if _walk_time(session, scope, limit) else Click.code_id
+            walk = probed is not None or _walk_time(session, scope, limit)
+            code = Click.code_id + 0 if walk else Click.code_id
             clicks = clicks.where(code.in_(codes))
         sub = clicks.subquery()
         query = (
@@ -1002,7 +1049,13 @@ def drill_referrals(
                 Order.currency,
             )
             .join(Customer, Customer.id == Order.customer_id)
-            .where(_referred_orders_where(scope))
+            .where(
+                _referred_orders_where(
+                    scope,
+                    walk=limit is not None and (scope.customers is None or probed is not None),
+                    probed=probed,
+                )
+            )
             .order_by(Order.placed_at, Order.id)
         )
     elif stage == "cost":
@@ -1018,7 +1071,7 @@ def drill_referrals(
                 Reward.currency,
             )
             .join(Customer, Customer.id == Reward.beneficiary_id)
-            .where(_rewards_where(scope))
+            .where(_rewards_where(scope, probed))
             .order_by(Reward.created_at, Reward.id)
         )
     elif stage in FUNNEL:
@@ -1037,7 +1090,7 @@ def drill_referrals(
             .join(Program, Program.id == Referral.program_id)
             .join(advocate, advocate.c.id == Referral.advocate_id)
             .join(friend, friend.c.id == Referral.referee_id)
-            .where(_referrals_where(scope))
+            .where(_referrals_where(scope, probed))
             .order_by(Referral.signed_up_at, Referral.id)
         )
         status = {
@@ -1137,7 +1190,7 @@ def _advocates_by_end(session: Session, scope: _Scope) -> int:
             t.program_id == _program_key(scope), t.code_at.is_not(None)
         )
         if members is not None:  # code holders (any program) in the segment
-            query = query.where(_is_member(t.advocate_id, members))
+            query = query.where(members.holds(t.advocate_id))
         if scope.end is not None:
             query = query.where(t.code_at < scope.end)
         return int(session.scalar(query) or 0)
@@ -1162,7 +1215,7 @@ def _time_to_first(session: Session, scope: _Scope) -> dict[str, float | None]:
             t.program_id == _program_key(scope),
             t.gap_us.is_not(None),
             _between(t.first_at, scope),
-            True if members is None else _is_member(t.advocate_id, members),
+            True if members is None else members.holds(t.advocate_id),
         )
         count, total = session.execute(select(func.count(), func.sum(t.gap_us)).where(where)).one()
         middle: list[int] = []
@@ -1196,9 +1249,22 @@ def _inside(moment: datetime, scope: _Scope) -> bool:
 def drill_k_factor(
     session: Session, f: Filters, key: Mapping[str, str], limit: int | None
 ) -> Panel:
-    """The advocates: when they got a code, their first referral, days between."""
+    """The advocates: when they got a code, their first referral, days between. Read off
+    advocate_firsts (per program, or 0: any program), as the K-factor figure is: the code
+    holders in customer order, the segment's or program's people tested per row on a page
+    (the rows `_first_referrals` computes from the codes and referrals)."""
     scope = _scope(session, f)
-    query = _first_referrals(session, scope)
+    t = AdvocateFirst
+    query = (
+        select(Customer.external_id, Customer.name, t.code_at, t.first_at)
+        .join(Customer, Customer.id == t.advocate_id)
+        .where(
+            t.program_id == _program_key(scope),
+            t.code_at.is_not(None),
+            _in_page(t.advocate_id, scope, _probed(session, scope, limit)),
+        )
+        .order_by(t.advocate_id)
+    )
     if limit is not None:
         query = query.limit(limit)
     rows = []
@@ -1554,7 +1620,7 @@ def _top_from_counts(session: Session, scope: _Scope, limit: int,
     above it are ordered with their friends' revenue, in one statement."""
     t, money = AdvocateReferralCount, AdvocateReferredRevenue
     key = _program_key(scope)
-    inside = True if members is None else _is_member(t.advocate_id, members)
+    inside = True if members is None else members.holds(t.advocate_id)
     last = session.execute(
         select(t.qualified, t.signups)
         .where(t.program_id == key, inside)
