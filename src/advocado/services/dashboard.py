@@ -566,18 +566,23 @@ def _latest_covers(session: Session, scope: _Scope) -> bool:
     return newest is None or newest < scope.end
 
 
-def _latest_in_period(session: Session, scope: _Scope,
+def _unindexed(column: Any) -> Any:
+    """The column's value, but not read through an index (`coalesce(c, c)`), so the planner
+    walks the table in the order the query asks for and tests it per row."""
+    return func.coalesce(column, column)
+
+
+def _latest_in_period(session: Session, scope: _Scope, *, walk: bool = False,
                       probed: cohorts.Members | None = None) -> Any:  # fmt: skip
     """Each customer's latest response in the period (subquery: customer_id, score, persona).
-    `probed`: the scope's customers tested per row (see _probed)."""
+    `walk`: the period tested per row (see _promoters); `probed`: the scope's customers
+    tested per row (see _probed)."""
     if _latest_covers(session, scope):
         latest = CustomerLatestResponse
+        moment = _unindexed(latest.submitted_at) if walk else latest.submitted_at
         return (
             select(latest.customer_id, latest.score, latest.persona)
-            .where(
-                _between(latest.submitted_at, scope),
-                _in_page(latest.customer_id, scope, probed),
-            )
+            .where(_between(moment, scope), _in_page(latest.customer_id, scope, probed))
             .subquery("latest")
         )
     rank = func.row_number().over(
@@ -599,14 +604,14 @@ def _latest_in_period(session: Session, scope: _Scope,
 def _promoters(session: Session, scope: _Scope, *, walk: bool = False,
                probed: cohorts.Members | None = None) -> Select[Any]:  # fmt: skip
     """The promoters (customer_id, persona, value_tier, high_influence). `walk`: for a page
-    in customer order: the score is not read through its index (`+ 0`), so the latest
-    responses are walked by customer and the page stops when full, not every promoter
-    gathered and sorted."""
-    latest = _latest_in_period(session, scope, probed)
+    in customer order: neither the score nor the period is read through an index, so the
+    latest responses are walked by customer and the page stops when full, not every
+    promoter gathered and sorted."""
+    latest = _latest_in_period(session, scope, walk=walk, probed=probed)
     persona = func.coalesce(latest.c.persona, "unknown")
     tier = func.coalesce(CustomerInsight.value_tier, "unknown")
     high = func.coalesce(CustomerInsight.high_influence, False)
-    score = latest.c.score + 0 if walk else latest.c.score
+    score = _unindexed(latest.c.score) if walk else latest.c.score
     return (
         select(
             latest.c.customer_id,
@@ -676,13 +681,23 @@ def promoters(session: Session, f: Filters) -> Panel:
     return Panel("promoters", ["dimension", "value", "promoters"], rows, {"promoters": total})
 
 
+def _many_promoters(session: Session, scope: _Scope) -> bool:
+    """Whether the period holds a fiftieth of all promoters or more, so a page walked in
+    customer order is found in a few thousand rows (promoter_day_counts: cost days)."""
+    t = PromoterDayCount
+    inside = func.sum(case((_in_days(t.day, scope), t.customers), else_=0))
+    period, everyone = session.execute(select(inside, func.sum(t.customers))).one()
+    return 50 * int(period or 0) >= int(everyone or 0)
+
+
 def drill_promoters(
     session: Session, f: Filters, key: Mapping[str, str], limit: int | None
 ) -> Panel:
     """The promoters behind a bar: ?dimension=persona|value_tier|influence&value=..."""
     scope = _scope(session, f)
-    # A page: walk the latest responses in customer order (its members probed), stop when full.
-    walk = limit is not None
+    # A page over many promoters: walk the latest responses in customer order (the scope's
+    # members probed) and stop when full; few (a short period): read them and sort.
+    walk = limit is not None and _many_promoters(session, scope)
     found = _promoters(session, scope, walk=walk, probed=_probed(session, scope, limit))
     found = found.subquery()
     query = (
