@@ -66,6 +66,8 @@ CASES: list[tuple[str, dict[str, str]]] = [
                                             "rejected", "revenue", "cost")],
     ("k_factor", {}),
     *[("plan", {"plan": "q2", "goal": g}) for g in ("leads", "revenue", "referrals_qualified")],
+    ("clv", {"group": "advocates"}),
+    ("clv", {"group": "non_advocates"}),
     ("reviews", {}),
     ("reviews", {"stage": "clicked"}),
 ]  # fmt: skip
@@ -209,6 +211,8 @@ def _figure(engine: Engine, name: str, f: Filters, key: dict[str, str]) -> int |
         return int(panel.summary["promoters"])
     if name == "referrals" and key["stage"] in dashboard.FUNNEL:
         return next(r["count"] for r in panel.rows if r["stage"] == key["stage"])
+    if name == "clv":
+        return next(r["customers"] for r in panel.rows if r["group"] == key["group"])
     if name == "k_factor" and f.start is None:
         return next(r["value"] for r in panel.rows if r["metric"] == "advocates")
     return None

@@ -243,13 +243,12 @@ def _segment_sums(scope: _Scope) -> cohorts.Members | None:
     return None
 
 
-LARGE_COHORT = 20_000  # members from which a drill page probes each row walked (see _on_page)
+LARGE_COHORT = 20_000  # members from which a drill page probes each row walked (see _probed)
 
 
-def _large(session: Session, members: cohorts.Members) -> bool:
-    """Whether the cohort has LARGE_COHORT members or more (counted on its key, stopping there)."""
-    m = CohortMember
-    found = select(m.customer_id).where(m.cohort == members.cohort).limit(LARGE_COHORT).subquery()
+def _many(session: Session, ids: Select[Any]) -> bool:
+    """Whether the SELECT has LARGE_COHORT rows or more (counted on its index, stopping there)."""
+    found = ids.limit(LARGE_COHORT).subquery()
     return (session.scalar(select(func.count()).select_from(found)) or 0) >= LARGE_COHORT
 
 
@@ -261,7 +260,8 @@ def _probed(session: Session, scope: _Scope, limit: int | None) -> cohorts.Membe
     (CSV) reads the rows of the members (IN). Same rows either way."""
     if limit is None or scope.customers is None or scope.cohort is None:
         return None
-    return scope.cohort if _large(session, scope.cohort) else None
+    stored = select(CohortMember.customer_id).where(CohortMember.cohort == scope.cohort.cohort)
+    return scope.cohort if _many(session, stored) else None
 
 
 def _in_page(column: Any, scope: _Scope, probed: cohorts.Members | None) -> Any:
@@ -1483,9 +1483,11 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
         raise FieldError(
             "group", f"{group!r}: advocates or non_advocates / 应为 advocates 或 non_advocates"
         )
-    if group == "non_advocates" and limit is not None:
-        # A page: walk the customers by all-time revenue (one segment's members or a
-        # program's people tested per customer walked), until nobody further can enter.
+    # A page: walk the customers by all-time revenue (the group, and one segment's members
+    # or a program's people, tested per customer walked), until nobody further can enter.
+    # The advocates only when many: few are read off their own rows at once.
+    advocates = group == "advocates"
+    if limit is not None and (not advocates or _many(session, _advocate_ids(scope))):
         keep = None
         if scope.segmented:
             keep = None if scope.cohort is None else scope.cohort.holds
@@ -1495,11 +1497,11 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
             low, high = _clv_window(scope)
             found = customer_value.top_outside(
                 session, currency=scope.currency, start=low, end=high, limit=limit,
-                program_id=scope.program_id, keep=keep,
+                program_id=scope.program_id, keep=keep, advocates=advocates,
             )  # fmt: skip
             if found is not None:
                 return _clv_drill_page(session, found, scope.currency)
-    buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
+    buyers = _top_buyers(session, scope, advocates=advocates).subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
         .join(buyers, buyers.c.customer_id == Customer.id)
