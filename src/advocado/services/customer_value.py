@@ -323,8 +323,8 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
                 ) -> list[tuple[int, int, int]] | None:  # fmt: skip
     """The `limit` customers who are not advocates (in any program; of `program_id` if
     given; `advocates`: who are) with the most revenue from paid orders placed in
-    [start, end): (customer_id,
-    orders, revenue), by revenue desc then id, as a query over every order would give; only
+    [start, end): (customer_id, orders, revenue), by revenue desc then id, as a query over
+    every order would give; only
     those `keep(customer id column)` holds for (a segment's or program's members, tested
     per customer walked). Walks customer_revenues from the highest all-time revenue down,
     in growing batches, summing each customer's orders in the window on their index; a

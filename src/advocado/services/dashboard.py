@@ -20,31 +20,35 @@ computed from the rows of the cohort's members. The 12-month value's groups
 in the same transaction as every order, referral and code write (that module says how):
 the figure costs days with no filter, a period, a program or one segment (the cohort's
 cohort_paid_order_days: its members' orders split by advocate, kept like its other counts,
-see services.cohorts). Its drill-down page reads the advocates' own rows, or walks the
-customers by all-time revenue (the segment's or program's members tested per customer
-walked) and stops once nobody further can enter; with both a segment and a program it is
-computed from the orders. Click figures read services.click_rollup's aggregates plus the
-clicks not rolled up yet, in one statement, so a
-click is in the next request's figures (that module says why the roll-up neither skips nor
-doubles a click). The referral figures (funnel counts and rejected reasons, referred revenue,
-rewards cost, K-factor signups / advocates / time to first referral, top advocates of all
-time, the plan's leads / qualified referrals / revenue) read services.referral_aggregates,
-kept in the same transaction as every write of referrals, orders, rewards and codes. With a
-segment (alone, all time or a period) the funnel, revenue, rewards cost and the plan's
-referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
-same writes and by the segment's membership moves, corrected live for the advocates written
-since the worker judged them; that module says how); K-factor advocates / time to first
-referral and all-time top advocates read the per-advocate rows above, each advocate looked
-up in the segment's members (cost: advocates, not referrals). A segment with a program, top
-advocates of a period, or more dirty customers than cohorts judges live: from the rows.
-The activation funnel, playbook steps, review asks,
-UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
-everyone, per program's people and per segment's stored members), which
+see services.cohorts). Its drill-down page reads the advocates' own rows (when few), or walks
+the customers by all-time revenue (the group and the segment's or program's members tested
+per customer walked) and stops once nobody further can enter; with both a segment and a
+program it is computed from the orders. Click figures read services.click_rollup's
+aggregates plus the clicks not rolled up yet, in one statement, so a click is in the next
+request's figures (that module says why the roll-up neither skips nor doubles a click).
+The referral figures (funnel counts and rejected reasons, referred revenue, rewards cost,
+K-factor signups / advocates / time to first referral, top advocates of all time, the plan's
+leads / qualified referrals / revenue) read services.referral_aggregates, kept in the same
+transaction as every write of referrals, orders, rewards and codes. With a segment (alone, all
+time or a period) the funnel, revenue, rewards cost and the plan's referral goals read the
+segment's own per-day rows (services.cohort_referrals, kept by the same writes and by the
+segment's membership moves, corrected live for the advocates written since the worker judged
+them; that module says how); K-factor advocates / time to first referral and all-time top
+advocates read the per-advocate rows above, each advocate looked up in the segment's members
+(cost: advocates, not referrals). A segment with a program, top advocates of a period, or more
+dirty customers than cohorts judges live: from the rows. The activation funnel, playbook steps,
+review asks, UGC and the plan's review/UGC goals and recruits read `activation_counts` (per
+day, for everyone, per program's people and per segment's stored members), which
 services.activation_aggregates adjusts in the same transaction as every write they count and
 every segment membership move (that module lists the writers); under a segment the few
-customers written since the worker judged them are corrected live; with a segment and a
-program they are computed from the rows. Everything else is computed from the rows at
-request time, on covering indexes, so a signup or refund is in the next request's figures.
+customers written since the worker judged them are corrected live; with a segment and a program
+they are computed from the rows. Everything else is computed from the rows at request time, on
+covering indexes, so a signup or refund is in the next request's figures.
+
+A drill-down page (`limit` rows, in the list's own order) under a large segment or program
+walks the rows in that order and probes each one's membership on the cohort_members key
+(`_probed`), so it stops once the page is full; under a small one, and for the whole list
+(the CSV), it reads the members' rows (IN). The page is the list's first rows either way.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
