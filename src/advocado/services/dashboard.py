@@ -570,10 +570,13 @@ def _latest_covers(session: Session, scope: _Scope) -> bool:
     return newest is None or newest < scope.end
 
 
-def _unindexed(column: Any) -> Any:
-    """The column's value, but not read through an index (`coalesce(c, c)`), so the planner
-    walks the table in the order the query asks for and tests it per row."""
-    return func.coalesce(column, column)
+def _unindexed(session: Session, column: Any) -> Any:
+    """The column's value, but on SQLite not read through an index (`coalesce(c, c)`), so
+    the planner walks the table in the order the query asks for and tests it per row.
+    PostgreSQL weighs the walk against the index with its statistics (which a coalesce
+    would blind)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return column if postgres else func.coalesce(column, column)
 
 
 def _latest_in_period(session: Session, scope: _Scope, *, walk: bool = False,
@@ -583,7 +586,7 @@ def _latest_in_period(session: Session, scope: _Scope, *, walk: bool = False,
     tested per row (see _probed)."""
     if _latest_covers(session, scope):
         latest = CustomerLatestResponse
-        moment = _unindexed(latest.submitted_at) if walk else latest.submitted_at
+        moment = _unindexed(session, latest.submitted_at) if walk else latest.submitted_at
         return (
             select(latest.customer_id, latest.score, latest.persona)
             .where(_between(moment, scope), _in_page(latest.customer_id, scope, probed))
@@ -615,13 +618,15 @@ def _promoters(session: Session, scope: _Scope, *, walk: bool = False,
     persona = func.coalesce(latest.c.persona, "unknown")
     tier = func.coalesce(CustomerInsight.value_tier, "unknown")
     high = func.coalesce(CustomerInsight.high_influence, False)
-    score = _unindexed(latest.c.score) if walk else latest.c.score
+    score = _unindexed(session, latest.c.score) if walk else latest.c.score
     return (
         select(
             latest.c.customer_id,
             persona.label("persona"),
             tier.label("value_tier"),
             high.label("high_influence"),
+            latest.c.persona.label("stored_persona"),
+            CustomerInsight.value_tier.label("stored_tier"),
         )
         .select_from(latest)
         .outerjoin(CustomerInsight, CustomerInsight.customer_id == latest.c.customer_id)
@@ -717,10 +722,16 @@ def drill_promoters(
         .order_by(found.c.customer_id)  # = Customer.id, but the walked table's order
     )
     dimension, value = key.get("dimension", ""), key.get("value", "")
+
+    def equals(shown: Any, stored: Any) -> Any:
+        # A known value on the stored column, not its "unknown" default: PostgreSQL then
+        # knows from its statistics how many match (a walk for a common one).
+        return shown == value if value == "unknown" else stored == value
+
     if dimension == "persona" and value:
-        query = query.where(found.c.persona == value)
+        query = query.where(equals(found.c.persona, found.c.stored_persona))
     elif dimension == "value_tier" and value:
-        query = query.where(found.c.value_tier == value)
+        query = query.where(equals(found.c.value_tier, found.c.stored_tier))
     elif dimension == "influence":
         query = query.where(found.c.high_influence.is_(True))
     elif dimension:
