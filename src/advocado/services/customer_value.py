@@ -319,11 +319,12 @@ def snapshot(session: Session) -> dict[str, Any]:
 def top_outside(session: Session, *, currency: str, start: datetime, end: datetime,
                 limit: int, batch: int | None = None, most: int = 20_000,
                 program_id: int | None = None,
-                keep: Callable[[Any], Any] | None = None,
+                keep: Callable[[Any], Any] | None = None, advocates: bool = False,
                 ) -> list[tuple[int, int, int]] | None:  # fmt: skip
     """The `limit` customers who are not advocates (in any program; of `program_id` if
-    given) with the most revenue from paid orders placed in [start, end): (customer_id,
-    orders, revenue), by revenue desc then id, as a query over every order would give; only
+    given; `advocates`: who are) with the most revenue from paid orders placed in
+    [start, end): (customer_id, orders, revenue), by revenue desc then id, as a query over
+    every order would give; only
     those `keep(customer id column)` holds for (a segment's or program's members, tested
     per customer walked). Walks customer_revenues from the highest all-time revenue down,
     in growing batches, summing each customer's orders in the window on their index; a
@@ -366,7 +367,7 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
                     Order.currency == currency,
                     Order.placed_at >= start,
                     Order.placed_at < end,
-                    ~advocate,
+                    advocate if advocates else ~advocate,
                     True if keep is None else keep(Order.customer_id),
                 )
                 .group_by(Order.customer_id)

@@ -20,34 +20,38 @@ computed from the rows of the cohort's members. The 12-month value's groups
 in the same transaction as every order, referral and code write (that module says how):
 the figure costs days with no filter, a period, a program or one segment (the cohort's
 cohort_paid_order_days: its members' orders split by advocate, kept like its other counts,
-see services.cohorts). Its drill-down page reads the advocates' own rows, or walks the
-customers by all-time revenue (the segment's or program's members tested per customer
-walked) and stops once nobody further can enter; with both a segment and a program it is
-computed from the orders. Click figures read services.click_rollup's aggregates plus the
-clicks not rolled up yet, in one statement, so a
-click is in the next request's figures (that module says why the roll-up neither skips nor
-doubles a click); a segment alone reads its own per-day click rows, kept by the roll-up and
-the membership moves, corrected live for its dirty customers (cost: days, not its members'
-codes), and its click drill pages probe each click's holder when they walk time order.
+see services.cohorts). Its drill-down page reads the advocates' own rows (when few), or walks
+the customers by all-time revenue (the group and the segment's or program's members tested
+per customer walked) and stops once nobody further can enter; with both a segment and a
+program it is computed from the orders. Click figures read services.click_rollup's
+aggregates plus the clicks not rolled up yet, in one statement, so a click is in the next
+request's figures (that module says why the roll-up neither skips nor doubles a click); a
+segment alone reads its own per-day click rows, kept by the roll-up and the membership moves,
+corrected live for its dirty customers (cost: days, not its members' codes), and its click
+drill pages probe each click's holder when they walk time order.
 The referral figures (funnel counts and rejected reasons, referred revenue, rewards cost,
 K-factor signups / advocates / time to first referral, top advocates of all time, the plan's
-leads / qualified referrals / revenue) read services.referral_aggregates,
-kept in the same transaction as every write of referrals, orders, rewards and codes. With a
-segment (alone, all time or a period) the funnel, revenue, rewards cost and the plan's
-referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
-same writes and by the segment's membership moves, corrected live for the advocates written
-since the worker judged them; that module says how); K-factor advocates / time to first
-referral and all-time top advocates read the per-advocate rows above, each advocate looked
-up in the segment's members (cost: advocates, not referrals). A segment with a program, top
-advocates of a period, or more dirty customers than cohorts judges live: from the rows.
-The activation funnel, playbook steps, review asks,
-UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
-everyone, per program's people and per segment's stored members), which
+leads / qualified referrals / revenue) read services.referral_aggregates, kept in the same
+transaction as every write of referrals, orders, rewards and codes. With a segment (alone, all
+time or a period) the funnel, revenue, rewards cost and the plan's referral goals read the
+segment's own per-day rows (services.cohort_referrals, kept by the same writes and by the
+segment's membership moves, corrected live for the advocates written since the worker judged
+them; that module says how); K-factor advocates / time to first referral and all-time top
+advocates read the per-advocate rows above, each advocate looked up in the segment's members
+(cost: advocates, not referrals). A segment with a program, top advocates of a period, or more
+dirty customers than cohorts judges live: from the rows. The activation funnel, playbook steps,
+review asks, UGC and the plan's review/UGC goals and recruits read `activation_counts` (per
+day, for everyone, per program's people and per segment's stored members), which
 services.activation_aggregates adjusts in the same transaction as every write they count and
 every segment membership move (that module lists the writers); under a segment the few
-customers written since the worker judged them are corrected live; with a segment and a
-program they are computed from the rows. Everything else is computed from the rows at
-request time, on covering indexes, so a signup or refund is in the next request's figures.
+customers written since the worker judged them are corrected live; with a segment and a program
+they are computed from the rows. Everything else is computed from the rows at request time, on
+covering indexes, so a signup or refund is in the next request's figures.
+
+A drill-down page (`limit` rows, in the list's own order) under a large segment or program
+walks the rows in that order and probes each one's membership on the cohort_members key
+(`_probed`), so it stops once the page is full; under a small one, and for the whole list
+(the CSV), it reads the members' rows (IN). The page is the list's first rows either way.
 
 A new panel (activation funnel per level, reviews, UGC, plan vs actual) is one function here
 plus one line in PANELS (and DRILLS for its drill-down).
@@ -64,7 +68,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy import Select, and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from advocado import clock
@@ -246,18 +250,30 @@ def _segment_sums(scope: _Scope) -> cohorts.Members | None:
     return None
 
 
-def _is_member(column: Any, members: cohorts.Members) -> Any:
-    """`column` (a customer id) is in the segment now: a stored member (looked up by the
-    cohort_members key, one probe per row walked, not the members gathered) and not dirty
-    out of it, or dirty into it."""
-    stored = (
-        select(CohortMember.customer_id)
-        .where(CohortMember.cohort == members.cohort, CohortMember.customer_id == column)
-        .exists()
-    )
-    if members.out:
-        stored = and_(stored, column.not_in(members.out))
-    return stored | column.in_(members.into) if members.into else stored
+LARGE_COHORT = 20_000  # members from which a drill page probes each row walked (see _probed)
+
+
+def _many(session: Session, ids: Select[Any]) -> bool:
+    """Whether the SELECT has LARGE_COHORT rows or more (counted on its index, stopping there)."""
+    found = ids.limit(LARGE_COHORT).subquery()
+    return (session.scalar(select(func.count()).select_from(found)) or 0) >= LARGE_COHORT
+
+
+def _probed(session: Session, scope: _Scope, limit: int | None) -> cohorts.Members | None:
+    """The cohort a drill-down page probes per row walked: a page (`limit` rows, in the
+    rows' own order) under a large segment or program tests each row walked for membership
+    (Members.holds: an index probe), so it stops once the page is full instead of gathering
+    every member first. None: a small cohort, a segment with a program, or the whole list
+    (CSV) reads the rows of the members (IN). Same rows either way."""
+    if limit is None or scope.customers is None or scope.cohort is None:
+        return None
+    stored = select(CohortMember.customer_id).where(CohortMember.cohort == scope.cohort.cohort)
+    return scope.cohort if _many(session, stored) else None
+
+
+def _in_page(column: Any, scope: _Scope, probed: cohorts.Members | None) -> Any:
+    """`column` (a customer id) is one of the scope's customers: probed per row, or IN."""
+    return _in_customers(column, scope) if probed is None else probed.holds(column)
 
 
 def _day_inside(day: date, scope: _Scope) -> bool:
@@ -490,7 +506,10 @@ def drill_nps(session: Session, f: Filters, key: Mapping[str, str], limit: int |
             Customer.name,
         )
         .outerjoin(Customer, Customer.id == Response.customer_id)
-        .where(_between(Response.submitted_at, scope), _in_customers(Response.customer_id, scope))
+        .where(
+            _between(Response.submitted_at, scope),
+            _in_page(Response.customer_id, scope, _probed(session, scope, limit)),
+        )
         .order_by(Response.submitted_at, Response.id)
     )
     if key.get("period"):
@@ -558,13 +577,26 @@ def _latest_covers(session: Session, scope: _Scope) -> bool:
     return newest is None or newest < scope.end
 
 
-def _latest_in_period(session: Session, scope: _Scope) -> Any:
-    """Each customer's latest response in the period (subquery: customer_id, score, persona)."""
+def _unindexed(session: Session, column: Any) -> Any:
+    """The column's value, but on SQLite not read through an index (`coalesce(c, c)`), so
+    the planner walks the table in the order the query asks for and tests it per row.
+    PostgreSQL weighs the walk against the index with its statistics (which a coalesce
+    would blind)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return column if postgres else func.coalesce(column, column)
+
+
+def _latest_in_period(session: Session, scope: _Scope, *, walk: bool = False,
+                      probed: cohorts.Members | None = None) -> Any:  # fmt: skip
+    """Each customer's latest response in the period (subquery: customer_id, score, persona).
+    `walk`: the period tested per row (see _promoters); `probed`: the scope's customers
+    tested per row (see _probed)."""
     if _latest_covers(session, scope):
         latest = CustomerLatestResponse
+        moment = _unindexed(session, latest.submitted_at) if walk else latest.submitted_at
         return (
             select(latest.customer_id, latest.score, latest.persona)
-            .where(_between(latest.submitted_at, scope), _in_customers(latest.customer_id, scope))
+            .where(_between(moment, scope), _in_page(latest.customer_id, scope, probed))
             .subquery("latest")
         )
     rank = func.row_number().over(
@@ -583,21 +615,29 @@ def _latest_in_period(session: Session, scope: _Scope) -> Any:
     return select(ranked).where(ranked.c.rank == 1).subquery("latest")
 
 
-def _promoters(session: Session, scope: _Scope) -> Select[Any]:
-    latest = _latest_in_period(session, scope)
+def _promoters(session: Session, scope: _Scope, *, walk: bool = False,
+               probed: cohorts.Members | None = None) -> Select[Any]:  # fmt: skip
+    """The promoters (customer_id, persona, value_tier, high_influence). `walk`: for a page
+    in customer order: neither the score nor the period is read through an index, so the
+    latest responses are walked by customer and the page stops when full, not every
+    promoter gathered and sorted."""
+    latest = _latest_in_period(session, scope, walk=walk, probed=probed)
     persona = func.coalesce(latest.c.persona, "unknown")
     tier = func.coalesce(CustomerInsight.value_tier, "unknown")
     high = func.coalesce(CustomerInsight.high_influence, False)
+    score = _unindexed(session, latest.c.score) if walk else latest.c.score
     return (
         select(
             latest.c.customer_id,
             persona.label("persona"),
             tier.label("value_tier"),
             high.label("high_influence"),
+            latest.c.persona.label("stored_persona"),
+            CustomerInsight.value_tier.label("stored_tier"),
         )
         .select_from(latest)
         .outerjoin(CustomerInsight, CustomerInsight.customer_id == latest.c.customer_id)
-        .where(latest.c.score >= 9)
+        .where(score >= 9)
     )
 
 
@@ -657,12 +697,25 @@ def promoters(session: Session, f: Filters) -> Panel:
     return Panel("promoters", ["dimension", "value", "promoters"], rows, {"promoters": total})
 
 
+def _many_promoters(session: Session, scope: _Scope) -> bool:
+    """Whether the period holds a fiftieth of all promoters or more, so a page walked in
+    customer order is found in a few thousand rows (promoter_day_counts: cost days)."""
+    t = PromoterDayCount
+    inside = func.sum(case((_in_days(t.day, scope), t.customers), else_=0))
+    period, everyone = session.execute(select(inside, func.sum(t.customers))).one()
+    return 50 * int(period or 0) >= int(everyone or 0)
+
+
 def drill_promoters(
     session: Session, f: Filters, key: Mapping[str, str], limit: int | None
 ) -> Panel:
     """The promoters behind a bar: ?dimension=persona|value_tier|influence&value=..."""
     scope = _scope(session, f)
-    found = _promoters(session, scope).subquery()
+    # A page over many promoters: walk the latest responses in customer order (the scope's
+    # members probed) and stop when full; few (a short period): read them and sort.
+    walk = limit is not None and _many_promoters(session, scope)
+    found = _promoters(session, scope, walk=walk, probed=_probed(session, scope, limit))
+    found = found.subquery()
     query = (
         select(
             Customer.external_id,
@@ -673,13 +726,19 @@ def drill_promoters(
             found.c.high_influence,
         )
         .join(found, found.c.customer_id == Customer.id)
-        .order_by(Customer.id)
+        .order_by(found.c.customer_id)  # = Customer.id, but the walked table's order
     )
     dimension, value = key.get("dimension", ""), key.get("value", "")
+
+    def equals(shown: Any, stored: Any) -> Any:
+        # A known value on the stored column, not its "unknown" default: PostgreSQL then
+        # knows from its statistics how many match (a walk for a common one).
+        return shown == value if value == "unknown" else stored == value
+
     if dimension == "persona" and value:
-        query = query.where(found.c.persona == value)
+        query = query.where(equals(found.c.persona, found.c.stored_persona))
     elif dimension == "value_tier" and value:
-        query = query.where(found.c.value_tier == value)
+        query = query.where(equals(found.c.value_tier, found.c.stored_tier))
     elif dimension == "influence":
         query = query.where(found.c.high_influence.is_(True))
     elif dimension:
@@ -704,15 +763,16 @@ def drill_promoters(
 # --- the referral funnel, its money, K-factor ------------------------------------------------
 
 
-def _codes(scope: _Scope) -> Any:
-    """Referral codes in scope (program, and advocates in the segment); None: all codes."""
+def _codes(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
+    """Referral codes in scope (program, and advocates in the segment); None: all codes.
+    `probed`: each code's holder tested (see _probed), not every member gathered."""
     if scope.program_id is None and scope.customers is None:
         return None
     query = select(ReferralCode.id)
     if scope.program_id is not None:
         query = query.where(ReferralCode.program_id == scope.program_id)
     if scope.customers is not None:
-        query = query.where(ReferralCode.customer_id.in_(scope.customers))
+        query = query.where(_in_page(ReferralCode.customer_id, scope, probed))
     return query
 
 
@@ -740,11 +800,11 @@ def _click_counts(session: Session, scope: _Scope) -> tuple[int, int]:
     )
 
 
-def _click_codes(scope: _Scope) -> Any:
+def _click_codes(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
     """The codes in scope, as `_codes`; without a segment simply the program's codes (every
     code holder is one of the program's people), which the per-program counts answer."""
     if scope.segmented:
-        return _codes(scope)
+        return _codes(scope, probed)
     if scope.program_id is not None:
         return select(ReferralCode.id).where(ReferralCode.program_id == scope.program_id)
     return None
@@ -783,7 +843,8 @@ def _held(scope: _Scope) -> Callable[[Any], Any] | None:
 _CLICK_COLUMNS = ["click_id", "clicked_at", "code", "advocate", "visitor", "bot", "referrer"]
 
 
-def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> Panel:
+def _drill_first_visits(session: Session, scope: _Scope, limit: int | None,
+                        probed: cohorts.Members | None = None) -> Panel:  # fmt: skip
     """The clicks unique clicks count: each visitor's first human click on a link, when it
     falls in the period (services.click_rollup.first_visits, which agrees with the figure)."""
     base = (
@@ -805,25 +866,27 @@ def _drill_first_visits(session: Session, scope: _Scope, limit: int | None) -> P
         base,
         start=scope.start,
         end=scope.end,
-        codes=_click_codes(scope),
+        codes=_click_codes(scope, probed),
         limit=limit,
-        walk_time=_walk_time(session, scope, limit),
+        walk_time=probed is not None or _walk_time(session, scope, limit),
         held=_held(scope),
     )
     rows = [_plain_row(r._mapping, _CLICK_COLUMNS) for r in found]
     return Panel("referrals", _CLICK_COLUMNS, rows)
 
 
-def _referrals_where(scope: _Scope) -> Any:
+def _referrals_where(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
+    """Referrals signed up in the period, of the program, by advocates in scope (`probed`:
+    tested per row, see _probed)."""
     conditions = [_between(Referral.signed_up_at, scope)]
     if scope.program_id is not None:
         conditions.append(Referral.program_id == scope.program_id)
     if scope.customers is not None:
-        conditions.append(Referral.advocate_id.in_(scope.customers))
+        conditions.append(_in_page(Referral.advocate_id, scope, probed))
     return and_(*conditions)
 
 
-def _rewards_where(scope: _Scope) -> Any:
+def _rewards_where(scope: _Scope, probed: cohorts.Members | None = None) -> Any:
     conditions = [
         _between(Reward.created_at, scope),
         Reward.reversed_at.is_(None),
@@ -832,20 +895,32 @@ def _rewards_where(scope: _Scope) -> Any:
     ]
     if scope.program_id is not None:
         conditions.append(Reward.program_id == scope.program_id)
-    if scope.customers is not None:
+    if probed is not None:  # the reward's referral looked up per reward walked
+        conditions.append(
+            exists().where(Referral.id == Reward.referral_id, probed.holds(Referral.advocate_id))
+        )
+    elif scope.customers is not None:
         referral_ids = select(Referral.id).where(Referral.advocate_id.in_(scope.customers))
         conditions.append(Reward.referral_id.in_(referral_ids))
     return and_(*conditions)
 
 
-def _referred_orders_where(scope: _Scope) -> Any:
-    friends = select(Referral.referee_id).where(Referral.status != "rejected")
+def _referred_orders_where(scope: _Scope, *, walk: bool = False,
+                           probed: cohorts.Members | None = None) -> Any:  # fmt: skip
+    """Paid orders in the period and currency of friends with a referral not rejected (of
+    the program, by an advocate in scope). `walk`: each order's friend looked up per order
+    walked (a drill page in time order), not every friend gathered first."""
+    referred = [Referral.status != "rejected"]
     if scope.program_id is not None:
-        friends = friends.where(Referral.program_id == scope.program_id)
+        referred.append(Referral.program_id == scope.program_id)
     if scope.customers is not None:
-        friends = friends.where(Referral.advocate_id.in_(scope.customers))
+        referred.append(_in_page(Referral.advocate_id, scope, probed))
+    if walk:
+        friend = exists().where(Referral.referee_id == Order.customer_id, *referred)
+    else:
+        friend = Order.customer_id.in_(select(Referral.referee_id).where(*referred))
     return and_(
-        Order.customer_id.in_(friends),
+        friend,
         Order.status == PAID,
         Order.currency == scope.currency,
         _between(Order.placed_at, scope),
@@ -991,13 +1066,15 @@ def drill_referrals(
     scope = _scope(session, f)
     stage = key.get("stage") or "signups"
     query: Select[Any]
+    probed = _probed(session, scope, limit)
     if stage == "unique_clicks":
-        return _drill_first_visits(session, scope, limit)
+        return _drill_first_visits(session, scope, limit, probed)
     if stage == "clicks":
-        codes = _click_codes(scope)
+        codes = _click_codes(scope, probed)
         clicks = select(Click).where(_between(Click.clicked_at, scope))
         if codes is not None:
-            walk, held = _walk_time(session, scope, limit), _held(scope)
+            walk = probed is not None or _walk_time(session, scope, limit)
+            held = _held(scope)
             if walk and held is not None:
                 clicks = clicks.where(held(Click.code_id))
             else:
@@ -1029,7 +1106,13 @@ def drill_referrals(
                 Order.currency,
             )
             .join(Customer, Customer.id == Order.customer_id)
-            .where(_referred_orders_where(scope))
+            .where(
+                _referred_orders_where(
+                    scope,
+                    walk=limit is not None and (scope.customers is None or probed is not None),
+                    probed=probed,
+                )
+            )
             .order_by(Order.placed_at, Order.id)
         )
     elif stage == "cost":
@@ -1045,7 +1128,7 @@ def drill_referrals(
                 Reward.currency,
             )
             .join(Customer, Customer.id == Reward.beneficiary_id)
-            .where(_rewards_where(scope))
+            .where(_rewards_where(scope, probed))
             .order_by(Reward.created_at, Reward.id)
         )
     elif stage in FUNNEL:
@@ -1064,7 +1147,7 @@ def drill_referrals(
             .join(Program, Program.id == Referral.program_id)
             .join(advocate, advocate.c.id == Referral.advocate_id)
             .join(friend, friend.c.id == Referral.referee_id)
-            .where(_referrals_where(scope))
+            .where(_referrals_where(scope, probed))
             .order_by(Referral.signed_up_at, Referral.id)
         )
         status = {
@@ -1164,7 +1247,7 @@ def _advocates_by_end(session: Session, scope: _Scope) -> int:
             t.program_id == _program_key(scope), t.code_at.is_not(None)
         )
         if members is not None:  # code holders (any program) in the segment
-            query = query.where(_is_member(t.advocate_id, members))
+            query = query.where(members.holds(t.advocate_id))
         if scope.end is not None:
             query = query.where(t.code_at < scope.end)
         return int(session.scalar(query) or 0)
@@ -1189,7 +1272,7 @@ def _time_to_first(session: Session, scope: _Scope) -> dict[str, float | None]:
             t.program_id == _program_key(scope),
             t.gap_us.is_not(None),
             _between(t.first_at, scope),
-            True if members is None else _is_member(t.advocate_id, members),
+            True if members is None else members.holds(t.advocate_id),
         )
         count, total = session.execute(select(func.count(), func.sum(t.gap_us)).where(where)).one()
         middle: list[int] = []
@@ -1223,9 +1306,22 @@ def _inside(moment: datetime, scope: _Scope) -> bool:
 def drill_k_factor(
     session: Session, f: Filters, key: Mapping[str, str], limit: int | None
 ) -> Panel:
-    """The advocates: when they got a code, their first referral, days between."""
+    """The advocates: when they got a code, their first referral, days between. Read off
+    advocate_firsts (per program, or 0: any program), as the K-factor figure is: the code
+    holders in customer order, the segment's or program's people tested per row on a page
+    (the rows `_first_referrals` computes from the codes and referrals)."""
     scope = _scope(session, f)
-    query = _first_referrals(session, scope)
+    t = AdvocateFirst
+    query = (
+        select(Customer.external_id, Customer.name, t.code_at, t.first_at)
+        .join(Customer, Customer.id == t.advocate_id)
+        .where(
+            t.program_id == _program_key(scope),
+            t.code_at.is_not(None),
+            _in_page(t.advocate_id, scope, _probed(session, scope, limit)),
+        )
+        .order_by(t.advocate_id)
+    )
     if limit is not None:
         query = query.limit(limit)
     rows = []
@@ -1429,9 +1525,11 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
         raise FieldError(
             "group", f"{group!r}: advocates or non_advocates / 应为 advocates 或 non_advocates"
         )
-    if group == "non_advocates" and limit is not None:
-        # A page: walk the customers by all-time revenue (one segment's members or a
-        # program's people tested per customer walked), until nobody further can enter.
+    # A page: walk the customers by all-time revenue (the group, and one segment's members
+    # or a program's people, tested per customer walked), until nobody further can enter.
+    # The advocates only when many: few are read off their own rows at once.
+    advocates = group == "advocates"
+    if limit is not None and (not advocates or _many(session, _advocate_ids(scope))):
         keep = None
         if scope.segmented:
             keep = None if scope.cohort is None else scope.cohort.holds
@@ -1441,11 +1539,11 @@ def drill_clv(session: Session, f: Filters, key: Mapping[str, str], limit: int |
             low, high = _clv_window(scope)
             found = customer_value.top_outside(
                 session, currency=scope.currency, start=low, end=high, limit=limit,
-                program_id=scope.program_id, keep=keep,
+                program_id=scope.program_id, keep=keep, advocates=advocates,
             )  # fmt: skip
             if found is not None:
                 return _clv_drill_page(session, found, scope.currency)
-    buyers = _top_buyers(session, scope, advocates=group == "advocates").subquery()
+    buyers = _top_buyers(session, scope, advocates=advocates).subquery()
     query = (
         select(Customer.external_id, Customer.name, buyers.c.orders, buyers.c.revenue)
         .join(buyers, buyers.c.customer_id == Customer.id)
@@ -1581,7 +1679,7 @@ def _top_from_counts(session: Session, scope: _Scope, limit: int,
     above it are ordered with their friends' revenue, in one statement."""
     t, money = AdvocateReferralCount, AdvocateReferredRevenue
     key = _program_key(scope)
-    inside = True if members is None else _is_member(t.advocate_id, members)
+    inside = True if members is None else members.holds(t.advocate_id)
     last = session.execute(
         select(t.qualified, t.signups)
         .where(t.program_id == key, inside)

@@ -754,11 +754,13 @@ ALL_SITES = ""  # the row of a period that counts the messages themselves, whate
 REVIEW_COLUMNS = ["period", "site", "asked", "skipped", "delivered", "clicked", "click_rate"]
 
 
-def _reviews_where(scope: _Scope) -> Any:
+def _reviews_where(scope: _Scope, probed: Any = None) -> Any:
+    """Review asks in the period to the scope's customers (`probed`: tested per row, for a
+    drill page: dashboard._probed)."""
     return and_(
         Message.template.in_(rules.REVIEW_TEMPLATES),
         _between(Message.created_at, scope),
-        _in_customers(Message.customer_id, scope),
+        _base()._in_page(Message.customer_id, scope, probed),
     )
 
 
@@ -878,7 +880,7 @@ def drill_reviews(session: Session, f: Filters, key: Mapping[str, str], limit: i
         Message.clicked_at,
     ]
     query = select(*columns).join(Customer, Customer.id == Message.customer_id)
-    query = query.where(_reviews_where(scope))
+    query = query.where(_reviews_where(scope, _base()._probed(session, scope, limit)))
     if site:
         query = query.add_columns(
             MessageLink.label.label("site"), MessageLink.clicked_at.label("site_clicked_at")

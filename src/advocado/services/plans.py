@@ -152,19 +152,23 @@ def _scope(session: Session, plan: Plan, f: Filters, spec: PlanSpec) -> Any:
     return replace(found, currency=spec.currency)
 
 
-def _goal_rows(goal: str, scope: Any) -> Select[Any]:
-    """The rows behind a goal's actual; the actual is their count (revenue: sum of amount)."""
+def _goal_rows(goal: str, scope: Any, *, probed: Any = None, walk: bool = False) -> Select[Any]:
+    """The rows behind a goal's actual, in time order; the actual is their count (revenue:
+    sum of amount). A drill page: `probed` (the referral goals' advocates tested per row,
+    see dashboard._probed) and `walk` (revenue: each order's friend looked up per order)."""
     friend, advocate = aliased(Customer), aliased(Customer)
     if goal in ("leads", "referrals_qualified"):
         if goal == "leads":
-            where = and_(dash._referrals_where(scope), Referral.status != "rejected")
+            where = and_(dash._referrals_where(scope, probed), Referral.status != "rejected")
+            moment = Referral.signed_up_at
         else:
             where = and_(
                 dash._between(Referral.qualified_at, scope),
                 Referral.status.in_(("qualified", "rewarded")),
                 True if scope.program_id is None else Referral.program_id == scope.program_id,
-                dash._in_customers(Referral.advocate_id, scope),
+                dash._in_page(Referral.advocate_id, scope, probed),
             )
+            moment = Referral.qualified_at
         return (
             select(
                 Referral.id.label("referral_id"),
@@ -177,7 +181,7 @@ def _goal_rows(goal: str, scope: Any) -> Select[Any]:
             .join(friend, friend.id == Referral.referee_id)
             .join(advocate, advocate.id == Referral.advocate_id)
             .where(where)
-            .order_by(Referral.id)
+            .order_by(moment, Referral.id)  # read off the time index, not sorted
         )
     if goal == "revenue":
         return (
@@ -189,7 +193,7 @@ def _goal_rows(goal: str, scope: Any) -> Select[Any]:
                 Order.currency,
             )
             .join(Customer, Customer.id == Order.customer_id)
-            .where(dash._referred_orders_where(scope))
+            .where(dash._referred_orders_where(scope, walk=walk, probed=probed))
             .order_by(Order.placed_at, Order.id)
         )
     if goal in ("reviews_asked", "reviews_clicked"):
@@ -466,7 +470,9 @@ def drill_plan(
         if channel != "total":
             query = query.where(recruits.c.channel == channel)
     else:
-        query = _goal_rows(goal, scope)
+        probed = dash._probed(session, scope, limit)
+        walk = limit is not None and (scope.customers is None or probed is not None)
+        query = _goal_rows(goal, scope, probed=probed, walk=walk)
     if limit is not None:
         query = query.limit(limit)
     result = session.execute(query)
