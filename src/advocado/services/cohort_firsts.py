@@ -31,7 +31,7 @@ that count, merged with the rows of those that enter (a UNION ALL read in index 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, func, insert, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,6 +39,9 @@ from sqlalchemy.orm import Session
 
 from advocado.services import customer_aggregates
 from advocado.store.models import AdvocateFirst, CohortAdvocateFirst, CohortMember
+
+if TYPE_CHECKING:  # services.cohorts imports this module
+    from advocado.services.cohorts import Members
 
 ALL_PROGRAMS = 0  # referral_aggregates.ALL_PROGRAMS (that module imports this one)
 SEGMENT_PREFIX = "segment:"
@@ -160,7 +163,7 @@ def snapshot(session: Session) -> dict[tuple[str, int], tuple[Any, ...]]:
     }
 
 
-# --- reading (services.dashboard, one segment; `members` is a cohorts.Members) --------------
+# --- reading (services.dashboard, one segment alone) -----------------------------------------
 
 
 def _between(column: Any, start: datetime | None, end: datetime | None) -> Any:
@@ -171,7 +174,7 @@ def _between(column: Any, start: datetime | None, end: datetime | None) -> Any:
     )
 
 
-def advocates_by(session: Session, members: Any, end: datetime | None) -> int:
+def advocates_by(session: Session, members: Members, end: datetime | None) -> int:
     """Members who had a code before `end` (None: ever)."""
     t, a = CohortAdvocateFirst, AdvocateFirst
     query = select(func.count()).where(
@@ -190,7 +193,7 @@ def advocates_by(session: Session, members: Any, end: datetime | None) -> int:
     return found
 
 
-def gaps(session: Session, members: Any, start: datetime | None,
+def gaps(session: Session, members: Members, start: datetime | None,
          end: datetime | None) -> tuple[int, int, list[int]]:  # fmt: skip
     """(how many, total, the middle one or two) of the members' gaps (microseconds) whose
     first referral falls in [start, end)."""
@@ -231,7 +234,7 @@ def gaps(session: Session, members: Any, start: datetime | None,
     return count, total, [int(g) for g in middle]
 
 
-def holders(members: Any) -> Any:
+def holders(members: Members) -> Any:
     """SELECT (advocate_id, code_at, first_at) of the members who hold a code (the K-factor
     drill page's advocates), to be read in advocate_id order: the copy without the dirty
     stored members, with the dirty matching ones' advocate_firsts rows."""
