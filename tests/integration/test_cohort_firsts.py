@@ -21,7 +21,14 @@ from test_referrals import T0, setup, signup
 
 from advocado import clock
 from advocado.domain.dashboard import Filters
-from advocado.services import cohort_firsts, cohorts, dashboard, programs, segments
+from advocado.services import (
+    cohort_firsts,
+    cohorts,
+    customer_aggregates,
+    dashboard,
+    programs,
+    segments,
+)
 from advocado.store.db import read_only, unit_of_work
 from advocado.store.models import CohortDirty
 
@@ -145,6 +152,10 @@ def test_codes_referrals_and_moves_keep_the_copy(
     with read_only(engine) as session:
         kept = cohort_firsts.snapshot(session)
     assert kept and not [k for k in kept if k[0] == cohorts.segment_cohort(plain)]
+    _tag(engine, {"adv-2": ()})  # leaves vip: dirty, then every membership judged at once
+    with unit_of_work(engine) as session, customer_aggregates.insights_changing(session, None):
+        pass  # every customer's insights recomputed
+    _check(engine, monkeypatch)
 
 
 def test_racing_writers_and_worker_keep_the_copy(
