@@ -146,7 +146,7 @@ def test_codes_referrals_and_moves_keep_the_copy(
     _settle_and_check(engine, monkeypatch)
     with unit_of_work(engine) as session:
         plain = segments.segment_filter(session, slug="plain")[0].id
-        segments.update_segment(session, slug="vip", name="vip", filters={"tags_all": ["vip"]})
+        segments.update_segment(session, slug="vip", name="vip", filters={"consent": True})
         segments.delete_segment(session, slug="plain")
     _settle_and_check(engine, monkeypatch)
     with read_only(engine) as session:
