@@ -37,11 +37,11 @@ segment (alone, all time or a period) the funnel, revenue, rewards cost and the 
 referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
 same writes and by the segment's membership moves, corrected live for the advocates written
 since the worker judged them; that module says how); K-factor advocates / time to first
-referral and its drill page read the segment's copy of advocate_firsts
-(services.cohort_firsts, kept the same way; cost: as without a filter), and all-time top
-advocates the per-advocate rows above, each advocate looked up in the segment's members
-(cost: advocates, not referrals). A segment with a program, top
-advocates of a period, or more dirty customers than cohorts judges live: from the rows.
+referral and its drill page read the segment's copy of advocate_firsts (services.cohort_firsts,
+kept the same way; cost: as without a filter), and all-time top advocates the per-advocate
+rows above, each advocate looked up in the segment's members (cost: advocates, not
+referrals). A segment with a program, top advocates of a period, or more dirty customers
+than cohorts judges live: from the rows.
 The activation funnel, playbook steps, review asks,
 UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
 everyone, per program's people and per segment's stored members), which
