@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from advocado.services import (
     activation_aggregates,
     click_rollup,
+    cohort_firsts,
     cohort_referrals,
     cohorts,
     customer_aggregates,
@@ -32,6 +33,7 @@ REBUILDERS: list[Callable[[Session], dict[str, int]]] = [
     activation_aggregates.rebuild,  # after cohorts: it counts per segment's stored members
     cohort_referrals.rebuild,  # after cohorts': it reads the stored members
     click_rollup.rebuild_cohorts,  # after cohorts': clicks per segment's stored members
+    cohort_firsts.rebuild,  # after cohorts' and referral_aggregates': their rows per segment
 ]
 
 

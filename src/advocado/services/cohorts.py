@@ -56,7 +56,8 @@ does (segments only: its program people are its own): its writers add to the cus
 segments, `_move` calls `segment_moved`, a recompute `recount_segment` (insights_changing
 too, after a whole rebuild), a deleted segment `forget_segment`. services.click_rollup does
 too (clicks per segment: `holders_moved` from `_move`, `recount_cohorts` on a recompute or
-a deleted segment). services.cohort_referrals does too
+a deleted segment). services.cohort_firsts does too (advocate_firsts per segment: `moved`
+from `_move_members`, `recompute` / `forget`). services.cohort_referrals does too
 (the referral figures by the ADVOCATE's segments): its membership hook wraps `_move`, and
 the worker locks the referred friends of the customers it judges together with them (their
 writers hold the friend's lock, not the advocate's).
@@ -90,7 +91,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.domain import segments as rules
-from advocado.services import activation_aggregates, click_rollup, cohort_referrals, segments
+from advocado.services import (
+    activation_aggregates,
+    click_rollup,
+    cohort_firsts,
+    cohort_referrals,
+    segments,
+)
 from advocado.services import customer_aggregates as aggregates
 from advocado.services.customer_value import ADVOCATE, ALL_PROGRAMS
 from advocado.store.db import unit_of_work, utc_day
@@ -382,6 +389,7 @@ def _move_members(session: Session, cohort: str, into: set[int], out: set[int]) 
         _contribute(session, cohort, sorted(out), -1)
         activation_aggregates.segment_moved(session, segment_id, out, -1)
         click_rollup.holders_moved(session, cohort, sorted(out), -1)
+        cohort_firsts.moved(session, cohort, sorted(out), -1)
         for chunk in aggregates._chunks(out):
             session.execute(
                 delete(CohortMember).where(
@@ -395,6 +403,7 @@ def _move_members(session: Session, cohort: str, into: set[int], out: set[int]) 
         _contribute(session, cohort, sorted(into), +1)
         activation_aggregates.segment_moved(session, segment_id, into, +1)
         click_rollup.holders_moved(session, cohort, sorted(into), +1)
+        cohort_firsts.moved(session, cohort, sorted(into), +1)
 
 
 def _segments(session: Session, *, lock: bool = False) -> list[tuple[int, rules.SegmentFilter]]:
@@ -542,6 +551,7 @@ def recompute(session: Session, segment_id: int) -> None:
     activation_aggregates.recount_segment(session, segment_id)
     cohort_referrals.recompute(session, cohort)
     click_rollup.recount_cohorts(session, cohort)
+    cohort_firsts.recompute(session, cohort)
 
 
 def forget_segment(session: Session, segment_id: int) -> None:
@@ -549,6 +559,7 @@ def forget_segment(session: Session, segment_id: int) -> None:
     _clear(session, segment_cohort(segment_id))
     activation_aggregates.forget_segment(session, segment_id)
     cohort_referrals.forget(session, segment_cohort(segment_id))
+    cohort_firsts.forget(session, segment_cohort(segment_id))
     click_rollup.recount_cohorts(session, segment_cohort(segment_id))  # no members: no rows
 
 

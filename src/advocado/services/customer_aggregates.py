@@ -195,13 +195,14 @@ def insights_changing(session: Session, customer_ids: Iterable[int] | None) -> I
         yield
         session.flush()
         rebuild_promoter_counts(session)
-        from advocado.services import cohort_referrals, cohorts
+        from advocado.services import cohort_firsts, cohort_referrals, cohorts
 
         cohorts.rebuild(session)  # segments filter on insights: every membership judged again
         from advocado.services import activation_aggregates
 
         activation_aggregates.recount_segment(session, None)  # and their activation counts
         cohort_referrals.recompute(session, None)  # their members' referral figures too
+        cohort_firsts.recompute(session, None)  # and their advocate_firsts
         from advocado.services import click_rollup
 
         click_rollup.recount_cohorts(session, None)  # and their codes' clicks

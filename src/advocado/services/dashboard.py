@@ -31,17 +31,20 @@ corrected live for its dirty customers (cost: days, not its members' codes), and
 drill pages probe each click's holder when they walk time order.
 The referral figures (funnel counts and rejected reasons, referred revenue, rewards cost,
 K-factor signups / advocates / time to first referral, top advocates of all time, the plan's
-leads / qualified referrals / revenue) read services.referral_aggregates, kept in the same
-transaction as every write of referrals, orders, rewards and codes. With a segment (alone, all
-time or a period) the funnel, revenue, rewards cost and the plan's referral goals read the
-segment's own per-day rows (services.cohort_referrals, kept by the same writes and by the
-segment's membership moves, corrected live for the advocates written since the worker judged
-them; that module says how); K-factor advocates / time to first referral and all-time top
-advocates read the per-advocate rows above, each advocate looked up in the segment's members
-(cost: advocates, not referrals). A segment with a program, top advocates of a period, or more
-dirty customers than cohorts judges live: from the rows. The activation funnel, playbook steps,
-review asks, UGC and the plan's review/UGC goals and recruits read `activation_counts` (per
-day, for everyone, per program's people and per segment's stored members), which
+leads / qualified referrals / revenue) read services.referral_aggregates,
+kept in the same transaction as every write of referrals, orders, rewards and codes. With a
+segment (alone, all time or a period) the funnel, revenue, rewards cost and the plan's
+referral goals read the segment's own per-day rows (services.cohort_referrals, kept by the
+same writes and by the segment's membership moves, corrected live for the advocates written
+since the worker judged them; that module says how); K-factor advocates / time to first
+referral read the segment's copy of advocate_firsts (services.cohort_firsts,
+kept the same way; cost: as without a filter), and all-time top advocates the per-advocate
+rows above, each advocate looked up in the segment's members (cost: advocates, not
+referrals). A segment with a program, top advocates of a period, or more dirty customers
+than cohorts judges live: from the rows.
+The activation funnel, playbook steps, review asks,
+UGC and the plan's review/UGC goals and recruits read `activation_counts` (per day, for
+everyone, per program's people and per segment's stored members), which
 services.activation_aggregates adjusts in the same transaction as every write they count and
 every segment membership move (that module lists the writers); under a segment the few
 customers written since the worker judged them are corrected live; with a segment and a program
@@ -79,6 +82,7 @@ from advocado.domain.records import FieldError
 from advocado.services import (
     audit,
     click_rollup,
+    cohort_firsts,
     cohort_referrals,
     cohorts,
     customer_value,
@@ -1241,13 +1245,13 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 def _advocates_by_end(session: Session, scope: _Scope) -> int:
     """Code holders (of the program) who had a code by the end of the period."""
     members = _segment_sums(scope)
-    if _summed(scope) or members is not None:
+    if members is not None:  # code holders (any program) in the segment: its own copy
+        return cohort_firsts.advocates_by(session, members, scope.end)
+    if _summed(scope):
         t = AdvocateFirst
         query = select(func.count()).where(
             t.program_id == _program_key(scope), t.code_at.is_not(None)
         )
-        if members is not None:  # code holders (any program) in the segment
-            query = query.where(members.holds(t.advocate_id))
         if scope.end is not None:
             query = query.where(t.code_at < scope.end)
         return int(session.scalar(query) or 0)
@@ -1263,16 +1267,19 @@ def _advocates_by_end(session: Session, scope: _Scope) -> int:
 def _time_to_first(session: Session, scope: _Scope) -> dict[str, float | None]:
     """Time from the first code to the first referral (0 if the referral came first), of the
     code holders (of the program) whose first referral falls in the period: median, mean,
-    how many. Without a segment from advocate_firsts' gaps: counted, summed and the middle
-    read off their index, not handed over one by one."""
+    how many. Without a segment from advocate_firsts' gaps, under one segment from its copy
+    (services.cohort_firsts): counted, summed and the middle read off their index, not
+    handed over one by one."""
     members = _segment_sums(scope)
-    if _summed(scope) or members is not None:
+    if members is not None:
+        count, total, middle = cohort_firsts.gaps(session, members, scope.start, scope.end)
+        return rules.gap_summary(count, total, middle)
+    if _summed(scope):
         t = AdvocateFirst
         where = and_(
             t.program_id == _program_key(scope),
             t.gap_us.is_not(None),
             _between(t.first_at, scope),
-            True if members is None else members.holds(t.advocate_id),
         )
         count, total = session.execute(select(func.count(), func.sum(t.gap_us)).where(where)).one()
         middle: list[int] = []

@@ -12,6 +12,7 @@
    gap between (K-factor advocates and time to first referral). Both times only move earlier
    (codes and referrals are never deleted), so writers upsert the earlier of stored and
    theirs, which racing writers agree on; services.programs.code_for reports new codes.
+   Its program-0 rows are copied per segment cohort (services.cohort_firsts) as written.
 Program 0 (ALL_PROGRAMS) holds the figures without a program filter; for referred revenue it
 is not the sum of the programs (a friend referred in two programs is revenue once).
 
@@ -43,7 +44,7 @@ from sqlalchemy import case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from advocado.services import cohort_referrals, customer_aggregates
+from advocado.services import cohort_firsts, cohort_referrals, customer_aggregates
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
     AdvocateFirst,
@@ -342,6 +343,8 @@ def _earliest(session: Session, found: dict[tuple[int, int], list[Any]]) -> None
                     .where(t.program_id == program, t.advocate_id == advocate)
                     .values(gap_us=wanted)
                 )
+    # their any-program rows per segment cohort (services.cohort_firsts), same transaction
+    cohort_firsts.copy(session, [a for p, a in keys if p == ALL_PROGRAMS])
 
 
 def gap_of(code_at: Any, first_at: Any) -> int | None:

@@ -1249,6 +1249,25 @@ class AdvocateFirst(Base):
     gap_us: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class CohortAdvocateFirst(Base):
+    """AdvocateFirst's any-program rows (program 0) of a segment cohort's stored members: the
+    K-factor's advocates and time to first referral under one segment read it as the
+    unfiltered figures read AdvocateFirst (services.cohort_firsts keeps it)."""
+
+    __tablename__ = "cohort_advocate_firsts"
+    __table_args__ = (
+        Index("ix_cohort_advocate_firsts_code", "cohort", "code_at"),
+        Index("ix_cohort_advocate_firsts_first", "cohort", "first_at", "gap_us"),
+        Index("ix_cohort_advocate_firsts_gap", "cohort", "gap_us"),
+    )
+
+    cohort: Mapped[str] = mapped_column(String(40), primary_key=True)
+    advocate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    gap_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class ActivationCount(Base):
     """The activation side's per-day counts (services.activation_aggregates says what each
     `kind` counts and how they stay exact): `kind` names the figure, `program` whose rows
