@@ -93,7 +93,7 @@ def _in_customers(column: Any, scope: _Scope) -> Any:
     return _base()._in_customers(column, scope)
 
 
-def _probed(column: Any, scope: _Scope) -> Any:
+def _people_probed(column: Any, scope: _Scope) -> Any:
     """The people filter tested per row walked (the cohort's key probed by index), for a walk
     that stops after a page: not every member gathered first. Both a segment and a program
     (no one cohort): the members' ids."""
@@ -230,7 +230,7 @@ def _cohort(
         # then sort the whole cohort).
         enrolment = entry.enrolment_id + 0 if walk else entry.enrolment_id
         query = query.join(Enrolment, Enrolment.id == enrolment)
-        people = _probed if walk else _in_customers
+        people = _people_probed if walk else _in_customers
         query = query.where(people(Enrolment.customer_id, scope))
     if not same:
         query = query.outerjoin(ask, and_(ask.enrolment_id == entry.enrolment_id, or_(*asked_at)))
@@ -725,7 +725,7 @@ def drill_activation_steps(
         query.join(Customer, Customer.id == Enrolment.customer_id)
         .join(PlaybookVersion, PlaybookVersion.id == Enrolment.version_id)
         .join(Playbook, Playbook.id == PlaybookVersion.playbook_id)
-        .where(Enrolment.version_id.in_(versions), _probed(Enrolment.customer_id, scope))
+        .where(Enrolment.version_id.in_(versions), _people_probed(Enrolment.customer_id, scope))
     )
     if limit is not None:
         query = query.limit(limit)
