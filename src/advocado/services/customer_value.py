@@ -334,8 +334,10 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
     if limit <= 0:
         return []
     t, group = CustomerRevenue, ValueGroup
+    # the group and the members tested on the walk (an index probe per customer walked), so
+    # a batch holds only customers who can enter and the window sums read only theirs
     advocate = exists().where(
-        group.customer_id == Order.customer_id,
+        group.customer_id == t.customer_id,
         group.program_id == (ALL_PROGRAMS if program_id is None else program_id),
         group.role == ADVOCATE,
     )
@@ -350,7 +352,11 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
     while walked_in_all < most:
         walk = (
             select(t.customer_id, t.revenue)
-            .where(t.currency == currency)
+            .where(
+                t.currency == currency,
+                advocate if advocates else ~advocate,
+                True if keep is None else keep(t.customer_id),
+            )
             .order_by(t.revenue.desc(), t.customer_id.desc())
             .limit(size)
         )
@@ -367,8 +373,6 @@ def top_outside(session: Session, *, currency: str, start: datetime, end: dateti
                     Order.currency == currency,
                     Order.placed_at >= start,
                     Order.placed_at < end,
-                    advocate if advocates else ~advocate,
-                    True if keep is None else keep(Order.customer_id),
                 )
                 .group_by(Order.customer_id)
             )
