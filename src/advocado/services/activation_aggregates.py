@@ -74,6 +74,7 @@ from advocado.domain import activation as rules
 from advocado.services.customer_aggregates import upsert_counts
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
+    SEGMENT_COHORT_PREFIX,
     ActivationCount,
     ChallengeEntry,
     ChallengeInvitation,
@@ -136,7 +137,8 @@ def enrolments_of_code(session: Session, advocate_id: int | None, code_id: int |
 # (joined to the program people in SQL: the rebuild).
 
 EVERYONE, CUSTOMER, PROGRAM = "everyone", "customer", "program"
-SEGMENTS = "segment:%"  # every segment's members (a "segment:<id>" cohort: just that one)
+# every segment's members (a "segment:<id>" cohort: just that one)
+SEGMENTS = SEGMENT_COHORT_PREFIX + "%"
 Row = tuple[str, int, date, str, str, str]  # kind, group (program / customer), day, a, b, c
 
 
@@ -148,7 +150,7 @@ def segment_key(segment_id: int) -> int:
 def _group(value: Any) -> int:
     """A tally's leading column as the counts' group: a cohort name ("segment:12") is that
     segment's key (-12), anything else an id."""
-    if isinstance(value, str) and value.startswith("segment:"):
+    if isinstance(value, str) and value.startswith(SEGMENT_COHORT_PREFIX):
         return segment_key(int(value.split(":", 1)[1]))
     return int(value)
 
@@ -167,7 +169,7 @@ def _grouping(query: Any, customer: Any, by: str) -> tuple[Any, list[Any]]:
         return query, []
     if by == CUSTOMER:
         return query, [customer]
-    if by.startswith("segment:"):  # the stored members of every segment, or of one
+    if by.startswith(SEGMENT_COHORT_PREFIX):  # the stored members of every segment, or of one
         member = CohortMember.cohort.like(SEGMENTS) if by == SEGMENTS else CohortMember.cohort == by
         joined = query.join(CohortMember, and_(CohortMember.customer_id == customer, member))
         return joined, [CohortMember.cohort]
@@ -557,7 +559,9 @@ def _program_people(program: int) -> Any:
 
 
 def _segment_people(key: int) -> Any:
-    return select(CohortMember.customer_id).where(CohortMember.cohort == f"segment:{-key}")
+    return select(CohortMember.customer_id).where(
+        CohortMember.cohort == f"{SEGMENT_COHORT_PREFIX}{-key}"
+    )
 
 
 def _recruit_tally(
@@ -678,7 +682,7 @@ def recount_segment(session: Session, segment_id: int | None) -> None:
         by, every = SEGMENTS, None
     else:
         gone = ActivationCount.program == segment_key(segment_id)
-        by, every = f"segment:{segment_id}", [segment_key(segment_id)]
+        by, every = f"{SEGMENT_COHORT_PREFIX}{segment_id}", [segment_key(segment_id)]
     session.execute(delete(ActivationCount).where(gone))
     found: Counter[Key] = Counter()
     for tally, _model in _TALLIES.values():

@@ -68,6 +68,7 @@ from advocado import clock
 from advocado.services import customer_aggregates
 from advocado.store.db import as_date, read_only, unit_of_work, utc_day
 from advocado.store.models import (
+    SEGMENT_COHORT_PREFIX,
     Click,
     ClickDayCount,
     ClickProgramDay,
@@ -79,7 +80,6 @@ from advocado.store.models import (
 )
 
 WATERMARK = "clicks"
-SEGMENT_PREFIX = "segment:"  # services.cohorts' segment cohorts (programs: click_program_days)
 COUNTS = ("clicks", "human_clicks", "new_visitors")
 CHUNK = 200_000  # clicks folded per transaction: keeps a catch-up's locks and memory short
 
@@ -219,7 +219,7 @@ def _add(session: Session, deltas: dict[tuple[int, date], list[int]]) -> None:
     for code_id, cohort in session.execute(
         select(ReferralCode.id, CohortMember.cohort)
         .join(CohortMember, CohortMember.customer_id == ReferralCode.customer_id)
-        .where(ReferralCode.id.in_(codes), CohortMember.cohort.like(SEGMENT_PREFIX + "%"))
+        .where(ReferralCode.id.in_(codes), CohortMember.cohort.like(SEGMENT_COHORT_PREFIX + "%"))
     ):
         cohorts_of[code_id].append(cohort)
     per_program: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -360,7 +360,7 @@ def _holders_rows(customer_ids: list[int] | None, cohort: str | None) -> Select[
             .where(ReferralCode.customer_id.in_(customer_ids))
             .group_by(d.day)
         )
-    where = m.cohort.like(SEGMENT_PREFIX + "%") if cohort is None else m.cohort == cohort
+    where = m.cohort.like(SEGMENT_COHORT_PREFIX + "%") if cohort is None else m.cohort == cohort
     return (
         select(m.cohort, d.day, *sums)
         .join(ReferralCode, ReferralCode.id == d.code_id)
@@ -373,7 +373,7 @@ def _holders_rows(customer_ids: list[int] | None, cohort: str | None) -> Select[
 def holders_moved(session: Session, cohort: str, customer_ids: list[int], sign: int) -> None:
     """Membership hook (services.cohorts, same transaction): these customers enter (+1) or
     leave (-1) a segment cohort, so their codes' rolled-up clicks are added or taken out."""
-    if not cohort.startswith(SEGMENT_PREFIX) or not customer_ids:
+    if not cohort.startswith(SEGMENT_COHORT_PREFIX) or not customer_ids:
         return
     _lock_watermark(session)  # a roll-up running commits first, or waits and sees the move
     for start in range(0, len(customer_ids), customer_aggregates.CHUNK):
@@ -396,7 +396,7 @@ def _count_cohorts(session: Session, cohort: str | None) -> None:
     if cohort is not None:
         query = query.where(CohortClickDayCount.cohort == cohort)
     session.execute(query)
-    if cohort is not None and not cohort.startswith(SEGMENT_PREFIX):
+    if cohort is not None and not cohort.startswith(SEGMENT_COHORT_PREFIX):
         return
     session.execute(
         insert(CohortClickDayCount).from_select(

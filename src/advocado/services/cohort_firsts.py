@@ -38,18 +38,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.services import customer_aggregates
-from advocado.store.models import AdvocateFirst, CohortAdvocateFirst, CohortMember
+from advocado.store.models import (
+    SEGMENT_COHORT_PREFIX,
+    AdvocateFirst,
+    CohortAdvocateFirst,
+    CohortMember,
+)
 
 if TYPE_CHECKING:  # services.cohorts imports this module
     from advocado.services.cohorts import Members
 
 ALL_PROGRAMS = 0  # referral_aggregates.ALL_PROGRAMS (that module imports this one)
-SEGMENT_PREFIX = "segment:"
 _COLUMNS = ("code_at", "first_at", "gap_us")
 
 
 def _segment(cohort: str | None) -> bool:
-    return cohort is None or cohort.startswith(SEGMENT_PREFIX)
+    return cohort is None or cohort.startswith(SEGMENT_COHORT_PREFIX)
 
 
 def _any_program_rows(session: Session, advocate_ids: list[int]) -> dict[int, tuple[Any, ...]]:
@@ -80,7 +84,8 @@ def copy(session: Session, advocate_ids: list[int]) -> None:
     rows = []
     for chunk in customer_aggregates._chunks(ids):
         query = select(CohortMember.cohort, CohortMember.customer_id).where(
-            CohortMember.customer_id.in_(chunk), CohortMember.cohort.like(SEGMENT_PREFIX + "%")
+            CohortMember.customer_id.in_(chunk),
+            CohortMember.cohort.like(SEGMENT_COHORT_PREFIX + "%"),
         )
         for cohort, advocate in session.execute(query):
             if advocate in values:
@@ -136,7 +141,7 @@ def recompute(session: Session, cohort: str | None) -> None:
     )
     members = members.where(a.program_id == ALL_PROGRAMS)
     if cohort is None:
-        members = members.where(m.cohort.like(SEGMENT_PREFIX + "%"))
+        members = members.where(m.cohort.like(SEGMENT_COHORT_PREFIX + "%"))
     else:
         members = members.where(m.cohort == cohort)
     session.execute(insert(t).from_select(["cohort", "advocate_id", *_COLUMNS], members))

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from advocado.services import customer_aggregates
 from advocado.store.db import as_date, utc_day
 from advocado.store.models import (
+    SEGMENT_COHORT_PREFIX,
     CohortMember,
     CohortReferralDayCount,
     CohortReferredRevenueDay,
@@ -51,7 +52,6 @@ from advocado.store.models import (
     Reward,
 )
 
-SEGMENT_PREFIX = "segment:"
 SIGNED_UP = "signed_up"
 QUALIFIED = "qualified"
 REJECTED = "rejected"
@@ -106,7 +106,7 @@ def stored_members(session: Session, cohort: str | None = None) -> MemberOf:
                 CohortMember.customer_id.in_(chunk)
             )
             if cohort is None:
-                query = query.where(CohortMember.cohort.like(SEGMENT_PREFIX + "%"))
+                query = query.where(CohortMember.cohort.like(SEGMENT_COHORT_PREFIX + "%"))
             else:
                 query = query.where(CohortMember.cohort == cohort)
             for customer_id, c in session.execute(query):
@@ -294,7 +294,7 @@ class advocates_moving:  # noqa: N801 - used as a context manager, like contextl
         self.friends: list[int] = []
         self.before: Tally = empty()
         ids = sorted(set(advocate_ids))
-        if not cohort.startswith(SEGMENT_PREFIX) or not ids:
+        if not cohort.startswith(SEGMENT_COHORT_PREFIX) or not ids:
             return
         self.friends = friends_of(session, ids)
         # The worker locked the movers' friends with them; a friend referred since (its
@@ -327,7 +327,7 @@ def recompute(session: Session, cohort: str | None) -> None:
         if cohort is not None:
             query = query.where(table.c.cohort == cohort)
         session.execute(query)
-    if cohort is not None and not cohort.startswith(SEGMENT_PREFIX):
+    if cohort is not None and not cohort.startswith(SEGMENT_COHORT_PREFIX):
         return
     _write(session, _contributions(session, None, stored_members(session, cohort)))
 

@@ -102,6 +102,8 @@ from advocado.services import customer_aggregates as aggregates
 from advocado.services.customer_value import ADVOCATE, ALL_PROGRAMS
 from advocado.store.db import unit_of_work, utc_day
 from advocado.store.models import (
+    PROGRAM_COHORT_PREFIX,
+    SEGMENT_COHORT_PREFIX,
     CohortDirty,
     CohortMember,
     CohortPaidOrderDay,
@@ -124,11 +126,11 @@ SETTLE_BATCH = 2000  # dirty customers the worker judges per transaction
 
 
 def segment_cohort(segment_id: int) -> str:
-    return f"segment:{segment_id}"
+    return f"{SEGMENT_COHORT_PREFIX}{segment_id}"
 
 
 def program_cohort(program_id: int) -> str:
-    return f"program:{program_id}"
+    return f"{PROGRAM_COHORT_PREFIX}{program_id}"
 
 
 def _postgres(session: Session) -> bool:
@@ -572,7 +574,7 @@ def rebuild(session: Session, *, orders: bool = True) -> dict[str, int]:
     session.execute(delete(CohortDirty))
     for segment_id, spec in _segments(session):
         _fill_segment(session, segment_id, spec)
-    prefix = literal("program:")
+    prefix = literal(PROGRAM_COHORT_PREFIX)
     codes = select(
         (prefix + cast(ReferralCode.program_id, String)).label("cohort"),
         ReferralCode.customer_id.label("customer_id"),

@@ -961,6 +961,10 @@ class PaidOrderDay(Base):
     revenue: Mapped[int] = mapped_column(BigInteger)
 
 
+SEGMENT_COHORT_PREFIX = "segment:"  # a saved segment's cohort: "segment:<segment id>"
+PROGRAM_COHORT_PREFIX = "program:"  # a program's people: "program:<program id>"
+
+
 class CohortMember(Base):
     """A customer in a cohort: a saved segment ("segment:<id>") or a program's people, its
     code holders and referees ("program:<id>"). Kept by services.cohorts (its doc says how
