@@ -72,9 +72,12 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Engine,
+    Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -100,7 +103,7 @@ from advocado.services import (
 )
 from advocado.services import customer_aggregates as aggregates
 from advocado.services.customer_value import ADVOCATE, ALL_PROGRAMS
-from advocado.store.db import unit_of_work, utc_day
+from advocado.store.db import built, unit_of_work, utc_day
 from advocado.store.models import (
     PROGRAM_COHORT_PREFIX,
     SEGMENT_COHORT_PREFIX,
@@ -257,6 +260,36 @@ def _paid_rows(session: Session, customer_ids: list[int] | None, cohort: str | N
     whether the customer is an advocate now (value_groups), times `sign`: key -> [orders,
     revenue]; per stored cohort of each customer (`per_cohort`, only `cohort`'s if given),
     else all under `cohort`."""
+    if customer_ids is not None:
+        # a write's few customers (every order event): the statement built once per shape,
+        # the ids and the cohort bound
+        one = cohort is not None or not per_cohort
+        name = f"cohorts.paid_rows:{per_cohort}:{one}"
+        ids, named = bindparam("ids", expanding=True), bindparam("cohort", type_=String)
+        query = built(session, name, lambda _: _paid_query(
+            session, ids, named if one else None, per_cohort=per_cohort,
+        ))  # fmt: skip
+        values: dict[str, Any] = {"ids": customer_ids}
+        if one:
+            values["cohort"] = cohort or ""
+        rows = session.execute(query, values)
+    else:
+        rows = session.execute(_paid_query(session, None, cohort, per_cohort=per_cohort))
+    found: dict[_OrderKey, list[int]] = {}
+    for c, currency, d, b, a, n, revenue in rows:
+        previous_day = aggregates.NO_PREVIOUS_DAY if b is None else aggregates._day(b)
+        key = (c, currency, aggregates._day(d), previous_day, bool(a))
+        pair = found.setdefault(key, [0, 0])
+        pair[0] += sign * int(n)
+        pair[1] += sign * int(revenue or 0)
+    return found
+
+
+def _paid_query(session: Session, customer_ids: Any, cohort: Any, *,
+                per_cohort: bool) -> Select[Any]:  # fmt: skip
+    """_paid_rows' statement: (cohort, currency, day, previous day, advocate, orders,
+    revenue) of these customers' (a list or a bound parameter; None: everyone's) paid
+    orders; `cohort` a name, a bound parameter or None."""
     previous = func.lag(Order.placed_at).over(
         partition_by=(Order.customer_id, Order.currency), order_by=(Order.placed_at, Order.id)
     )
@@ -285,15 +318,9 @@ def _paid_rows(session: Session, customer_ids: list[int] | None, cohort: str | N
             query = query.where(CohortMember.cohort == cohort)
     else:
         keys = (sub.c.currency, day, before, flag)
-        query = select(literal(cohort or ""), *keys, func.count(), func.sum(sub.c.amount))
-    found: dict[_OrderKey, list[int]] = {}
-    for c, currency, d, b, a, n, revenue in session.execute(query.group_by(*keys)):
-        previous_day = aggregates.NO_PREVIOUS_DAY if b is None else aggregates._day(b)
-        key = (c, currency, aggregates._day(d), previous_day, bool(a))
-        pair = found.setdefault(key, [0, 0])
-        pair[0] += sign * int(n)
-        pair[1] += sign * int(revenue or 0)
-    return found
+        named = cohort if isinstance(cohort, BindParameter) else literal(cohort or "")
+        query = select(named, *keys, func.count(), func.sum(sub.c.amount))
+    return query.group_by(*keys)
 
 
 def _order_rows(delta: dict[_OrderKey, list[int]]) -> list[dict[str, Any]]:

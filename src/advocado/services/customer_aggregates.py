@@ -30,11 +30,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.services import customer_value
-from advocado.store.db import utc_day
+from advocado.store.db import built, utc_day
 from advocado.store.models import (
     Customer,
     CustomerInsight,
@@ -105,13 +104,16 @@ def upsert_counts(session: Session, table: Any, rows: list[dict[str, Any]],
     by key and deleted when empty: no scan of the whole table on every write."""
     if not rows:
         return
-    postgres = session.get_bind().dialect.name == "postgresql"
-    statement = (postgresql if postgres else sqlite).insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[column for column in table.primary_key.columns],
-        set_={name: table.c[name] + statement.excluded[name] for name in counts},
-    )
-    session.connection().execute(statement, rows)
+
+    def build(dialect: Any) -> Any:
+        statement = dialect.insert(table)
+        return statement.on_conflict_do_update(
+            index_elements=[column for column in table.primary_key.columns],
+            set_={name: table.c[name] + statement.excluded[name] for name in counts},
+        )
+
+    upsert = built(session, f"upsert_counts:{table.name}:{','.join(counts)}", build)
+    session.connection().execute(upsert, rows)
     keys = [column.name for column in table.primary_key.columns]
     lowered = [row for row in rows if row[counts[0]] < 0]
     for start in range(0, len(lowered), 100):

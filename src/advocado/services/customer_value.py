@@ -37,6 +37,7 @@ from typing import Any
 
 from sqlalchemy import (
     Select,
+    bindparam,
     delete,
     exists,
     func,
@@ -51,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from advocado.services import customer_aggregates as aggregates
-from advocado.store.db import utc_day
+from advocado.store.db import built, utc_day
 from advocado.store.models import (
     CustomerRevenue,
     Order,
@@ -69,8 +70,9 @@ REJECTED = "rejected"
 PAID = "paid"
 
 
-def _groups_of(customer_ids: list[int] | None) -> Any:
-    """The groups of these customers (None: everyone), from the referrals and codes."""
+def _groups_of(customer_ids: Any) -> Any:
+    """The groups of these customers (a list or a bound parameter; None: everyone), from the
+    referrals and codes."""
 
     def only(column: Any, query: Select[Any]) -> Select[Any]:
         return query if customer_ids is None else query.where(column.in_(customer_ids))
@@ -110,6 +112,38 @@ def _groups_of(customer_ids: list[int] | None) -> Any:
 def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     """Add (+1) or take out (-1) these customers' paid orders (None: everyone's) in the
     groups value_groups holds for them now."""
+    if customer_ids is None:
+        found = session.execute(_tally_query(session, None))
+    else:  # a write's few customers: the statement built once, the ids bound
+        ids = bindparam("ids", expanding=True)
+        query = built(session, "value_groups.tally", lambda _: _tally_query(session, ids))
+        found = session.execute(query, {"ids": customer_ids})
+    delta: dict[tuple[int, str, str, date, date], list[int]] = {}
+    for program_id, role, currency, d, b, n, revenue in found:
+        previous_day = aggregates.NO_PREVIOUS_DAY if b is None else aggregates._day(b)
+        key = (int(program_id), role, currency, aggregates._day(d), previous_day)
+        pair = delta.setdefault(key, [0, 0])
+        pair[0] += sign * int(n)
+        pair[1] += sign * int(revenue or 0)
+    rows = [
+        {
+            "program_id": p,
+            "role": r,
+            "currency": c,
+            "day": d,
+            "previous_day": b,
+            "orders": n,
+            "revenue": v,
+        }
+        for (p, r, c, d, b), (n, v) in sorted(delta.items())  # one lock order: no deadlocks
+        if n or v
+    ]
+    aggregates.upsert_counts(session, ValueGroupDay.__table__, rows, counts=("orders", "revenue"))
+
+
+def _tally_query(session: Session, customer_ids: Any) -> Select[Any]:
+    """_tally's statement: per group, currency, day and previous day, these customers' (a
+    list or a bound parameter; None: everyone's) paid orders and revenue."""
     group = ValueGroup
     previous = func.lag(Order.placed_at).over(
         partition_by=(Order.customer_id, Order.currency), order_by=(Order.placed_at, Order.id)
@@ -133,27 +167,7 @@ def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     )
     if customer_ids is not None:
         query = query.where(group.customer_id.in_(customer_ids))
-    delta: dict[tuple[int, str, str, date, date], list[int]] = {}
-    for program_id, role, currency, d, b, n, revenue in session.execute(query):
-        previous_day = aggregates.NO_PREVIOUS_DAY if b is None else aggregates._day(b)
-        key = (int(program_id), role, currency, aggregates._day(d), previous_day)
-        found = delta.setdefault(key, [0, 0])
-        found[0] += sign * int(n)
-        found[1] += sign * int(revenue or 0)
-    rows = [
-        {
-            "program_id": p,
-            "role": r,
-            "currency": c,
-            "day": d,
-            "previous_day": b,
-            "orders": n,
-            "revenue": v,
-        }
-        for (p, r, c, d, b), (n, v) in sorted(delta.items())  # one lock order: no deadlocks
-        if n or v
-    ]
-    aggregates.upsert_counts(session, ValueGroupDay.__table__, rows, counts=("orders", "revenue"))
+    return query
 
 
 def _buyer_days(session: Session, customer_ids: list[int] | None) -> None:
@@ -221,9 +235,10 @@ def orders_tally(session: Session, customer_ids: list[int], sign: int) -> None:
 def _regroup(session: Session, customer_ids: list[int]) -> None:
     table = ValueGroup.__table__
     session.execute(delete(table).where(table.c.customer_id.in_(customer_ids)))
-    session.execute(
-        insert(table).from_select(["customer_id", "program_id", "role"], _groups_of(customer_ids))
-    )
+    regroup = built(session, "value_groups.regroup", lambda _: insert(table).from_select(
+        ["customer_id", "program_id", "role"], _groups_of(bindparam("ids", expanding=True))
+    ))  # fmt: skip
+    session.execute(regroup, {"ids": customer_ids})
 
 
 @contextmanager

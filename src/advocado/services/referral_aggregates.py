@@ -35,17 +35,16 @@ recomputes all from the rows (`advocado dashboard rebuild`, and migration 0017).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, bindparam, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from advocado.services import cohort_firsts, cohort_referrals, customer_aggregates
-from advocado.store.db import as_date, utc_day
+from advocado.store.db import as_date, built, utc_day
 from advocado.store.models import (
     AdvocateFirst,
     AdvocateReferralCount,
@@ -110,22 +109,24 @@ def _add(tally: Tally, name: str, key: tuple[Any, ...], *values: int) -> None:
 def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
     """What these friends (None: everyone) add to each aggregate, from their rows."""
     tally: Tally = {name: {} for name in _TABLES}
-    referrals = select(
-        Referral.program_id,
-        Referral.advocate_id,
-        Referral.referee_id,
-        Referral.status,
-        Referral.reason,
-        Referral.signed_up_at,
-        Referral.qualified_at,
-    )
-    if friend_ids is not None:
-        referrals = referrals.where(Referral.referee_id.in_(friend_ids))
+
+    def referrals_of(ids: Any) -> Select[Any]:
+        found = select(
+            Referral.program_id,
+            Referral.advocate_id,
+            Referral.referee_id,
+            Referral.status,
+            Referral.reason,
+            Referral.signed_up_at,
+            Referral.qualified_at,
+        )
+        return found if ids is None else found.where(Referral.referee_id.in_(ids))
+
     live: dict[int, list[tuple[int, int]]] = {}  # friend -> (program, advocate) not rejected
     any_referral = False
     firsts: dict[tuple[int, int], list[Any]] = {}  # (program, advocate) -> [None, earliest]
     tally[_FIRSTS] = firsts  # type: ignore[assignment]
-    for r in session.execute(referrals):
+    for r in _run(session, "referral_aggregates.referrals", referrals_of, friend_ids):
         any_referral = True
         _merge(firsts, r.program_id, r.advocate_id, 1, r.signed_up_at)
         has_qualified_at = r.qualified_at is not None
@@ -157,18 +158,21 @@ def _referred_orders(session: Session, friend_ids: list[int] | None,
                      live: dict[int, list[tuple[int, int]]], tally: Tally) -> None:  # fmt: skip
     """The paid orders of friends with a referral not rejected: revenue per program (and
     any program, once) and per advocate of each such referral."""
-    day = utc_day(session, Order.placed_at)
-    orders = (
-        select(Order.customer_id, day, Order.currency, func.count(), func.sum(Order.amount))
-        .where(Order.status == PAID)
-        .group_by(Order.customer_id, day, Order.currency)
-    )
-    if friend_ids is None:
-        friends = select(Referral.referee_id).where(Referral.status != REJECTED)
-        orders = orders.where(Order.customer_id.in_(friends))
-    else:
-        orders = orders.where(Order.customer_id.in_(sorted(live)))
-    for customer_id, d, currency, n, revenue in session.execute(orders):
+
+    def orders_of(ids: Any) -> Select[Any]:
+        day = utc_day(session, Order.placed_at)
+        if ids is None:  # every friend with a referral not rejected
+            ids = select(Referral.referee_id).where(Referral.status != REJECTED)
+        return (
+            select(Order.customer_id, day, Order.currency, func.count(), func.sum(Order.amount))
+            .where(Order.status == PAID, Order.customer_id.in_(ids))
+            .group_by(Order.customer_id, day, Order.currency)
+        )
+
+    friends = None if friend_ids is None else sorted(live)
+    for customer_id, d, currency, n, revenue in _run(
+        session, "referral_aggregates.orders", orders_of, friends
+    ):
         pairs = live.get(customer_id)
         if not pairs:
             continue
@@ -182,25 +186,41 @@ def _referred_orders(session: Session, friend_ids: list[int] | None,
 
 def _rewards(session: Session, friend_ids: list[int] | None, tally: Tally) -> None:
     """The live rewards of these friends' referrals (whatever the referral's status)."""
-    created = utc_day(session, Reward.created_at)
-    rewards = (
-        select(
-            Reward.program_id,
-            created,
-            Reward.currency,
-            Reward.kind,
-            func.count(),
-            func.sum(Reward.amount),
+
+    def rewards_of(ids: Any) -> Select[Any]:
+        created = utc_day(session, Reward.created_at)
+        rewards = (
+            select(
+                Reward.program_id,
+                created,
+                Reward.currency,
+                Reward.kind,
+                func.count(),
+                func.sum(Reward.amount),
+            )
+            .where(Reward.reversed_at.is_(None))
+            .group_by(Reward.program_id, created, Reward.currency, Reward.kind)
         )
-        .where(Reward.reversed_at.is_(None))
-        .group_by(Reward.program_id, created, Reward.currency, Reward.kind)
-    )
-    if friend_ids is not None:
-        theirs = select(Referral.id).where(Referral.referee_id.in_(friend_ids))
-        rewards = rewards.where(Reward.referral_id.in_(theirs))
-    for program, d, currency, kind, n, amount in session.execute(rewards):
+        if ids is None:
+            return rewards
+        theirs = select(Referral.id).where(Referral.referee_id.in_(ids))
+        return rewards.where(Reward.referral_id.in_(theirs))
+
+    for program, d, currency, kind, n, amount in _run(
+        session, "referral_aggregates.rewards", rewards_of, friend_ids
+    ):
         _add(tally, "reward_cost_days", (program, as_date(d), currency, kind), int(n),
              int(amount or 0))  # fmt: skip
+
+
+def _run(session: Session, name: str, query_of: Callable[[Any], Select[Any]],
+         ids: list[int] | None) -> Any:  # fmt: skip
+    """Run `query_of(ids)`: for everyone (None) as built; for a write's few friends (every
+    order event) built once per dialect with the ids bound (store.db.built)."""
+    if ids is None:
+        return session.execute(query_of(None))
+    query = built(session, name, lambda _: query_of(bindparam("ids", expanding=True)))
+    return session.execute(query, {"ids": ids})
 
 
 def _write(session: Session, after: Tally, before: Tally | None) -> None:
@@ -307,23 +327,25 @@ def _earliest(session: Session, found: dict[tuple[int, int], list[Any]]) -> None
     if not rows:
         return
     table = AdvocateFirst.__table__
-    postgres = session.get_bind().dialect.name == "postgresql"
-    statement = (postgresql if postgres else sqlite).insert(table)
-    new = statement.excluded
 
-    def earlier(name: str) -> Any:
-        old = table.c[name]
-        return case(
-            (new[name].is_(None), old),
-            (old.is_(None) | (new[name] < old), new[name]),
-            else_=old,
+    def build(dialect: Any) -> Any:
+        statement = dialect.insert(table)
+        new = statement.excluded
+
+        def earlier(name: str) -> Any:
+            old = table.c[name]
+            return case(
+                (new[name].is_(None), old),
+                (old.is_(None) | (new[name] < old), new[name]),
+                else_=old,
+            )
+
+        return statement.on_conflict_do_update(
+            index_elements=["program_id", "advocate_id"],
+            set_={"code_at": earlier("code_at"), "first_at": earlier("first_at")},
         )
 
-    statement = statement.on_conflict_do_update(
-        index_elements=["program_id", "advocate_id"],
-        set_={"code_at": earlier("code_at"), "first_at": earlier("first_at")},
-    )
-    session.connection().execute(statement, rows)
+    session.connection().execute(built(session, "advocate_firsts.earliest", build), rows)
     # gap_us from the stored (merged) times: the upsert holds the rows, so this reads what
     # every writer before it left.
     t = AdvocateFirst

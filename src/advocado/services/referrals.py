@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +49,7 @@ from advocado.services import (
 )
 from advocado.services.clicks import hash_ip, ip_salt
 from advocado.services.programs import config_of
-from advocado.store.db import unit_of_work
+from advocado.store.db import built, unit_of_work
 from advocado.store.models import (
     Click,
     Customer,
@@ -158,26 +158,11 @@ def _dialect(session: Session) -> Any:
     return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
 
 
-_BUILT: dict[tuple[str, str], Any] = {}
-
-
-def _built(session: Session, name: str, build: Callable[[Any], Any]) -> Any:
-    """The statement `name`, built once per dialect (from `build(dialect module)`) and kept:
-    its values come as parameters when it runs. Building a statement, and the cache key of a
-    new one, cost more Python time than running it on this path (bench/referrals.py), while
-    a kept statement's key is memoised, so its compiled form is found at once."""
-    dialect = session.get_bind().dialect.name
-    found = _BUILT.get((dialect, name))
-    if found is None:
-        found = _BUILT[dialect, name] = build(postgresql if dialect == "postgresql" else sqlite)
-    return found
-
-
 def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
     now = clock.now()
     table = ReferralEvent.__table__
     claimed = session.scalar(
-        _built(  # Core: no ORM bookkeeping per column
+        built(  # Core: no ORM bookkeeping per column
             session,
             "claim",
             lambda d: d.insert(table).on_conflict_do_nothing().returning(table.c.id),
@@ -208,7 +193,7 @@ def _ingest(session: Session, event: EventIn) -> dict[str, Any]:
             outcome = _refund(session, event, customer)
     outcome = {"event_id": event.event_id, "type": event.type, **outcome, "duplicate": False}
     session.execute(
-        _built(
+        built(
             session,
             "event_outcome",
             lambda d: (
@@ -242,7 +227,7 @@ def _customer(session: Session, event: EventIn) -> Customer:
         return statement.returning(Customer)
 
     customer = session.scalar(
-        _built(session, "customer:" + ",".join(given), build),
+        built(session, "customer:" + ",".join(given), build),
         {
             "external_id": event.customer_external_id,
             "locale": "en",
@@ -280,7 +265,7 @@ def _clicks_of(session: Session, visitor_id: str | None, before: datetime) -> li
     if not visitor_id:
         return []
     rows = session.execute(
-        _built(
+        built(
             session,
             "clicks_of",
             lambda _: (
@@ -308,7 +293,7 @@ def _ordered_before(session: Session, customer_id: int, at: datetime, but: str |
             query = query.where(Order.external_id != bindparam("but"))
         return query.limit(1)
 
-    query = _built(session, f"ordered_before:{bool(but)}", build)
+    query = built(session, f"ordered_before:{bool(but)}", build)
     found = session.scalar(query, {"customer": customer_id, "at": at, "but": but})
     return found is not None
 
@@ -320,7 +305,7 @@ def _attribute(
     program = None
     if event.referral_code:
         found = session.execute(
-            _built(
+            built(
                 session,
                 "code",
                 lambda _: (
@@ -370,7 +355,7 @@ def _recent_payloads(session: Session, *customer_ids: int) -> dict[int, list[dic
 
     found: dict[int, list[dict[str, Any]]] = {i: [] for i in customer_ids}
     for customer_id, payload in session.execute(
-        _built(session, "recent_payloads", build), {"ids": list(customer_ids)}
+        built(session, "recent_payloads", build), {"ids": list(customer_ids)}
     ):
         found[customer_id].append(payload)
     return found
@@ -415,7 +400,7 @@ def _fraud_check(
     assert advocate is not None
     hour_ago = event.occurred_at - timedelta(hours=1)
     recent = session.scalar(
-        _built(
+        built(
             session,
             "velocity",
             lambda _: select(func.count(Referral.id)).where(
@@ -438,7 +423,7 @@ def _fraud_check(
         day_ago = event.occurred_at - timedelta(days=1)
         unique_clicks = (
             session.scalar(
-                _built(
+                built(
                     session,
                     "unique_clicks",
                     lambda _: select(func.count(func.distinct(Click.fingerprint))).where(
@@ -452,7 +437,7 @@ def _fraud_check(
             or 0
         )
         referrers = session.scalars(
-            _built(
+            built(
                 session,
                 "referrers",
                 lambda _: (
@@ -481,7 +466,7 @@ def _notice(
 ) -> None:
     table = ReferralNotice.__table__
     session.execute(
-        _built(session, "notice", lambda d: d.insert(table).on_conflict_do_nothing()),
+        built(session, "notice", lambda d: d.insert(table).on_conflict_do_nothing()),
         {
             "referral_id": referral.id,
             "customer_id": customer_id,
@@ -577,7 +562,7 @@ def _insert_referral(
 ) -> Referral | None:  # fmt: skip
     """The referral row, or None when the friend was already referred in this program."""
     return session.scalar(
-        _built(
+        built(
             session,
             "referral",
             lambda d: d.insert(Referral).on_conflict_do_nothing().returning(Referral),
@@ -630,7 +615,7 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
     owners = customer_aggregates.order_owners(session, [order_id]) | {friend.id}
     with customer_aggregates.orders_changing(session, owners):  # the dashboard's paid_order_days
         session.execute(
-            _built(session, "order", build),
+            built(session, "order", build),
             {
                 "external_id": order_id,
                 "status": "paid",
@@ -642,7 +627,7 @@ def _order(session: Session, event: EventIn, friend: Customer) -> dict[str, Any]
     outcome: dict[str, Any] = {"order": order_id, "first_order": first}
     referrals = list(
         session.scalars(
-            _built(
+            built(
                 session,
                 "referrals_of",
                 lambda _: (
@@ -844,7 +829,7 @@ def counter(session: Session, program_id: int, scope: str) -> int:
     if (program_id, scope) in seen:
         return seen[program_id, scope]
     value = session.scalar(
-        _built(
+        built(
             session,
             "counter",
             lambda _: select(ReferralCounter.value).where(
@@ -872,7 +857,7 @@ def _bump(session: Session, program_id: int, scope: str, delta: int) -> None:
     if delta:
         table = ReferralCounter.__table__
         value = session.scalar(
-            _built(
+            built(
                 session,
                 "bump",
                 lambda _: (
@@ -952,7 +937,7 @@ def _lock_program(session: Session, program_id: int, advocate_id: int) -> None:
         locked.add(program_id)
         return
     session.execute(
-        _built(
+        built(
             session,
             "lock_advocate",
             lambda _: (
@@ -1130,7 +1115,7 @@ def _grant(
     trigger); None if it already exists."""
     table = Reward.__table__
     reward_id = session.scalar(
-        _built(
+        built(
             session,
             "reward",
             lambda d: d.insert(table).on_conflict_do_nothing().returning(table.c.id),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from functools import cache
@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Date, DateTime, Engine, cast, create_engine, event, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from advocado.config import settings
@@ -125,6 +126,22 @@ def read_only(engine: Engine) -> Iterator[Session]:
     bound = engine.execution_options(**options)
     with Session(bound, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def built(session: Session, name: str, build: Callable[[Any], Any]) -> Any:
+    """The statement `name`, built once per dialect (from `build(dialect module)`) and kept:
+    its values come as parameters when it runs (a list of ids as an expanding bindparam).
+    On the hot write paths (an order event: bench/referrals.py) building a statement and the
+    cache key of a new one cost more Python time than running it, while a kept statement's
+    key is memoised, so its compiled form is found at once."""
+    dialect = session.get_bind().dialect.name
+    found = _BUILT.get((dialect, name))
+    if found is None:
+        found = _BUILT[dialect, name] = build(postgresql if dialect == "postgresql" else sqlite)
+    return found
 
 
 def utc_day(session: Session, column: Any) -> Any:
