@@ -67,12 +67,12 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, literal_column, select, text, union
+from sqlalchemy import and_, bindparam, case, delete, func, literal_column, select, text, union
 from sqlalchemy.orm import Session
 
 from advocado.domain import activation as rules
 from advocado.services.customer_aggregates import upsert_counts
-from advocado.store.db import as_date, utc_day
+from advocado.store.db import as_date, built, utc_day
 from advocado.store.models import (
     SEGMENT_COHORT_PREFIX,
     ActivationCount,
@@ -338,18 +338,16 @@ _TALLIES = {
 
 def _programs_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:
     """The programs each of these customers is one of the people of."""
+    ids = bindparam("ids", expanding=True)
+    query = built(session, "activation.programs_of", lambda _: union(
+        select(ReferralCode.customer_id, ReferralCode.program_id).where(
+            ReferralCode.customer_id.in_(ids)
+        ),
+        select(Referral.referee_id, Referral.program_id).where(Referral.referee_id.in_(ids)),
+    ))  # fmt: skip
     found: dict[int, set[int]] = {}
     for chunk in _chunks(customer_ids):
-        for customer_id, program_id in session.execute(
-            union(
-                select(ReferralCode.customer_id, ReferralCode.program_id).where(
-                    ReferralCode.customer_id.in_(chunk)
-                ),
-                select(Referral.referee_id, Referral.program_id).where(
-                    Referral.referee_id.in_(chunk)
-                ),
-            )
-        ):
+        for customer_id, program_id in session.execute(query, {"ids": chunk}):
             found.setdefault(int(customer_id), set()).add(int(program_id))
     return found
 
@@ -357,13 +355,15 @@ def _programs_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]
 def _segments_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:
     """The segments each of these customers is a stored member of (services.cohorts), as
     their keys (`segment_key`)."""
+    query = built(session, "activation.segments_of", lambda _: select(
+        CohortMember.customer_id, CohortMember.cohort
+    ).where(
+        CohortMember.customer_id.in_(bindparam("ids", expanding=True)),
+        CohortMember.cohort.like(SEGMENTS),
+    ))  # fmt: skip
     found: dict[int, set[int]] = {}
     for chunk in _chunks(customer_ids):
-        for customer_id, cohort in session.execute(
-            select(CohortMember.customer_id, CohortMember.cohort).where(
-                CohortMember.customer_id.in_(chunk), CohortMember.cohort.like(SEGMENTS)
-            )
-        ):
+        for customer_id, cohort in session.execute(query, {"ids": chunk}):
             found.setdefault(int(customer_id), set()).add(_group(cohort))
     return found
 
