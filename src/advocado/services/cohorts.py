@@ -378,25 +378,32 @@ def joined_program(session: Session, program_id: int, customer_id: int) -> None:
 
 def _contribute(session: Session, cohort: str, customer_ids: list[int], sign: int) -> None:
     """Add (+1) or take out (-1) these customers' whole counts to a cohort's counts."""
-    for chunk in aggregates._chunks(customer_ids):
-        nps: Counter[tuple[str, date, str, int]] = Counter()
-        for d, s, n, k in session.execute(_response_query(session, chunk)):
-            nps[(cohort, aggregates._day(d), s, n)] += sign * int(k)
-        _add_responses(session, nps)
+    ids = bindparam("ids", expanding=True)
+    responses = built(session, "cohorts.contribute.responses",
+                      lambda _: _response_query(session, ids))  # fmt: skip
+
+    def promoters_of(_: Any) -> Any:
         query, keys = _promoter_query(session)
-        query = (
+        return (
             query.add_columns(func.count())
-            .where(CustomerLatestResponse.customer_id.in_(chunk))
+            .where(CustomerLatestResponse.customer_id.in_(ids))
             .group_by(*keys)
         )
+
+    promoters_query = built(session, "cohorts.contribute.promoters", promoters_of)
+    for chunk in aggregates._chunks(customer_ids):
+        nps: Counter[tuple[str, date, str, int]] = Counter()
+        for d, s, n, k in session.execute(responses, {"ids": chunk}):
+            nps[(cohort, aggregates._day(d), s, n)] += sign * int(k)
+        _add_responses(session, nps)
         promoters: Counter[tuple[str, date, str, str, bool]] = Counter()
-        for d, p, t, h, n in session.execute(query):
+        for d, p, t, h, n in session.execute(promoters_query, {"ids": chunk}):
             promoters[(cohort, aggregates._day(d), p, t, bool(h))] += sign * int(n)
         _add_promoters(session, promoters)
         _add_orders(session, _paid_rows(session, chunk, cohort, sign, per_cohort=False))
 
 
-def _response_query(session: Session, customer_ids: list[int]) -> Any:
+def _response_query(session: Session, customer_ids: Any) -> Any:
     day = utc_day(session, Response.submitted_at)
     survey = func.coalesce(Response.survey, "")
     return (

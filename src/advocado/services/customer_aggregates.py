@@ -29,11 +29,11 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from advocado.services import customer_value
-from advocado.store.db import built, utc_day
+from advocado.store.db import built, run_for, utc_day
 from advocado.store.models import (
     Customer,
     CustomerInsight,
@@ -238,12 +238,7 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
             day, sub.c.currency, before
         )
 
-    if customer_ids is None:
-        found = session.execute(query_of(None))
-    else:  # a write's few customers: built once, the ids bound
-        query = built(session, "paid_order_days.tally",
-                      lambda _: query_of(bindparam("ids", expanding=True)))  # fmt: skip
-        found = session.execute(query, {"ids": customer_ids})
+    found = run_for(session, "paid_order_days.tally", query_of, customer_ids)
     delta: dict[tuple[date, str, date], list[int]] = {}
     for d, currency, b, n, revenue in found:
         key = (_day(d), currency, NO_PREVIOUS_DAY if b is None else _day(b))

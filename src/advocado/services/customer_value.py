@@ -52,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from advocado.services import customer_aggregates as aggregates
-from advocado.store.db import built, utc_day
+from advocado.store.db import built, run_for, utc_day
 from advocado.store.models import (
     CustomerRevenue,
     Order,
@@ -112,12 +112,8 @@ def _groups_of(customer_ids: Any) -> Any:
 def _tally(session: Session, customer_ids: list[int] | None, sign: int) -> None:
     """Add (+1) or take out (-1) these customers' paid orders (None: everyone's) in the
     groups value_groups holds for them now."""
-    if customer_ids is None:
-        found = session.execute(_tally_query(session, None))
-    else:  # a write's few customers: the statement built once, the ids bound
-        ids = bindparam("ids", expanding=True)
-        query = built(session, "value_groups.tally", lambda _: _tally_query(session, ids))
-        found = session.execute(query, {"ids": customer_ids})
+    found = run_for(session, "value_groups.tally", lambda ids: _tally_query(session, ids),
+                    customer_ids)  # fmt: skip
     delta: dict[tuple[int, str, str, date, date], list[int]] = {}
     for program_id, role, currency, d, b, n, revenue in found:
         previous_day = aggregates.NO_PREVIOUS_DAY if b is None else aggregates._day(b)
@@ -173,18 +169,22 @@ def _tally_query(session: Session, customer_ids: Any) -> Select[Any]:
 def _buyer_days(session: Session, customer_ids: list[int] | None) -> None:
     """Write these customers' value_group_buyer_days (None: everyone's), from their groups
     and paid orders (theirs were deleted first: the customers are locked)."""
-    group, day = ValueGroup, utc_day(session, Order.placed_at)
-    keys = (group.program_id, group.role, Order.currency, Order.customer_id, day)
-    query = (
-        select(*keys, func.count(), func.sum(Order.amount))
-        .join_from(Order, group, group.customer_id == Order.customer_id)
-        .where(Order.status == PAID)
-        .group_by(*keys)
-    )
-    if customer_ids is not None:
-        query = query.where(group.customer_id.in_(customer_ids))
-    columns = ["program_id", "role", "currency", "customer_id", "day", "orders", "revenue"]
-    session.execute(insert(ValueGroupBuyerDay).from_select(columns, query))
+
+    def write_of(ids: Any) -> Any:
+        group, day = ValueGroup, utc_day(session, Order.placed_at)
+        keys = (group.program_id, group.role, Order.currency, Order.customer_id, day)
+        query = (
+            select(*keys, func.count(), func.sum(Order.amount))
+            .join_from(Order, group, group.customer_id == Order.customer_id)
+            .where(Order.status == PAID)
+            .group_by(*keys)
+        )
+        if ids is not None:
+            query = query.where(group.customer_id.in_(ids))
+        columns = ["program_id", "role", "currency", "customer_id", "day", "orders", "revenue"]
+        return insert(ValueGroupBuyerDay.__table__).from_select(columns, query)  # Core: ids bound
+
+    run_for(session, "value_group_buyer_days.write", write_of, customer_ids)
 
 
 def _forget_buyer_days(session: Session, customer_ids: list[int]) -> None:
@@ -204,18 +204,23 @@ def _grouped(session: Session, customer_ids: list[int]) -> list[int]:
 
 def _revenues(session: Session, customer_ids: list[int] | None) -> None:
     """Write these customers' customer_revenues (None: everyone's) from their paid orders."""
-    keys = (Order.customer_id, Order.currency)
-    query = (
-        select(*keys, func.count(), func.sum(Order.amount))
-        .where(Order.status == PAID)
-        .group_by(*keys)
-    )
     if customer_ids is not None:
         table = CustomerRevenue.__table__
         session.execute(delete(table).where(table.c.customer_id.in_(customer_ids)))
-        query = query.where(Order.customer_id.in_(customer_ids))
-    columns = ["customer_id", "currency", "orders", "revenue"]
-    session.execute(insert(CustomerRevenue).from_select(columns, query))
+
+    def write_of(ids: Any) -> Any:
+        keys = (Order.customer_id, Order.currency)
+        query = (
+            select(*keys, func.count(), func.sum(Order.amount))
+            .where(Order.status == PAID)
+            .group_by(*keys)
+        )
+        if ids is not None:
+            query = query.where(Order.customer_id.in_(ids))
+        columns = ["customer_id", "currency", "orders", "revenue"]
+        return insert(CustomerRevenue.__table__).from_select(columns, query)  # Core: ids bound
+
+    run_for(session, "customer_revenues.write", write_of, customer_ids)
 
 
 def orders_tally(session: Session, customer_ids: list[int], sign: int) -> None:

@@ -35,16 +35,16 @@ recomputes all from the rows (`advocado dashboard rebuild`, and migration 0017).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Select, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from advocado.services import cohort_firsts, cohort_referrals, customer_aggregates
-from advocado.store.db import as_date, built, utc_day
+from advocado.store.db import as_date, built, run_for, utc_day
 from advocado.store.models import (
     AdvocateFirst,
     AdvocateReferralCount,
@@ -126,7 +126,7 @@ def _contributions(session: Session, friend_ids: list[int] | None) -> Tally:
     any_referral = False
     firsts: dict[tuple[int, int], list[Any]] = {}  # (program, advocate) -> [None, earliest]
     tally[_FIRSTS] = firsts  # type: ignore[assignment]
-    for r in _run(session, "referral_aggregates.referrals", referrals_of, friend_ids):
+    for r in run_for(session, "referral_aggregates.referrals", referrals_of, friend_ids):
         any_referral = True
         _merge(firsts, r.program_id, r.advocate_id, 1, r.signed_up_at)
         has_qualified_at = r.qualified_at is not None
@@ -170,7 +170,7 @@ def _referred_orders(session: Session, friend_ids: list[int] | None,
         )
 
     friends = None if friend_ids is None else sorted(live)
-    for customer_id, d, currency, n, revenue in _run(
+    for customer_id, d, currency, n, revenue in run_for(
         session, "referral_aggregates.orders", orders_of, friends
     ):
         pairs = live.get(customer_id)
@@ -206,21 +206,11 @@ def _rewards(session: Session, friend_ids: list[int] | None, tally: Tally) -> No
         theirs = select(Referral.id).where(Referral.referee_id.in_(ids))
         return rewards.where(Reward.referral_id.in_(theirs))
 
-    for program, d, currency, kind, n, amount in _run(
+    for program, d, currency, kind, n, amount in run_for(
         session, "referral_aggregates.rewards", rewards_of, friend_ids
     ):
         _add(tally, "reward_cost_days", (program, as_date(d), currency, kind), int(n),
              int(amount or 0))  # fmt: skip
-
-
-def _run(session: Session, name: str, query_of: Callable[[Any], Select[Any]],
-         ids: list[int] | None) -> Any:  # fmt: skip
-    """Run `query_of(ids)`: for everyone (None) as built; for a write's few friends (every
-    order event) built once per dialect with the ids bound (store.db.built)."""
-    if ids is None:
-        return session.execute(query_of(None))
-    query = built(session, name, lambda _: query_of(bindparam("ids", expanding=True)))
-    return session.execute(query, {"ids": ids})
 
 
 def _write(session: Session, after: Tally, before: Tally | None) -> None:
