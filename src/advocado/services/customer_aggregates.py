@@ -238,9 +238,9 @@ def _order_tally(session: Session, customer_ids: list[int] | None, sign: int) ->
             day, sub.c.currency, before
         )
 
-    found = run_for(session, "paid_order_days.tally", query_of, customer_ids)
+    paid = run_for(session, "paid_order_days.tally", query_of, customer_ids)
     delta: dict[tuple[date, str, date], list[int]] = {}
-    for d, currency, b, n, revenue in found:
+    for d, currency, b, n, revenue in paid:
         key = (_day(d), currency, NO_PREVIOUS_DAY if b is None else _day(b))
         found = delta.setdefault(key, [0, 0])
         found[0] += sign * int(n)
