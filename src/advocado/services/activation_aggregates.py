@@ -71,7 +71,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, literal_column, sele
 from sqlalchemy.orm import Session
 
 from advocado.domain import activation as rules
-from advocado.services.customer_aggregates import upsert_counts
+from advocado.services.customer_aggregates import segment_memberships, upsert_counts
 from advocado.store.db import as_date, built, utc_day
 from advocado.store.models import (
     SEGMENT_COHORT_PREFIX,
@@ -355,17 +355,10 @@ def _programs_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]
 def _segments_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:
     """The segments each of these customers is a stored member of (services.cohorts), as
     their keys (`segment_key`)."""
-    query = built(session, "activation.segments_of", lambda _: select(
-        CohortMember.customer_id, CohortMember.cohort
-    ).where(
-        CohortMember.customer_id.in_(bindparam("ids", expanding=True)),
-        CohortMember.cohort.like(SEGMENTS),
-    ))  # fmt: skip
-    found: dict[int, set[int]] = {}
-    for chunk in _chunks(customer_ids):
-        for customer_id, cohort in session.execute(query, {"ids": chunk}):
-            found.setdefault(int(customer_id), set()).add(_group(cohort))
-    return found
+    return {
+        int(customer_id): {_group(cohort) for cohort in found}
+        for customer_id, found in segment_memberships(session, customer_ids).items()
+    }
 
 
 def _groups_of(session: Session, customer_ids: set[int]) -> dict[int, set[int]]:

@@ -34,10 +34,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, func, insert, select, text, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from advocado.services import customer_aggregates
+from advocado.store.db import built
 from advocado.store.models import (
     SEGMENT_COHORT_PREFIX,
     AdvocateFirst,
@@ -81,26 +81,24 @@ def copy(session: Session, advocate_ids: list[int]) -> None:
         # the writers' lock (already held by every caller): a segment saved meanwhile waits
         session.execute(text("LOCK TABLE cohort_dirty IN ROW EXCLUSIVE MODE"))
     values = _any_program_rows(session, ids)
-    rows = []
-    for chunk in customer_aggregates._chunks(ids):
-        query = select(CohortMember.cohort, CohortMember.customer_id).where(
-            CohortMember.customer_id.in_(chunk),
-            CohortMember.cohort.like(SEGMENT_COHORT_PREFIX + "%"),
-        )
-        for cohort, advocate in session.execute(query):
-            if advocate in values:
-                rows.append((cohort, advocate, *values[advocate]))
+    rows = [
+        (cohort, advocate, *values[advocate])
+        for advocate, found in customer_aggregates.segment_memberships(session, values).items()
+        for cohort in sorted(found)
+    ]
     if not rows:
         return
-    postgres = session.get_bind().dialect.name == "postgresql"
-    statement = (postgresql if postgres else sqlite).insert(CohortAdvocateFirst.__table__)
-    statement = statement.on_conflict_do_update(
-        index_elements=["cohort", "advocate_id"],
-        set_={name: statement.excluded[name] for name in _COLUMNS},
-    )
+
+    def build(dialect: Any) -> Any:
+        statement = dialect.insert(CohortAdvocateFirst.__table__)
+        return statement.on_conflict_do_update(
+            index_elements=["cohort", "advocate_id"],
+            set_={name: statement.excluded[name] for name in _COLUMNS},
+        )
+
     keys = ("cohort", "advocate_id", *_COLUMNS)
     found = [dict(zip(keys, row, strict=True)) for row in sorted(rows)]  # one lock order
-    session.connection().execute(statement, found)
+    session.connection().execute(built(session, "cohort_advocate_firsts.copy", build), found)
 
 
 # --- the membership hook (services.cohorts._move_members) ----------------------------------

@@ -100,15 +100,13 @@ def stored_members(session: Session, cohort: str | None = None) -> MemberOf:
     """The stored segment memberships (of one cohort, or every segment cohort)."""
 
     def member_of(advocate_ids: list[int]) -> dict[int, set[str]]:
+        if cohort is None:
+            return customer_aggregates.segment_memberships(session, advocate_ids)
         found: dict[int, set[str]] = {}
         for chunk in _chunks(sorted(set(advocate_ids))):
             query = select(CohortMember.customer_id, CohortMember.cohort).where(
-                CohortMember.customer_id.in_(chunk)
+                CohortMember.customer_id.in_(chunk), CohortMember.cohort == cohort
             )
-            if cohort is None:
-                query = query.where(CohortMember.cohort.like(SEGMENT_COHORT_PREFIX + "%"))
-            else:
-                query = query.where(CohortMember.cohort == cohort)
             for customer_id, c in session.execute(query):
                 found.setdefault(customer_id, set()).add(c)
         return found

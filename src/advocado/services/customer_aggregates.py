@@ -29,12 +29,14 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from advocado.services import customer_value
 from advocado.store.db import built, run_for, utc_day
 from advocado.store.models import (
+    SEGMENT_COHORT_PREFIX,
+    CohortMember,
     Customer,
     CustomerInsight,
     CustomerLatestResponse,
@@ -122,6 +124,23 @@ def upsert_counts(session: Session, table: Any, rows: list[dict[str, Any]],
             for row in lowered[start : start + 100]
         ]
         session.execute(delete(table).where(table.c[counts[0]] == 0, or_(*matches)))
+
+
+def segment_memberships(session: Session, customer_ids: Iterable[int]) -> dict[int, set[str]]:
+    """The segment cohorts ("segment:<id>", services.cohorts) each of these customers is a
+    stored member of: what every per-segment count's writer adds to (one built statement,
+    the ids bound, a chunk at a time)."""
+    query = built(session, "segment_memberships", lambda _: select(
+        CohortMember.customer_id, CohortMember.cohort
+    ).where(
+        CohortMember.customer_id.in_(bindparam("ids", expanding=True)),
+        CohortMember.cohort.like(SEGMENT_COHORT_PREFIX + "%"),
+    ))  # fmt: skip
+    found: dict[int, set[str]] = {}
+    for chunk in _chunks(customer_ids):
+        for customer_id, cohort in session.execute(query, {"ids": chunk}):
+            found.setdefault(customer_id, set()).add(cohort)
+    return found
 
 
 def _latest_rows(session: Session, customer_ids: list[int] | None) -> Any:
